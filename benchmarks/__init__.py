@@ -1,0 +1,1 @@
+"""Operation counting, energy models, timing, reports and benchmark scripts."""

@@ -1,0 +1,1 @@
+"""Runners that execute a NIR graph: Lava float, Lava fixed point, snnTorch reference."""

@@ -1,0 +1,1 @@
+"""Training side: skeleton data, models, knowledge distillation, checkpoints."""

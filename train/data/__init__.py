@@ -1,0 +1,1 @@
+"""Skeleton data: NTU RGB+D readers, preprocessed formats, transforms, graph, synthetic set."""
