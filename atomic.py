@@ -13,6 +13,13 @@ from typing import IO
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process umask (reading it requires setting it; it is restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to `target`; rename it onto `target` only if the block succeeds."""
@@ -24,6 +31,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; outputs get the permissions a plain open() would give them.
+    tmp.chmod(0o666 & ~current_umask())
     try:
         yield tmp
         os.replace(tmp, target)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mksgn.atomic import atomic_directory, atomic_open, atomic_savez
 
 
@@ -46,3 +47,11 @@ def test_directory_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
         raise ValueError("conversion failed")
     assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "data.npz"
+    atomic_savez(target, x=np.arange(3))
+    reference = tmp_path / "plain.txt"
+    reference.write_text("x")
+    assert target.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777

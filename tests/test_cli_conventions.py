@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 import pytest
+
 from mksgn.cli import cli, main
 from mksgn.errors import MksgnError
 

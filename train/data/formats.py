@@ -37,9 +37,10 @@ class SkeletonArrays:
 def to_ctrgcn_layout(data: np.ndarray) -> np.ndarray:
     """(N, 3, T, 25, M) -> CTR-GCN's (N, T, M*25*3) with bodies padded to 2."""
     n, c, t, v, m = data.shape
-    padded = np.zeros((n, c, t, v, MAX_BODIES), dtype=np.float32)
-    padded[..., :m] = data
-    return np.ascontiguousarray(padded.transpose(0, 2, 4, 3, 1)).reshape(n, t, MAX_BODIES * v * c)
+    out = np.zeros((n, t, MAX_BODIES, v, c), dtype=np.float32)
+    # One copy straight into the output layout: prepared NTU splits are several GB.
+    out[:, :, :m] = data.transpose(0, 2, 4, 3, 1)
+    return out.reshape(n, t, MAX_BODIES * v * c)
 
 
 def from_ctrgcn_layout(x: np.ndarray) -> np.ndarray:

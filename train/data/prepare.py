@@ -1,0 +1,351 @@
+"""`mksgn data prepare`: raw NTU RGB+D .skeleton files -> one benchmark's CTR-GCN npz."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mksgn.errors import MksgnError
+from mksgn.train.data.body_selection import NoUsableBody, select_bodies
+from mksgn.train.data.formats import MAX_BODIES, NUM_JOINTS, SkeletonArrays, write_ctrgcn_npz
+from mksgn.train.data.ntu import (
+    BENCHMARKS,
+    benchmark_split,
+    missing_skeleton_names,
+    num_classes,
+    parse_sample_name,
+)
+from mksgn.train.data.skeleton_file import MalformedSkeletonFile, read_skeleton_file
+
+DEFAULT_FRAMES = 300  # CTR-GCN pads every NTU sample to 300 frames
+
+# Why a file was left out; the summary counts and lists files per reason.
+SKIP_MISSING_LIST = "missing skeleton list"
+SKIP_BAD_NAME = "not an NTU sample name"
+SKIP_DUPLICATE = "duplicate sample name"
+SKIP_MALFORMED = "malformed"
+SKIP_UNREADABLE = "unreadable"
+SKIP_NO_BODY = "no usable body"
+# Beyond this many, the human summary only counts missing-list names (--json lists them all).
+MAX_LISTED_MISSING = 20
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A .skeleton file that is not in the output, and why."""
+
+    file: str  # relative to the raw folder
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class PrepareSummary:
+    """What `prepare_ntu` found, kept, skipped and how long it took."""
+
+    benchmark: str
+    raw_dir: str
+    out: str
+    num_classes: int
+    frames: int
+    files_found: int = 0
+    not_in_benchmark: int = 0
+    parsed: int = 0
+    train_class_counts: list[int] = field(default_factory=list)
+    test_class_counts: list[int] = field(default_factory=list)
+    longer_than_frames: int = 0
+    empty_frames_dropped: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def kept(self) -> dict[str, int]:
+        """Samples written per split."""
+        return {"train": sum(self.train_class_counts), "test": sum(self.test_class_counts)}
+
+    @property
+    def files_per_second(self) -> float:
+        """Parsed files per second of the whole run (parsing, selection and writing)."""
+        return self.parsed / self.seconds if self.seconds > 0 else 0.0
+
+    def skipped_counts(self) -> dict[str, int]:
+        """Number of skipped files per reason."""
+        counts: dict[str, int] = {}
+        for skipped in self.skipped:
+            counts[skipped.reason] = counts.get(skipped.reason, 0) + 1
+        return counts
+
+    def warnings(self) -> list[str]:
+        """Conditions worth a look that did not stop the run."""
+        return [
+            f"the {split} split is empty: no kept sample falls in it for {self.benchmark}"
+            for split, count in self.kept.items()
+            if count == 0
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (the `--json` output)."""
+        return {
+            "benchmark": self.benchmark,
+            "raw_dir": self.raw_dir,
+            "out": self.out,
+            "files_found": self.files_found,
+            "not_in_benchmark": self.not_in_benchmark,
+            "parsed": self.parsed,
+            "kept": self.kept,
+            "num_classes": self.num_classes,
+            "samples_per_class": {
+                "train": _count_range(self.train_class_counts),
+                "test": _count_range(self.test_class_counts),
+            },
+            "frames": self.frames,
+            "longer_than_frames": self.longer_than_frames,
+            "empty_frames_dropped": self.empty_frames_dropped,
+            "skipped_counts": self.skipped_counts(),
+            "skipped": [
+                {"file": s.file, "reason": s.reason, "detail": s.detail} for s in self.skipped
+            ],
+            "warnings": self.warnings(),
+            "seconds": round(self.seconds, 3),
+            "files_per_second": round(self.files_per_second, 1),
+        }
+
+    def format(self) -> str:
+        """Human-readable summary."""
+        kept = self.kept
+        train_range = _count_range(self.train_class_counts)
+        test_range = _count_range(self.test_class_counts)
+        lines = [
+            f"Prepared {self.benchmark} from {self.raw_dir} -> {self.out}",
+            f"  files found:  {self.files_found} .skeleton"
+            f" ({self.not_in_benchmark} not in {self.benchmark}'s dataset)",
+            f"  kept:         train {kept['train']}, test {kept['test']}"
+            f" ({self.num_classes} classes; per class: train {train_range['min']}-"
+            f"{train_range['max']}, test {test_range['min']}-{test_range['max']})",
+            f"  frames:       padded to {self.frames}"
+            f" ({self.longer_than_frames} longer samples truncated,"
+            f" {self.empty_frames_dropped} frames without a body dropped)",
+        ]
+        counts = self.skipped_counts()
+        by_reason = ", ".join(f"{reason} {count}" for reason, count in counts.items())
+        lines.append(f"  skipped:      {len(self.skipped)}" + (f" ({by_reason})" if counts else ""))
+        hide_missing = counts.get(SKIP_MISSING_LIST, 0) > MAX_LISTED_MISSING
+        for skipped in self.skipped:
+            if hide_missing and skipped.reason == SKIP_MISSING_LIST:
+                continue
+            detail = f": {skipped.detail}" if skipped.detail else ""
+            lines.append(f"    {skipped.file}  [{skipped.reason}]{detail}")
+        if hide_missing:
+            lines.append(
+                f"    ({counts[SKIP_MISSING_LIST]} names on the official missing-skeleton list;"
+                " --json lists them)"
+            )
+        lines.extend(f"  warning:      {warning}" for warning in self.warnings())
+        lines.append(f"  time:         {self.seconds:.1f} s ({self.files_per_second:.1f} files/s)")
+        return "\n".join(lines)
+
+
+def _count_range(counts: list[int]) -> dict[str, int]:
+    return {"min": min(counts, default=0), "max": max(counts, default=0)}
+
+
+@dataclass(frozen=True)
+class _FileResult:
+    """What a worker sends back for one file: joints, or why it has none."""
+
+    joints: np.ndarray | None  # (T', 2, 25, 3) float32, frames without a body dropped
+    empty_frames: int = 0
+    reason: str = ""
+    detail: str = ""
+    error: str = ""  # the full message, for --strict
+
+
+def _process_file(path: str) -> _FileResult:
+    """Parse one file and select its actors (runs in a worker process)."""
+    try:
+        skeleton = read_skeleton_file(path)
+        return _FileResult(select_bodies(skeleton, MAX_BODIES), skeleton.num_empty_frames)
+    except MalformedSkeletonFile as error:
+        detail = f"line {error.line}: {error.problem}"
+        return _FileResult(None, reason=SKIP_MALFORMED, detail=detail, error=str(error))
+    except NoUsableBody:
+        return _FileResult(None, reason=SKIP_NO_BODY, detail="no frame contains a body")
+    except MksgnError as error:  # read_skeleton_file's "cannot read the file"
+        return _FileResult(None, reason=SKIP_UNREADABLE, detail=str(error), error=str(error))
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the parent, which terminates the pool; workers must not print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _results(paths: list[str], workers: int) -> Iterator[_FileResult]:
+    """Yield a _FileResult per path, in order, from `workers` processes (1 = this process)."""
+    if workers <= 1 or len(paths) <= 1:
+        yield from map(_process_file, paths)
+        return
+    workers = min(workers, len(paths))
+    chunksize = max(1, min(32, len(paths) // (workers * 8)))
+    with multiprocessing.get_context().Pool(workers, initializer=_ignore_interrupts) as pool:
+        # Leaving this block early (--strict error, Ctrl-C) terminates the workers.
+        yield from pool.imap(_process_file, paths, chunksize=chunksize)
+
+
+def _split_arrays(samples: list[tuple[str, int, np.ndarray]], frames: int) -> SkeletonArrays:
+    data = np.zeros((len(samples), 3, frames, NUM_JOINTS, MAX_BODIES), dtype=np.float32)
+    for index, (_, _, joints) in enumerate(samples):
+        # (T', 2, 25, 3) -> (3, T', 25, 2); frames after T' stay zero, as CTR-GCN pads.
+        data[index, :, : len(joints)] = joints[:frames].transpose(3, 0, 2, 1)
+    labels = np.array([label for _, label, _ in samples], dtype=np.int64)
+    return SkeletonArrays(data, labels, tuple(name for name, _, _ in samples))
+
+
+def prepare_ntu(
+    raw_dir: str | os.PathLike[str],
+    benchmark: str,
+    out: str | os.PathLike[str],
+    strict: bool = False,
+    workers: int | None = None,
+    frames: int = DEFAULT_FRAMES,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Parse, denoise and split raw NTU .skeleton files; write a CTR-GCN npz (uncompressed)."""
+    started = time.perf_counter()
+    raw_dir, out = Path(raw_dir), Path(out)
+    if benchmark not in BENCHMARKS:
+        raise MksgnError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    if frames < 1:
+        raise MksgnError(f"frames must be at least 1, got {frames}")
+    if not raw_dir.is_dir():
+        raise MksgnError(f"{raw_dir}: not a folder; pass the folder of NTU .skeleton files")
+    _check_writable(out)
+
+    summary = PrepareSummary(
+        benchmark=benchmark,
+        raw_dir=str(raw_dir),
+        out=str(out),
+        num_classes=num_classes(benchmark),
+        frames=frames,
+    )
+    to_parse = _select_files(raw_dir, benchmark, summary)
+
+    samples: dict[str, list[tuple[str, int, np.ndarray]]] = {"train": [], "test": []}
+    bar = tqdm(
+        total=len(to_parse),
+        desc="Parsing .skeleton files",
+        unit="file",
+        file=sys.stderr,
+        disable=not progress,
+    )
+    paths = [str(path) for path, _, _ in to_parse]
+    # closing() stops the workers at once when the loop ends early (--strict, Ctrl-C).
+    results = contextlib.closing(_results(paths, workers or os.cpu_count() or 1))
+    with bar, results as file_results:
+        for (path, name, split), result in zip(to_parse, file_results, strict=True):
+            bar.update()
+            summary.parsed += 1
+            relative = str(path.relative_to(raw_dir))
+            if result.joints is None:
+                if strict and result.error:
+                    raise MksgnError(f"{result.error} (--strict stops at the first bad file)")
+                summary.skipped.append(SkippedFile(relative, result.reason, result.detail))
+                continue
+            summary.empty_frames_dropped += result.empty_frames
+            summary.longer_than_frames += int(len(result.joints) > frames)
+            joints = result.joints
+            if len(joints) > frames:  # copy, so the cut-off frames are freed
+                joints = joints[:frames].copy()
+            samples[split].append((name, parse_sample_name(name).label, joints))
+
+    total = len(samples["train"]) + len(samples["test"])
+    if total == 0:
+        counts = ", ".join(f"{r}: {c}" for r, c in summary.skipped_counts().items()) or "none"
+        raise MksgnError(
+            f"{raw_dir}: no usable {benchmark} sample among {summary.files_found} .skeleton files "
+            f"(skipped {counts}); nothing was written to {out}"
+        )
+    for split, counts in (
+        ("train", summary.train_class_counts),
+        ("test", summary.test_class_counts),
+    ):
+        labels = [label for _, label, _ in samples[split]]
+        counts.extend(np.bincount(labels, minlength=summary.num_classes).tolist())
+    train = _split_arrays(samples.pop("train"), frames)
+    test = _split_arrays(samples.pop("test"), frames)
+    try:
+        write_ctrgcn_npz(out, train, test, summary.num_classes, compressed=False)
+    except OSError as error:
+        raise MksgnError(f"{out}: cannot write the npz ({error.strerror or error})") from None
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before hours of parsing, not after, when the output cannot be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MksgnError(f"{out}: cannot create its folder ({error.strerror or error})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise MksgnError(f"{out}: its folder {out.parent} is not writable")
+    if out.is_dir():
+        raise MksgnError(f"{out}: is a folder; pass a file name such as NTU60_CS.npz")
+
+
+def _select_files(
+    raw_dir: Path, benchmark: str, summary: PrepareSummary
+) -> list[tuple[Path, str, str]]:
+    """Find the benchmark's .skeleton files -> (path, sample name, split), skipping by name."""
+    found = sorted(path for path in raw_dir.rglob("*.skeleton") if path.is_file())
+    summary.files_found = len(found)
+    if not found:
+        raise MksgnError(
+            f"{raw_dir}: no .skeleton files found (searched recursively); pass the folder that "
+            "holds the NTU RGB+D skeleton files (e.g. nturgb+d_skeletons/)"
+        )
+    missing = missing_skeleton_names(benchmark)
+    seen: set[str] = set()
+    selected = []
+    for path in found:
+        relative = str(path.relative_to(raw_dir))
+        try:
+            sample = parse_sample_name(path)
+        except MksgnError:
+            summary.skipped.append(
+                SkippedFile(relative, SKIP_BAD_NAME, "expected SsssCcccPpppRrrrAaaa.skeleton")
+            )
+            continue
+        split = benchmark_split(sample, benchmark)
+        if split is None:
+            summary.not_in_benchmark += 1
+            continue
+        name = str(sample)
+        if name in missing:
+            summary.skipped.append(
+                SkippedFile(relative, SKIP_MISSING_LIST, "official list of missing skeletons")
+            )
+            continue
+        if name in seen:
+            summary.skipped.append(
+                SkippedFile(relative, SKIP_DUPLICATE, f"another file is already {name}")
+            )
+            continue
+        seen.add(name)
+        selected.append((path, name, split))
+    if not selected and not summary.skipped:
+        raise MksgnError(
+            f"{raw_dir}: none of the {len(found)} .skeleton files belongs to {benchmark} "
+            "(NTU60 has setups S001-S017 and actions A001-A060, NTU120 S001-S032 and A001-A120)"
+        )
+    return selected
