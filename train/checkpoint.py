@@ -1,0 +1,143 @@
+"""Training checkpoints: plain tensors and JSON-able data only, so they load with
+`torch.load(weights_only=True)` and a checkpoint from a stranger cannot run code."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mksgn.atomic import atomic_path
+from mksgn.errors import MksgnError
+from mksgn.train.models import build_model
+from mksgn.train.models.config import ModelConfig
+
+CHECKPOINT_FORMAT = "mksgn-checkpoint"
+CHECKPOINT_VERSION = 1
+REQUIRED_KEYS = ("format", "version", "config", "model_state", "epoch")
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, with the model config rebuilt."""
+
+    path: Path
+    config: ModelConfig
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None
+    scheduler_state: dict[str, Any] | None
+    epoch: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    rng_state: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    config: ModelConfig,
+    model_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any] | None,
+    scheduler_state: dict[str, Any] | None,
+    epoch: int,
+    metrics: dict[str, Any],
+    rng_state: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write a checkpoint atomically: an interrupted save leaves the previous file intact."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_dict(),
+        # Tensors are moved to the CPU so a GPU-trained checkpoint loads anywhere.
+        "model_state": {name: value.detach().cpu() for name, value in model_state.items()},
+        "optimizer_state": optimizer_state,
+        "scheduler_state": scheduler_state,
+        "epoch": int(epoch),
+        "metrics": metrics,
+        "rng_state": rng_state,
+        "extra": extra or {},
+    }
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """torch.load with weights_only=True, turning every failure into an MksgnError naming the file."""
+    if not path.is_file():
+        raise MksgnError(f"checkpoint {path} does not exist (train one with 'mksgn train')")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise MksgnError(
+            f"checkpoint {path} refused: it contains Python objects other than tensors and plain "
+            f"data, and loading it could run code ({first_line(error)}); only load checkpoints "
+            "written by 'mksgn train'"
+        ) from None
+    except Exception as error:  # torch raises many kinds (KeyError, EOFError, RuntimeError, ...)
+        raise MksgnError(
+            f"{path} is not a readable PyTorch checkpoint ({first_line(error)}); "
+            "is it truncated or another kind of file?"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise MksgnError(
+            f"{path} is a PyTorch file but not an mksgn checkpoint "
+            f"(no 'format': {CHECKPOINT_FORMAT!r} entry); train one with 'mksgn train'"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise MksgnError(f"checkpoint {path} lacks the keys {missing}; the file is incomplete")
+    if payload["version"] != CHECKPOINT_VERSION:
+        raise MksgnError(
+            f"checkpoint {path} has format version {payload['version']!r}; this mksgn reads "
+            f"version {CHECKPOINT_VERSION}"
+        )
+    return payload
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception message (torch's are paragraphs)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint without executing anything from it."""
+    path = Path(path)
+    payload = read_payload(path)
+    try:
+        config = ModelConfig.from_dict(dict(payload["config"]))
+    except (MksgnError, TypeError, ValueError) as error:
+        raise MksgnError(f"checkpoint {path} has an invalid model config: {error}") from None
+    if not isinstance(payload["model_state"], dict):
+        raise MksgnError(f"checkpoint {path}: 'model_state' is not a dict of tensors")
+    return Checkpoint(
+        path=path,
+        config=config,
+        model_state=payload["model_state"],
+        optimizer_state=payload.get("optimizer_state"),
+        scheduler_state=payload.get("scheduler_state"),
+        epoch=int(payload["epoch"]),
+        metrics=dict(payload.get("metrics") or {}),
+        rng_state=dict(payload.get("rng_state") or {}),
+        extra=dict(payload.get("extra") or {}),
+    )
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, ModelConfig, Checkpoint]:
+    """Rebuild a checkpoint's model with its weights, in eval mode, on the CPU."""
+    checkpoint = load_checkpoint(path)
+    model = build_model(checkpoint.config)
+    try:
+        model.load_state_dict(checkpoint.model_state)
+    except RuntimeError as error:
+        raise MksgnError(
+            f"checkpoint {checkpoint.path}: its weights do not fit a {checkpoint.config.model} model "
+            f"built from its own config ({first_line(error)})"
+        ) from None
+    model.eval()
+    return model, checkpoint.config, checkpoint

@@ -1,0 +1,126 @@
+"""Batches for training and evaluation: dataset splits with CTR-GCN sampling whose randomness
+depends only on (seed, epoch, sample index), the device, and checks that data fit a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from mksgn.errors import MksgnError
+from mksgn.train.data.dataset import SkeletonDataset
+from mksgn.train.data.transforms import TestTransform, TrainTransform
+from mksgn.train.models.config import ModelConfig
+
+
+class SampledSplit(Dataset):
+    """One split of a skeleton dataset with training or test sampling applied per item.
+
+    Training augmentation draws from a generator seeded by (seed, epoch, index), so the result
+    does not depend on the loader's worker count, on the sample order or on the process that
+    loads the item: the same seed gives the same batches in one process or several.
+    """
+
+    def __init__(self, base: SkeletonDataset, frames: int, train: bool, seed: int = 0) -> None:
+        self.base = base
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self.augment = TrainTransform(frames) if train else None
+        self.test_sampling = TestTransform(frames)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the underlying dataset."""
+        return self.base.num_classes
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of this epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        joints, label = self.base[index]
+        joints = np.asarray(joints, dtype=np.float32)
+        if self.augment is not None:
+            # TrainTransform draws from its `rng`; a per-item generator makes the draw reproducible.
+            self.augment.rng = np.random.default_rng((self.seed, self.epoch, index))
+            sampled = self.augment(joints)
+        else:
+            sampled = self.test_sampling(joints)
+        return torch.from_numpy(np.ascontiguousarray(sampled)), int(label)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """torch.device for "cpu" or "cuda" (this process's GPU under torchrun); no GPU -> error."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise MksgnError(
+                "--device cuda was requested but PyTorch sees no CUDA GPU "
+                "(torch.cuda.is_available() is False); use --device cpu"
+            )
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    raise MksgnError(f"unknown device {name!r}; choose cpu or cuda")
+
+
+def open_split(
+    data_path: str | Path, split: str, config: ModelConfig, train: bool, seed: int = 0
+) -> SampledSplit:
+    """A split of the dataset at `data_path`, sampled to the model's frame count."""
+    base = SkeletonDataset(data_path, split=split, transform=None)
+    return SampledSplit(base, config.frames, train=train, seed=seed)
+
+
+def sample_shape(dataset: SampledSplit) -> tuple[int, ...]:
+    """(channels, frames, joints, bodies) of one raw sample (before sampling)."""
+    return tuple(dataset.base.arrays.data.shape[1:])
+
+
+def check_data_fits(
+    dataset: SampledSplit,
+    data_path: str | Path,
+    config: ModelConfig,
+    checkpoint_path: str | Path | None = None,
+) -> None:
+    """Refuse data whose classes, joints or bodies differ from what the model expects."""
+    model_source = f"the model in {checkpoint_path}" if checkpoint_path else "the model"
+    if dataset.num_classes != config.num_classes:
+        raise MksgnError(
+            f"{data_path} has {dataset.num_classes} classes but {model_source} predicts "
+            f"{config.num_classes}: use data of the dataset the model was trained on"
+        )
+    if len(dataset) == 0:
+        return
+    shape = sample_shape(dataset)
+    expected = (3, config.joints, config.bodies)
+    if len(shape) != 4 or (shape[0], shape[2], shape[3]) != expected:
+        raise MksgnError(
+            f"{data_path}: samples are shaped {shape} but {model_source} expects "
+            f"(3, frames, {config.joints}, {config.bodies}) = (xyz, frames, joints, bodies)"
+        )
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    workers: int,
+    sampler: Sampler | None = None,
+) -> DataLoader:
+    """A DataLoader whose shuffling and worker seeds follow `seed`."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(seed),
+        drop_last=False,
+    )
