@@ -160,6 +160,294 @@ def data_inspect(path: Path, as_json: bool) -> None:
         click.echo(format_inspection(info))
 
 
+@cli.command("train")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Skeleton dataset (CTR-GCN npz, ST-GCN npy, PYSKL pickle).",
+)
+@click.option(
+    "--model",
+    "model_name",
+    required=True,
+    type=click.Choice(["gcn", "base-sgn", "mk-sgn"]),
+    help="GCN teacher, Base-SGN or MK-SGN student.",
+)
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="GCN teacher checkpoint: distil it into the spiking student.",
+)
+@click.option("--preset", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]))
+@click.option("--time-steps", default=4, show_default=True, type=click.IntRange(1, None))
+@click.option(
+    "--frames", type=click.IntRange(8, None), help="Frames per sample [default: preset's]."
+)
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, None))
+@click.option(
+    "--batch-size",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, None),
+    help="Global batch (split over torchrun processes).",
+)
+@click.option(
+    "--lr", type=click.FloatRange(0, None, min_open=True), help="[default: AdamW 2e-3, SGD 0.05]"
+)
+@click.option(
+    "--optimizer", default="adamw", show_default=True, type=click.Choice(["adamw", "sgd"])
+)
+@click.option(
+    "--schedule", default="cosine", show_default=True, type=click.Choice(["cosine", "step"])
+)
+@click.option("--warmup-epochs", default=1, show_default=True, type=click.IntRange(0, None))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--kd-weight",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, None),
+    help="Soft-label (KL) weight.",
+)
+@click.option(
+    "--feature-weight",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, None),
+    help="Feature-distillation (MSE) weight.",
+)
+@click.option(
+    "--kd-temperature",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(0, None, min_open=True),
+)
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option(
+    "--workers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="Data loader processes.",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder: checkpoint.pt, metrics.jsonl, config.json.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON.")
+def train_command(
+    data_path: Path,
+    model_name: str,
+    teacher: Path | None,
+    preset: str,
+    time_steps: int,
+    frames: int | None,
+    epochs: int,
+    batch_size: int,
+    lr: float | None,
+    optimizer: str,
+    schedule: str,
+    warmup_epochs: int,
+    seed: int,
+    kd_weight: float,
+    feature_weight: float,
+    kd_temperature: float,
+    device: str,
+    workers: int,
+    resume: bool,
+    out_dir: Path,
+    as_json: bool,
+) -> None:
+    """Train a model (use torchrun --nproc_per_node N -m mksgn.cli train ... for several processes)."""
+    from mksgn.train.distributed import environment_rank
+    from mksgn.train.loop import TrainSettings, config_for_data, train
+
+    config = config_for_data(data_path, model_name, preset, time_steps, frames)
+    settings = TrainSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        schedule=schedule,
+        warmup_epochs=warmup_epochs,
+        seed=seed,
+        device=device,
+        workers=workers,
+        kd_weight=kd_weight,
+        feature_weight=feature_weight,
+        kd_temperature=kd_temperature,
+    )
+    metrics = train(data_path, config, settings, out_dir, teacher, resume, progress=not as_json)
+    if environment_rank() != 0:
+        return
+    if as_json:
+        emit_json(metrics)
+    else:
+        click.echo(
+            f"{model_name}: epoch {metrics.get('epoch')}, test top-1 {metrics.get('test_acc', 0):.4f}; "
+            f"checkpoint {out_dir / 'checkpoint.pt'}"
+        )
+
+
+@cli.command("evaluate")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Dataset of the kind the model was trained on.",
+)
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, None))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def evaluate_command(
+    checkpoint: Path, data_path: Path, split: str, batch_size: int, device: str, as_json: bool
+) -> None:
+    """Accuracy (top-1/top-5), per-class accuracy, confusion matrix and firing rates of a checkpoint."""
+    from mksgn.train.evaluate import evaluate_checkpoint, format_evaluation
+
+    result = evaluate_checkpoint(
+        checkpoint, data_path, split, batch_size, device, progress=not as_json
+    )
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(format_evaluation(result))
+
+
+@cli.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--nir",
+    "nir_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a spiking student (Base-SGN, MK-SGN) as a NIR graph (HDF5).",
+)
+@click.option(
+    "--onnx",
+    "onnx_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the GCN teacher as ONNX (checked against onnxruntime).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def export_command(
+    checkpoint: Path, nir_path: Path | None, onnx_path: Path | None, as_json: bool
+) -> None:
+    """Export a checkpoint: spiking students to NIR, the GCN teacher to ONNX."""
+    from mksgn.convert.export import export_checkpoint
+
+    if nir_path is None and onnx_path is None:
+        raise click.UsageError("give --nir OUT.nir (students) or --onnx OUT.onnx (teacher)")
+    summary = export_checkpoint(checkpoint, nir_path, onnx_path)
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"Wrote {summary['path']} ({summary['format']}, {summary['bytes']} bytes)")
+
+
+@cli.command("simulate")
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Skeleton dataset: its test split is encoded as the graph's metadata says.",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="X.npy shaped (T, *input shape) or (samples, T, *input shape).",
+)
+@click.option(
+    "--backend",
+    required=True,
+    type=click.Choice(["lava-float", "lava-fixed", "snntorch"]),
+    help="Lava CPU simulation (float or Loihi 2 fixed point) or the snnTorch reference.",
+)
+@click.option("--samples", type=click.IntRange(1, None), help="Run only the first N samples.")
+@click.option(
+    "--record",
+    multiple=True,
+    metavar="NODE",
+    help="Also record this node (repeatable; nested nodes as 'subgraph.node').",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the recorded arrays (samples, T, *shape) to an .npz.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def simulate_command(
+    model: Path,
+    data_path: Path | None,
+    input_path: Path | None,
+    backend: str,
+    samples: int | None,
+    record: tuple[str, ...],
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Run a NIR graph (or a converted folder) on a backend, step by step."""
+    from mksgn.targets.simulate import simulate
+
+    if (data_path is None) == (input_path is None):
+        raise click.UsageError("give exactly one of --data PATH or --input X.npy")
+    result = simulate(model, backend, data_path, input_path, samples, record, out)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(result.format())
+
+
+@cli.command("convert")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Artifact folder: model.nir, manifest.json (and model.net with --netx).",
+)
+@click.option(
+    "--fixed-point", is_flag=True, help="Quantise to Loihi 2 fixed point (8-bit weights)."
+)
+@click.option(
+    "--dt",
+    default=1e-4,
+    show_default=True,
+    type=click.FloatRange(0, None, min_open=True),
+    help="Forward-Euler time step for LIF/LI/CubaLIF (snnTorch's convention).",
+)
+@click.option(
+    "--netx", is_flag=True, help="Also write a lava-dl netx HDF5 (chains of layers only)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def convert_command(
+    model: Path, out: Path, fixed_point: bool, dt: float, netx: bool, as_json: bool
+) -> None:
+    """Turn a NIR graph into a Lava process-graph artifact."""
+    from mksgn.convert.lava_artifact import convert_nir
+
+    manifest = convert_nir(model, out, fixed_point=fixed_point, dt=dt, netx=netx)
+    if as_json:
+        emit_json(manifest)
+    else:
+        click.echo(
+            f"Converted {model} -> {out}: {len(manifest['nodes'])} Lava processes, pipeline depth "
+            f"{manifest['pipeline_depth']}{', fixed point' if fixed_point else ''}"
+        )
+
+
 @cli.command()
 @click.option(
     "--out",
@@ -211,3 +499,7 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
+
+
+if __name__ == "__main__":  # `python -m mksgn.cli`, e.g. under torchrun
+    main()

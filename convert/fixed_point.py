@@ -1,0 +1,222 @@
+"""Loihi 2-style fixed-point quantisation of a Lava plan: integer weights, decays, thresholds, biases.
+
+Per population a voltage scale S maps float voltages to Lava's fixed-point units (v_fixed = S·v).
+Lava fixed point adds `a_in << 6` to the current and compares `v` with `vth << 6`, so a float
+weight w becomes the integer S·w/64 = mantissa · 2**weight_exp with an 8-bit mantissa (Lava keeps
+mixed-sign weights as even numbers in [-256, 254]); Lava's Conv ignores weight_exp, so conv weights
+use exponent 0. Decays are 12-bit (u decays by (du+1)/4096, v by dv/4096), thresholds 17-bit,
+bias = mantissa(13-bit signed) << bias_exp (0..7), state 24-bit. Everything here is Python/NumPy
+integers; a value that does not fit raises MksgnError naming the layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from mksgn.convert.lava_graph import LavaPlan, input_bound
+from mksgn.errors import MksgnError
+
+WEIGHT_MIN, WEIGHT_MAX = -256, 254  # Lava's 8-bit mixed-sign weights (even values)
+VTH_MAX = 2**17 - 1
+STATE_MAX = 2**23 - 1
+STATE_HEADROOM = 0.5  # keep the bound on |u|, |v| below half the 24-bit range
+BIAS_MANT_MAX = 2**12 - 1
+BIAS_EXP_MAX = 7
+DECAY_UNITY = 4096
+ACTIVATION_SHIFT = 6
+INPUT_MAX = 2**23 - 1  # graded messages are 24-bit
+
+
+@dataclasses.dataclass
+class FixedPopulation:
+    """Integer LIF parameters of one population."""
+
+    name: str
+    scale: float  # v_fixed = scale · v_float
+    du: int
+    dv: int
+    vth: int
+    bias_mant: np.ndarray
+    bias_exp: int
+
+    def lava_params(self) -> dict[str, object]:
+        """Keyword arguments for Lava's LIF/LIFReset; MksgnError unless all are integers."""
+        params = dict(
+            du=self.du, dv=self.dv, vth=self.vth, bias_mant=self.bias_mant, bias_exp=self.bias_exp
+        )
+        for key, value in params.items():
+            if not np.issubdtype(np.asarray(value).dtype, np.integer):
+                raise MksgnError(
+                    f"layer '{self.name}': fixed-point parameter {key}={value!r} is not an "
+                    "integer; Lava's fixed-point LIF would fail silently"
+                )
+        return params
+
+
+@dataclasses.dataclass
+class FixedSynapse:
+    """Integer weights of one synapse: effective weight = weight · 2**weight_exp."""
+
+    name: str
+    weight: np.ndarray  # int32
+    weight_exp: int
+    max_rel_error: float
+    mean_rel_error: float
+
+
+@dataclasses.dataclass
+class FixedPlan:
+    """Integer parameters for every population and synapse of a plan, and the input scaling."""
+
+    populations: dict[str, FixedPopulation]
+    synapses: list[FixedSynapse]
+    input_shift: int  # input integers = round(x · 2**input_shift)
+
+    def report(self) -> dict[str, dict[str, object]]:
+        """Per-layer quantisation summary (JSON-able)."""
+        out: dict[str, dict[str, object]] = {}
+        for syn in self.synapses:
+            out[syn.name] = dict(
+                weight_exp=syn.weight_exp,
+                max_rel_weight_error=syn.max_rel_error,
+                mean_rel_weight_error=syn.mean_rel_error,
+            )
+        for pop in self.populations.values():
+            out[pop.name] = dict(
+                scale=pop.scale, du=pop.du, dv=pop.dv, vth=pop.vth, bias_exp=pop.bias_exp
+            )
+        return out
+
+
+def quantize_decay(value: float, offset: int, what: str, layer: str) -> int:
+    """A decay in [0, 1] as the 12-bit integer Lava expects (effective = (d + offset)/4096)."""
+    integer = round(value * DECAY_UNITY) - offset
+    integer = min(max(integer, 0), DECAY_UNITY - 1)
+    if abs((integer + offset) / DECAY_UNITY - value) > 1.0 / DECAY_UNITY + 1e-12:
+        raise MksgnError(f"layer '{layer}': {what}={value:g} is not representable in 12 bits")
+    return int(integer)
+
+
+def quantize_weights(
+    weight: np.ndarray, exp_fixed: bool, layer: str
+) -> tuple[np.ndarray, int, float, float]:
+    """Integer weights (even, in [-256, 254]) and exponent for effective weights `weight`."""
+    peak = float(np.abs(weight).max(initial=0.0))
+    exp = 0
+    if peak > 0 and not exp_fixed:
+        exp = max(0, math.ceil(math.log2(peak / WEIGHT_MAX)))
+    integer = 2 * np.round(weight / 2.0**exp / 2.0)
+    if integer.max(initial=0) > WEIGHT_MAX or integer.min(initial=0) < WEIGHT_MIN:
+        raise MksgnError(
+            f"layer '{layer}': weights reach {peak:.4g} fixed-point units, beyond the 8-bit "
+            f"range [{WEIGHT_MIN}, {WEIGHT_MAX}] (a Lava Conv has no weight exponent)"
+        )
+    error = np.abs(integer * 2.0**exp - weight)
+    rel_max = float(error.max(initial=0.0) / peak) if peak else 0.0
+    nonzero = np.abs(weight) > 0
+    rel_mean = float((error[nonzero] / np.abs(weight[nonzero])).mean()) if nonzero.any() else 0.0
+    return integer.astype(np.int32), int(exp), rel_max, rel_mean
+
+
+def quantize_plan(
+    plan: LavaPlan, input_abs_max: float = 1.0, weight_exponents: bool = True
+) -> FixedPlan:
+    """Choose per-population scales and integer parameters for every layer of `plan`.
+
+    weight_exponents=False keeps every weight exponent at 0 (what lava-dl netx files hold)."""
+    input_abs_max = float(input_abs_max) or 1.0
+    input_bound(plan, input_abs_max)
+    incoming: dict[str, list[int]] = {name: [] for name in plan.populations}
+    for index, syn in enumerate(plan.synapses):
+        incoming[syn.target].append(index)
+
+    scales: dict[str, float] = {}
+    for name, pop in plan.populations.items():
+        bias_peak = float(np.abs(pop.bias).max(initial=0.0))
+        u_bound = pop.max_abs_input / pop.du
+        if pop.spiking:
+            v_bound = pop.vth + u_bound + bias_peak
+        else:
+            v_bound = (u_bound + bias_peak) / max(pop.dv, 1e-3)
+        limits = [STATE_MAX * STATE_HEADROOM / max(v_bound, u_bound, 1e-30)]
+        if pop.spiking:
+            if pop.vth <= 0:
+                raise MksgnError(f"layer '{name}': threshold {pop.vth:g} must be positive")
+            limits.append(2**ACTIVATION_SHIFT * VTH_MAX / pop.vth)
+        for index in incoming[name]:
+            syn = plan.synapses[index]
+            peak = float(np.abs(syn.weight).max(initial=0.0))
+            exp_fixed = syn.kind == "conv" or not weight_exponents
+            if exp_fixed and peak > 0 and not syn.graded:
+                limits.append(2**ACTIVATION_SHIFT * WEIGHT_MAX / peak)
+        scales[name] = min(limits)
+
+    # Graded input: x_int = x·2**k; the synapse carries S·w/(64·2**k); the smallest k that keeps
+    # every input weight within 8 bits leaves the most bits to the input values.
+    shifts = []
+    for syn in plan.synapses:
+        if syn.graded:
+            peak = float(np.abs(syn.weight).max(initial=0.0))
+            if peak > 0:
+                effective = scales[syn.target] * peak / 2**ACTIVATION_SHIFT
+                shifts.append(math.ceil(math.log2(effective / WEIGHT_MAX)))
+    input_shift = max(shifts) if shifts else 0
+    input_shift = min(input_shift, math.floor(math.log2(INPUT_MAX / input_abs_max)))
+
+    synapses = []
+    for syn in plan.synapses:
+        factor = scales[syn.target] / 2**ACTIVATION_SHIFT
+        if syn.graded:
+            factor /= 2.0**input_shift
+        integer, exp, rel_max, rel_mean = quantize_weights(
+            syn.weight * factor, syn.kind == "conv" or not weight_exponents, syn.name
+        )
+        synapses.append(FixedSynapse(syn.name, integer, exp, rel_max, rel_mean))
+
+    populations = {}
+    for name, pop in plan.populations.items():
+        scale = scales[name]
+        bias = pop.bias * scale
+        peak = float(np.abs(bias).max(initial=0.0))
+        bias_exp = max(0, math.ceil(math.log2(peak / BIAS_MANT_MAX))) if peak > 0 else 0
+        if bias_exp > BIAS_EXP_MAX:
+            raise MksgnError(
+                f"layer '{name}': bias {peak:.4g} fixed-point units exceeds 4095 << 7; "
+                "the layer's bias is too large relative to its threshold"
+            )
+        vth = round(pop.vth * scale / 2**ACTIVATION_SHIFT) if pop.spiking else VTH_MAX
+        if pop.spiking and not 1 <= vth <= VTH_MAX:
+            raise MksgnError(f"layer '{name}': threshold does not fit 17 bits (got {vth})")
+        populations[name] = FixedPopulation(
+            name=name,
+            scale=scale,
+            du=quantize_decay(pop.du, 1, "du", name),
+            dv=quantize_decay(pop.dv, 0, "dv", name),
+            vth=int(vth),
+            bias_mant=np.round(bias / 2.0**bias_exp).astype(np.int32),
+            bias_exp=int(bias_exp),
+        )
+    return FixedPlan(populations, synapses, int(input_shift))
+
+
+def quantize_input(data: np.ndarray, input_shift: int) -> np.ndarray:
+    """Graded input values as the integers the fixed-point RingBuffer sends."""
+    scaled = np.round(np.asarray(data, dtype=np.float64) * 2.0**input_shift)
+    if np.abs(scaled).max(initial=0) > INPUT_MAX:
+        raise MksgnError(
+            f"input values up to {np.abs(data).max():.4g} overflow the 24-bit fixed-point input "
+            f"at scale 2**{input_shift}"
+        )
+    return scaled.astype(np.int32)
+
+
+def check_state(values: np.ndarray, layer: str) -> None:
+    """Raise if a recorded fixed-point state reached the 24-bit limit (it saturated)."""
+    if values.size and np.abs(values).max() >= STATE_MAX:
+        raise MksgnError(
+            f"layer '{layer}': fixed-point state overflowed 24 bits; scale the layer's weights "
+            "down or lower its threshold"
+        )

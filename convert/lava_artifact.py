@@ -1,0 +1,163 @@
+"""`mksgn convert`: a NIR graph -> a deployable Lava artifact folder (graph, manifest, netx HDF5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import nir
+import numpy as np
+
+from mksgn.atomic import atomic_directory
+from mksgn.convert.fixed_point import FixedPlan, quantize_plan
+from mksgn.convert.lava_graph import LavaPlan, build_plan, lava_order, nir_node_kinds
+from mksgn.errors import MksgnError
+
+MANIFEST = "manifest.json"
+GRAPH_FILE = "model.nir"
+NETX_FILE = "model.net"
+
+
+def convert_nir(
+    model: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    fixed_point: bool = False,
+    dt: float = 1e-4,
+    netx: bool = False,
+) -> dict[str, object]:
+    """Validate `model`, lower it to Lava and write DIR atomically; return the manifest."""
+    from mksgn.convert.nir_io import read_nir, validate_graph
+
+    model = Path(model)
+    graph = read_nir(model)
+    validate_graph(graph, where=str(model))
+    plan = build_plan(graph, dt)
+    # netx files carry no weight exponent, so a netx artifact is quantised without them.
+    fixed = quantize_plan(plan, 1.0, weight_exponents=not netx) if (fixed_point or netx) else None
+    manifest: dict[str, object] = {
+        "source": model.name,
+        "dt": dt,
+        "fixed_point": fixed_point,
+        "pipeline_depth": plan.depth,
+        "input": {"node": plan.input_name, "shape": list(plan.input_nir_shape)},
+        "outputs": list(plan.outputs),
+        "records": {k: list(v) for k, v in plan.records.items()},
+        "nodes": nir_node_kinds(plan),
+        "metadata": json_safe(getattr(graph, "metadata", {}) or {}),
+    }
+    if fixed is not None:
+        manifest["fixed_point_parameters"] = fixed.report()
+        manifest["input_shift"] = fixed.input_shift
+    with atomic_directory(out) as tmp:
+        shutil.copyfile(model, tmp / GRAPH_FILE)
+        if netx:
+            write_netx(plan, fixed, tmp / NETX_FILE)
+            manifest["netx"] = NETX_FILE
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def json_safe(value: object) -> object:
+    """Metadata as plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def netx_chain(plan: LavaPlan) -> list[int]:
+    """Synapse indices of a plain feed-forward chain from the input, or MksgnError naming why not."""
+    order, current = [], plan.input_name
+    for _ in range(len(plan.synapses)):
+        outgoing = [i for i, s in enumerate(plan.synapses) if s.source == current]
+        if not outgoing:
+            break
+        if len(outgoing) > 1:
+            raise MksgnError(f"netx needs a chain of layers, but node '{current}' branches")
+        syn = plan.synapses[outgoing[0]]
+        pop = plan.populations[syn.target]
+        incoming = [s for s in plan.synapses if s.target == syn.target]
+        if len(incoming) > 1 or syn.back_edge or syn.extra_hops:
+            raise MksgnError(f"netx cannot express node '{syn.target}': it merges or recurs")
+        if pop.nir_type not in ("LIF", "CubaLIF", "IF"):
+            raise MksgnError(
+                f"netx has no layer for node '{syn.target}' ({pop.nir_type}): only CUBA neurons"
+            )
+        order.append(outgoing[0])
+        current = syn.target
+    if len(order) != len(plan.synapses):
+        raise MksgnError("netx cannot express this graph: it is not a single chain of layers")
+    return order
+
+
+def write_netx(plan: LavaPlan, fixed: FixedPlan | None, path: Path) -> None:
+    """Write lava-dl's netx HDF5 for a chain of dense/conv layers with CUBA neurons."""
+    if fixed is None:
+        raise MksgnError("netx export needs fixed-point parameters")
+    order = netx_chain(plan)
+    with h5py.File(path, "w") as handle:
+        layers = handle.create_group("layer")
+        first = layers.create_group("0")
+        first["type"] = "input"
+        first["shape"] = np.array(plan.input_lava_shape[::-1], dtype=np.int64)  # netx: (C, H, W)
+        position = 1
+        for index in order:
+            syn, qsyn = plan.synapses[index], fixed.synapses[index]
+            pop, qpop = plan.populations[syn.target], fixed.populations[syn.target]
+            source_shape = (
+                plan.input_nir_shape
+                if syn.source == plan.input_name
+                else plan.populations[syn.source].nir_shape
+            )
+            weight = qsyn.weight.astype(np.int64) * 2**qsyn.weight_exp
+            if syn.kind == "dense" and len(source_shape) > 1:
+                # netx flattens (W, H, C) as transpose -> (C, H, W) -> flat: NIR's order.
+                layers.create_group(str(position))["type"] = "flatten"
+                position += 1
+            group = layers.create_group(str(position))
+            position += 1
+            if syn.kind == "conv":
+                group["type"] = "conv"
+                # netx stores torch layout (C_out, C_in, kh, kw) and flips it itself.
+                group["weight"] = weight.transpose(0, 3, 2, 1)[:, :, ::-1, ::-1]
+                group["stride"] = np.array(syn.conv["stride"][::-1])
+                group["padding"] = np.array(syn.conv["padding"][::-1])
+                group["dilation"] = np.array(syn.conv["dilation"][::-1])
+                group["groups"] = int(syn.conv["groups"])
+                group["inChannels"] = int(syn.conv["input_shape"][-1])
+                group["outChannels"] = int(weight.shape[0])
+                group["kernelSize"] = np.array(weight.shape[1:3][::-1])
+                group["shape"] = np.array(pop.lava_shape[::-1])
+            else:
+                if len(pop.nir_shape) != 1:
+                    raise MksgnError(f"netx dense layers are flat; node '{syn.target}' is not")
+                group["type"] = "dense"
+                group["weight"] = weight[:, np.argsort(lava_order(source_shape))]
+                group["shape"] = np.array([int(np.prod(pop.lava_shape))])
+            if np.any(qpop.bias_mant):
+                group["bias"] = qpop.bias_mant.ravel() * 2**qpop.bias_exp
+            neuron = group.create_group("neuron")
+            neuron["type"] = "CUBA"
+            neuron["iDecay"] = int(qpop.du) + 1
+            neuron["vDecay"] = int(qpop.dv)
+            neuron["vThMant"] = int(qpop.vth)
+            neuron["refDelay"] = 1
+            neuron["gradedSpike"] = False
+        # netx counts the layers from the file; keep lava-dl's simulation keys present
+        handle["simulation/Ts"] = 1
+        handle["simulation/tSample"] = 1
+
+
+def describe(graph: nir.NIRGraph) -> str:
+    """One line naming a graph's node count (for CLI messages)."""
+    return f"{len(graph.nodes)} nodes, {len(graph.edges)} edges"

@@ -1,0 +1,790 @@
+"""Lower a NIR graph to a Lava process-graph plan (pure NumPy) and build the Lava processes from it.
+
+The plan has one neuron population per NIR neuron (plus a non-spiking readout population for an
+Output fed by a synapse) and one Lava synapse per linear path between two populations: a chain of
+NIR linear nodes (Affine, Linear, Scale, Conv, pooling, Flatten, Delay) is composed into one Lava
+Dense, or kept as a Lava Conv when the path is a single convolution. Lava Dense/Conv deliver their
+output one step later; every population gets a pipeline depth (the Lava step on which it handles
+NIR step 0) and identity Dense hops are inserted where paths of unequal depth meet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import nir
+import numpy as np
+
+from mksgn.convert.nir_graph import back_edges, flatten_graph
+from mksgn.errors import MksgnError
+
+DEFAULT_DT = 1e-4
+NEVER_SPIKES = 1e30  # threshold of a non-spiking (LI, I, readout) population in floating point
+GRADED_MESSAGE_BITS = 24
+MAX_DENSE_ENTRIES = 50_000_000  # a composed path bigger than this must stay a single Lava Conv
+NEURON_TYPES = (nir.LIF, nir.IF, nir.LI, nir.I, nir.CubaLIF, nir.CubaLI)
+LINEAR_TYPES = (
+    nir.Affine,
+    nir.Linear,
+    nir.Scale,
+    nir.Conv1d,
+    nir.Conv2d,
+    nir.SumPool2d,
+    nir.AvgPool2d,
+    nir.Flatten,
+    nir.Delay,
+)
+SPIKING_TYPES = (nir.LIF, nir.IF, nir.CubaLIF)
+
+
+@dataclasses.dataclass
+class Population:
+    """One Lava LIF population: the image of a NIR neuron node (or of a readout)."""
+
+    name: str  # the NIR node it stands for ("<output>.readout" for a readout)
+    nir_type: str
+    nir_shape: tuple[int, ...]
+    lava_shape: tuple[int, ...]
+    du: float
+    dv: float
+    vth: float
+    bias: np.ndarray  # lava layout, in voltage units per step
+    spiking: bool
+    depth: int = 0
+    max_abs_input: float = 0.0  # bound on |a_in| per step (fixed-point range check)
+
+
+@dataclasses.dataclass
+class Synapse:
+    """One Lava Dense or Conv process from a source population (or the input) to a target."""
+
+    name: str  # NIR nodes of the path joined with '+'
+    source: str
+    target: str
+    kind: str  # "dense" or "conv"
+    weight: np.ndarray  # dense: (N_out, N_in) lava flat order; conv: (C_out, kw, kh, C_in/groups)
+    graded: bool  # source sends values, not spikes
+    conv: dict[str, object] | None = None  # input_shape, stride, padding, dilation, groups
+    extra_hops: int = 0  # identity Dense hops appended (depth equalisation, NIR Delay)
+    back_edge: bool = False
+
+
+@dataclasses.dataclass
+class LavaPlan:
+    """A NIR graph lowered to Lava populations and synapses, with pipeline depths."""
+
+    input_name: str
+    input_nir_shape: tuple[int, ...]
+    input_lava_shape: tuple[int, ...]
+    populations: dict[str, Population]
+    synapses: list[Synapse]
+    records: dict[str, tuple[str, str]]  # NIR node -> (population, "spikes" | "v")
+    outputs: tuple[str, ...]
+    dt: float
+
+    @property
+    def depth(self) -> int:
+        """The pipeline depth: Lava steps between an input step and the deepest population."""
+        return max((p.depth for p in self.populations.values()), default=0)
+
+
+# ---------------------------------------------------------------------------- layouts
+
+
+def lava_shape(nir_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Lava's (W, H, C) layout of a NIR (C,), (C, L) or (C, H, W) shape."""
+    if len(nir_shape) == 1:
+        return tuple(nir_shape)
+    if len(nir_shape) == 2:
+        return (nir_shape[1], 1, nir_shape[0])
+    if len(nir_shape) == 3:
+        return (nir_shape[2], nir_shape[1], nir_shape[0])
+    raise MksgnError(f"tensor shape {nir_shape} has no Lava layout: use at most 3 dimensions")
+
+
+def to_lava(array: np.ndarray, nir_shape: tuple[int, ...]) -> np.ndarray:
+    """Reorder trailing NIR-layout axes (C[, H], W) of `array` into Lava's (W, H, C)."""
+    lead = array.shape[: array.ndim - len(nir_shape)]
+    n = len(lead)
+    if len(nir_shape) == 1:
+        return array
+    if len(nir_shape) == 2:
+        return np.swapaxes(array, n, n + 1)[..., None, :].reshape(lead + lava_shape(nir_shape))
+    return np.moveaxis(array, [n, n + 1, n + 2], [n + 2, n + 1, n])
+
+
+def from_lava(array: np.ndarray, nir_shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of `to_lava`."""
+    lead = array.shape[: array.ndim - len(lava_shape(nir_shape))]
+    n = len(lead)
+    if len(nir_shape) == 1:
+        return array
+    if len(nir_shape) == 2:
+        return np.swapaxes(array[..., 0, :], n, n + 1)
+    return np.moveaxis(array, [n + 2, n + 1, n], [n, n + 1, n + 2])
+
+
+def lava_order(nir_shape: tuple[int, ...]) -> np.ndarray:
+    """For each Lava flat index, the NIR flat index of the same element."""
+    index = np.arange(int(np.prod(nir_shape))).reshape(nir_shape)
+    return to_lava(index, nir_shape).ravel()
+
+
+# ---------------------------------------------------------------------------- graph helpers
+
+
+def node_shape(name: str, node: nir.NIRNode) -> tuple[int, ...] | None:
+    """The output shape of a node, from its type or its parameters."""
+    out = getattr(node, "output_type", None) or {}
+    shape = next(iter(out.values()), None) if out else None
+    if shape is not None and np.size(shape) > 0:
+        return tuple(int(s) for s in np.atleast_1d(shape))
+    for attr in ("tau", "tau_mem", "r", "v_threshold", "bias"):
+        value = getattr(node, attr, None)
+        if value is not None and np.ndim(value) > 0:
+            return tuple(np.shape(value))
+    return None
+
+
+def uniform(value: object, what: str, name: str) -> float:
+    """One value shared by a whole population (Lava shares du, dv and vth per process)."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.size == 0 or not np.all(array == array.flat[0]):
+        raise MksgnError(
+            f"node '{name}': {what} differs between neurons; Lava shares it per population — "
+            "use one value per layer"
+        )
+    return float(array.flat[0])
+
+
+def broadcast(value: object, shape: tuple[int, ...], what: str, name: str) -> np.ndarray:
+    """A per-neuron parameter as an array shaped like the population."""
+    try:
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), shape).copy()
+    except ValueError as error:
+        raise MksgnError(
+            f"node '{name}': {what} shaped {np.shape(value)} does not fit the population {shape}"
+        ) from error
+
+
+# ---------------------------------------------------------------------------- linear ops
+
+
+def conv_params(node: nir.NIRNode) -> dict[str, object]:
+    """Kernel geometry of a NIR Conv1d/Conv2d/pool node as 2-D (H, W) tuples."""
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        kernel = tuple(int(k) for k in np.broadcast_to(node.kernel_size, (2,)))
+        return dict(
+            kernel=kernel,
+            stride=tuple(int(s) for s in np.broadcast_to(node.stride, (2,))),
+            padding=tuple(int(p) for p in np.broadcast_to(node.padding, (2,))),
+            dilation=(1, 1),
+        )
+    one_d = isinstance(node, nir.Conv1d)
+    kernel = tuple(node.weight.shape[2:])
+    kernel = (1, kernel[0]) if one_d else kernel
+    dilation = (1, int(node.dilation)) if one_d else tuple(np.broadcast_to(node.dilation, (2,)))
+    stride = (1, int(node.stride)) if one_d else tuple(np.broadcast_to(node.stride, (2,)))
+    if isinstance(node.padding, str):
+        if node.padding == "valid":
+            padding = (0, 0)
+        else:  # 'same' with stride 1
+            padding = tuple((d * (k - 1)) // 2 for k, d in zip(kernel, dilation, strict=False))
+    else:
+        padding = (0, int(node.padding)) if one_d else tuple(np.broadcast_to(node.padding, (2,)))
+    return dict(
+        kernel=tuple(int(k) for k in kernel),
+        stride=tuple(int(s) for s in stride),
+        padding=tuple(int(p) for p in padding),
+        dilation=tuple(int(d) for d in dilation),
+    )
+
+
+def conv_kernel(node: nir.NIRNode, channels: int) -> tuple[np.ndarray, int]:
+    """(C_out, C_in/groups, kh, kw) weight and groups of a conv or pool node."""
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        kh, kw = conv_params(node)["kernel"]
+        value = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (kh * kw)
+        return np.full((channels, 1, kh, kw), value), channels
+    weight = np.asarray(node.weight, dtype=np.float64)
+    if isinstance(node, nir.Conv1d):
+        weight = weight[:, :, None, :]
+    return weight, int(node.groups)
+
+
+def conv_output_shape(node: nir.NIRNode, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """NIR output shape (C_out, [H,] W) of a conv/pool node on `in_shape`."""
+    geo = conv_params(node)
+    spatial = (1, in_shape[-1]) if len(in_shape) == 2 else in_shape[1:]
+    out = [
+        (spatial[i] + 2 * geo["padding"][i] - geo["dilation"][i] * (geo["kernel"][i] - 1) - 1)
+        // geo["stride"][i]
+        + 1
+        for i in range(2)
+    ]
+    weight, _ = conv_kernel(node, in_shape[0])
+    if len(in_shape) == 2:
+        return (weight.shape[0], out[1])
+    return (weight.shape[0], out[0], out[1])
+
+
+def apply_conv(node: nir.NIRNode, x: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
+    """Cross-correlation (PyTorch convention) of a batch x (B, *in_shape) without bias."""
+    import torch
+
+    geo = conv_params(node)
+    weight, groups = conv_kernel(node, in_shape[0])
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    if len(in_shape) == 2:
+        xt = xt[:, :, None, :]
+    y = torch.nn.functional.conv2d(
+        xt,
+        torch.from_numpy(weight),
+        stride=geo["stride"],
+        padding=geo["padding"],
+        dilation=geo["dilation"],
+        groups=groups,
+    )
+    return (y[:, :, 0, :] if len(in_shape) == 2 else y).numpy()
+
+
+def linear_apply(
+    name: str, node: nir.NIRNode, x: np.ndarray, in_shape: tuple[int, ...]
+) -> np.ndarray:
+    """A linear node without its bias applied to a batch x (B, *in_shape) in NIR layout."""
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        weight = np.asarray(node.weight, dtype=np.float64)
+        if weight.shape[1] != int(np.prod(in_shape)):
+            raise MksgnError(
+                f"node '{name}' ({type(node).__name__}): weight {weight.shape} does not take "
+                f"an input shaped {in_shape}"
+            )
+        return x.reshape(len(x), -1) @ weight.T
+    if isinstance(node, nir.Scale):
+        return x * broadcast(node.scale, in_shape, "scale", name)
+    if isinstance(node, (nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
+        if len(in_shape) not in (2, 3):
+            raise MksgnError(
+                f"node '{name}': convolution input shaped {in_shape} is not (C, [H,] W)"
+            )
+        return apply_conv(node, x, in_shape)
+    if isinstance(node, nir.Flatten):
+        return x.reshape(len(x), *linear_output_shape(name, node, in_shape))
+    if isinstance(node, nir.Delay):
+        return x
+    raise MksgnError(f"node '{name}' of type {type(node).__name__} is not a linear node")
+
+
+def linear_output_shape(name: str, node: nir.NIRNode, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Output shape of a linear node fed with `in_shape`."""
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        return (int(np.shape(node.weight)[0]),)
+    if isinstance(node, (nir.Scale, nir.Delay)):
+        return in_shape
+    if isinstance(node, nir.Flatten):
+        start = node.start_dim % len(in_shape) if len(in_shape) else 0
+        end = node.end_dim % len(in_shape)
+        if start > end:
+            return in_shape
+        middle = int(np.prod(in_shape[start : end + 1]))
+        return (*tuple(in_shape[:start]), middle, *tuple(in_shape[end + 1 :]))
+    return conv_output_shape(node, in_shape)
+
+
+def linear_bias(name: str, node: nir.NIRNode, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The bias a linear node adds, shaped like its output (None when it has none)."""
+    bias = getattr(node, "bias", None)
+    if bias is None or isinstance(node, nir.Linear):
+        return None
+    bias = np.asarray(bias, dtype=np.float64)
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        bias = bias.reshape((-1,) + (1,) * (len(shape) - 1))
+    return broadcast(bias, shape, "bias", name)
+
+
+# ---------------------------------------------------------------------------- lowering
+
+
+@dataclasses.dataclass
+class Path:
+    """A chain of linear nodes from a state node (input or neuron) to a state node."""
+
+    source: str
+    nodes: list[str]
+    delay_steps: int
+    back_edge: bool
+
+
+def neuron_population(
+    name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float
+) -> tuple[Population, np.ndarray]:
+    """The Lava LIF parameters of a NIR neuron and the per-neuron factor on its input current."""
+    lshape = lava_shape(shape)
+    kind = type(node).__name__
+
+    def reset_zero() -> None:
+        if np.any(np.asarray(node.v_reset) != 0):
+            raise MksgnError(
+                f"node '{name}' ({kind}): v_reset must be 0 (Lava resets the voltage to zero)"
+            )
+
+    if isinstance(node, (nir.IF, nir.I)):
+        gain = broadcast(node.r, shape, "r", name)
+        dv, du, leak = 0.0, 1.0, np.zeros(shape)
+    elif isinstance(node, (nir.LIF, nir.LI)):
+        tau = uniform(node.tau, "tau", name)
+        dv, du = dt / tau, 1.0
+        gain = broadcast(node.r, shape, "r", name) * dt / tau
+        leak = broadcast(node.v_leak, shape, "v_leak", name) * dt / tau
+    else:  # CubaLIF, CubaLI
+        tau_mem = uniform(node.tau_mem, "tau_mem", name)
+        tau_syn = uniform(node.tau_syn, "tau_syn", name)
+        dv, du = dt / tau_mem, dt / tau_syn
+        w_in = broadcast(getattr(node, "w_in", 1.0), shape, "w_in", name)
+        gain = broadcast(node.r, shape, "r", name) * dt / tau_mem * du * w_in
+        leak = broadcast(node.v_leak, shape, "v_leak", name) * dt / tau_mem
+    if not (0.0 <= dv <= 1.0 and 0.0 < du <= 1.0):
+        raise MksgnError(
+            f"node '{name}' ({kind}): dt/tau must lie in (0, 1] for forward Euler "
+            f"(got du={du:g}, dv={dv:g} with dt={dt:g}); pass a smaller --dt"
+        )
+    spiking = isinstance(node, SPIKING_TYPES)
+    if spiking:
+        reset_zero()
+        vth = uniform(node.v_threshold, "v_threshold", name)
+    else:
+        vth = NEVER_SPIKES
+    population = Population(
+        name=name,
+        nir_type=kind,
+        nir_shape=shape,
+        lava_shape=lshape,
+        du=du,
+        dv=dv,
+        vth=vth,
+        bias=to_lava(leak, shape),
+        spiking=spiking,
+    )
+    return population, gain
+
+
+def build_plan(graph: nir.NIRGraph, dt: float = DEFAULT_DT) -> LavaPlan:
+    """Lower a NIR graph to Lava populations and synapses with pipeline depths."""
+    if not dt > 0:
+        raise MksgnError(f"dt must be positive, got {dt}")
+    nodes, edges = flatten_graph(graph).without_passthrough()
+    for name, node in nodes.items():
+        if not isinstance(node, NEURON_TYPES + LINEAR_TYPES + (nir.Input, nir.Output)):
+            raise MksgnError(
+                f"node '{name}' has type {type(node).__name__}, which the Lava converter does "
+                "not support (supported: Input, Output, Affine, Linear, Scale, Conv1d, Conv2d, "
+                "SumPool2d, AvgPool2d, Flatten, Delay, LIF, IF, LI, I, CubaLIF, CubaLI)"
+            )
+        for source, target in edges:
+            for end in (source, target):
+                if end not in nodes:
+                    raise MksgnError(f"edge ({source!r}, {target!r}) names no node '{end}'")
+    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+    if len(inputs) != 1:
+        raise MksgnError(f"the graph needs exactly one Input node, found {len(inputs)}: {inputs}")
+    input_name = inputs[0]
+    input_shape = node_shape(input_name, nodes[input_name])
+    if input_shape is None:
+        raise MksgnError(f"Input node '{input_name}' has no shape")
+    predecessors: dict[str, list[str]] = {n: [] for n in nodes}
+    for s, t in edges:
+        predecessors[t].append(s)
+    cyclic = back_edges(nodes, edges, inputs)
+
+    # Shapes of every node, propagated from the input through linear nodes.
+    shapes: dict[str, tuple[int, ...]] = {input_name: input_shape}
+    for name, node in nodes.items():
+        if isinstance(node, NEURON_TYPES):
+            shape = node_shape(name, node)
+            if shape is None:
+                raise MksgnError(
+                    f"neuron node '{name}' has no shape: give its parameters as arrays"
+                )
+            shapes[name] = shape
+
+    def shape_of(name: str, visiting: frozenset = frozenset()) -> tuple[int, ...]:
+        if name in shapes:
+            return shapes[name]
+        if name in visiting:
+            raise MksgnError(f"node '{name}' is on a cycle without a neuron; Lava cannot run it")
+        node = nodes[name]
+        preds = predecessors[name]
+        if not preds:
+            raise MksgnError(f"node '{name}' ({type(node).__name__}) has no incoming edge")
+        in_shapes = {shape_of(p, visiting | {name}) for p in preds}
+        if len(in_shapes) != 1:
+            raise MksgnError(f"node '{name}' sums inputs of different shapes {sorted(in_shapes)}")
+        in_shape = in_shapes.pop()
+        shapes[name] = (
+            in_shape if isinstance(node, nir.Output) else linear_output_shape(name, node, in_shape)
+        )
+        return shapes[name]
+
+    for name in nodes:
+        shape_of(name)
+
+    def paths_into(name: str) -> list[Path]:
+        """Every linear path ending at `name`, traced back to a state node."""
+        result = []
+        for pred in predecessors[name]:
+            back = (pred, name) in cyclic
+            node = nodes[pred]
+            if isinstance(node, LINEAR_TYPES):
+                for path in paths_into(pred):
+                    delay = 0
+                    if isinstance(node, nir.Delay):
+                        steps = uniform(node.delay, "delay", pred) / dt
+                        delay = round(steps)
+                        if abs(steps - delay) > 1e-6 or delay < 0:
+                            raise MksgnError(
+                                f"node '{pred}' (Delay): delay must be a whole number of "
+                                f"steps of dt={dt:g}"
+                            )
+                    result.append(
+                        Path(
+                            path.source,
+                            [*path.nodes, pred],
+                            path.delay_steps + delay,
+                            path.back_edge or back,
+                        )
+                    )
+            else:
+                result.append(Path(pred, [], 0, back))
+        return result
+
+    def bias_into(name: str) -> np.ndarray | float:
+        """The constant part of the summed input of `name`: upstream linear nodes' biases."""
+        total: np.ndarray | float = 0.0
+        for pred in predecessors[name]:
+            node = nodes[pred]
+            if not isinstance(node, LINEAR_TYPES):
+                continue
+            upstream = bias_into(pred)
+            own = linear_bias(pred, node, shapes[pred])
+            if np.ndim(upstream) or np.any(upstream):
+                in_shape = shapes[predecessors[pred][0]]
+                upstream = np.broadcast_to(upstream, in_shape)
+                through = linear_apply(pred, node, upstream[None], in_shape)[0]
+                total = total + through + (0.0 if own is None else own)
+            elif own is not None:
+                total = total + own
+        return total
+
+    populations: dict[str, Population] = {}
+    gains: dict[str, np.ndarray] = {}
+    records: dict[str, tuple[str, str]] = {}
+    outputs: list[str] = []
+    for name, node in nodes.items():
+        if isinstance(node, NEURON_TYPES):
+            populations[name], gains[name] = neuron_population(name, node, shapes[name], dt)
+            records[name] = (name, "spikes" if populations[name].spiking else "v")
+    for name, node in nodes.items():
+        if not isinstance(node, nir.Output):
+            continue
+        outputs.append(name)
+        preds = predecessors[name]
+        if len(preds) == 1 and preds[0] in populations:
+            records[name] = records[preds[0]]
+        elif len(preds) == 1 and preds[0] == input_name:
+            raise MksgnError(f"Output '{name}' is fed by the Input directly: nothing to simulate")
+        else:  # a readout: integrates nothing, v = this step's summed input plus bias
+            readout = f"{name}.readout"
+            shape = shapes[name]
+            populations[readout] = Population(
+                name=readout,
+                nir_type="readout",
+                nir_shape=shape,
+                lava_shape=lava_shape(shape),
+                du=1.0,
+                dv=1.0,
+                vth=NEVER_SPIKES,
+                bias=np.zeros(lava_shape(shape)),
+                spiking=False,
+            )
+            gains[readout] = np.ones(shape)
+            records[name] = (readout, "v")
+    for pop in populations.values():
+        if pop.spiking:
+            continue
+        for s, t in edges:
+            if s == pop.name and not isinstance(nodes.get(t), nir.Output):
+                raise MksgnError(
+                    f"node '{s}' ({pop.nir_type}) feeds '{t}': a non-spiking neuron can only feed "
+                    "an Output on Lava (its LIF sends spikes, not voltages)"
+                )
+
+    synapses: list[Synapse] = []
+    for target, pop in populations.items():
+        nir_target = target.removesuffix(".readout") if pop.nir_type == "readout" else target
+        bias = np.broadcast_to(bias_into(nir_target), pop.nir_shape)
+        pop.bias = pop.bias + to_lava(bias * gains[target], pop.nir_shape)
+        for path in paths_into(nir_target):
+            if not path.nodes:
+                raise MksgnError(
+                    f"edge '{path.source}' -> '{nir_target}' joins two state nodes without a "
+                    "synapse; put an Affine/Conv/Scale between them"
+                )
+            synapses.append(lower_path(path, nodes, shapes, pop, gains[target], input_name))
+    for syn in synapses:
+        if syn.source not in populations and syn.source != input_name:
+            raise MksgnError(f"synapse '{syn.name}' starts at '{syn.source}', not a neuron")
+    assign_depths(synapses, populations, input_name)
+    return LavaPlan(
+        input_name=input_name,
+        input_nir_shape=input_shape,
+        input_lava_shape=lava_shape(input_shape),
+        populations=populations,
+        synapses=synapses,
+        records=records,
+        outputs=tuple(outputs),
+        dt=dt,
+    )
+
+
+def lower_path(
+    path: Path,
+    nodes: dict,
+    shapes: dict,
+    target: Population,
+    gain: np.ndarray,
+    input_name: str,
+) -> Synapse:
+    """One Lava synapse for a linear path, with the target's input gain folded into it."""
+    source_shape = shapes[path.source]
+    graded = path.source == input_name
+    weighted = [n for n in path.nodes if not isinstance(nodes[n], (nir.Flatten, nir.Delay))]
+    name = "+".join(path.nodes)
+    convs = (nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
+    if (
+        len(weighted) == 1
+        and isinstance(nodes[weighted[0]], convs)
+        and shapes[weighted[0]] == target.nir_shape
+        and shapes_before(path, nodes, shapes, weighted[0]) == source_shape
+    ):
+        node = nodes[weighted[0]]
+        geo = conv_params(node)
+        weight, groups = conv_kernel(node, source_shape[0])
+        gains_per_channel = gain.reshape(gain.shape[0], -1)
+        if not np.all(gains_per_channel == gains_per_channel[:, :1]):
+            raise MksgnError(
+                f"node '{target.name}': r differs within a channel; a Lava Conv shares weights "
+                "over positions, so use one value per channel"
+            )
+        weight = weight * gains_per_channel[:, 0].reshape(-1, 1, 1, 1)
+        # Lava's Conv is a true convolution over (W, H, C): flip the kernel, swap to (W, H).
+        lava_weight = weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).copy()
+        return Synapse(
+            name=name,
+            source=path.source,
+            target=target.name,
+            kind="conv",
+            weight=lava_weight,
+            graded=graded,
+            conv=dict(
+                input_shape=lava_shape(source_shape),
+                stride=geo["stride"][::-1],
+                padding=geo["padding"][::-1],
+                dilation=geo["dilation"][::-1],
+                groups=groups,
+            ),
+            extra_hops=path.delay_steps,
+            back_edge=path.back_edge,
+        )
+    n_in, n_out = int(np.prod(source_shape)), int(np.prod(target.nir_shape))
+    if n_in * n_out > MAX_DENSE_ENTRIES:
+        raise MksgnError(
+            f"path '{name}' ({path.source} -> {target.name}) would need a Dense matrix of "
+            f"{n_out}x{n_in}; split it so that a convolution feeds the neuron directly"
+        )
+    matrix = path_matrix(path, nodes, shapes, source_shape)
+    matrix = matrix * gain.reshape(-1, 1)
+    matrix = matrix[lava_order(target.nir_shape)][:, lava_order(source_shape)]
+    return Synapse(
+        name=name,
+        source=path.source,
+        target=target.name,
+        kind="dense",
+        weight=matrix,
+        graded=graded,
+        extra_hops=path.delay_steps,
+        back_edge=path.back_edge,
+    )
+
+
+def shapes_before(path: Path, nodes: dict, shapes: dict, node_name: str) -> tuple[int, ...]:
+    """The shape entering `node_name` on `path`."""
+    index = path.nodes.index(node_name)
+    return shapes[path.source] if index == 0 else shapes[path.nodes[index - 1]]
+
+
+def path_matrix(path: Path, nodes: dict, shapes: dict, source_shape: tuple[int, ...]) -> np.ndarray:
+    """The (N_out, N_in) matrix of a bias-free linear path, in NIR flat order."""
+    matrix: np.ndarray | None = None  # None = identity so far
+    shape = source_shape
+    for name in path.nodes:
+        node = nodes[name]
+        if isinstance(node, (nir.Flatten, nir.Delay)):
+            shape = shapes[name]
+            continue
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            weight = np.asarray(node.weight, dtype=np.float64)
+            matrix = weight if matrix is None else weight @ matrix
+        elif isinstance(node, nir.Scale):
+            scale = broadcast(node.scale, shape, "scale", name).reshape(-1, 1)
+            matrix = np.diagflat(scale) if matrix is None else scale * matrix
+        else:
+            n = int(np.prod(shape))
+            basis = np.eye(n).reshape((n, *shape))
+            conv = linear_apply(name, node, basis, shape).reshape(n, -1).T
+            matrix = conv if matrix is None else conv @ matrix
+        shape = shapes[name]
+    if matrix is None:
+        raise MksgnError(f"path '{'+'.join(path.nodes)}' has no weights")
+    return matrix
+
+
+def assign_depths(
+    synapses: list[Synapse], populations: dict[str, Population], input_name: str
+) -> None:
+    """Give each population the Lava step of its NIR step 0 and pad the shorter paths."""
+    depth: dict[str, int] = {input_name: 0}
+    forward = [s for s in synapses if not s.back_edge]
+    for _ in range(len(populations) + 1):
+        changed = False
+        for syn in forward:
+            if syn.source not in depth:
+                continue
+            # A NIR Delay of n steps becomes n identity hops, so it adds no depth.
+            need = depth[syn.source] + 1
+            if depth.get(syn.target, -1) < need:
+                depth[syn.target] = need
+                changed = True
+        if not changed:
+            break
+    else:
+        raise MksgnError("the feed-forward part of the graph has a cycle; cannot pipeline it")
+    for name, pop in populations.items():
+        if name not in depth:
+            raise MksgnError(f"node '{name}' is not reachable from the input")
+        pop.depth = depth[name]
+    for syn in synapses:
+        # NIR Delay hops are already in extra_hops and are not pipeline depth; an edge closing
+        # a cycle carries the previous step, which the synapse's own one-step buffer provides.
+        arrival = depth[syn.source] + (0 if syn.back_edge else 1)
+        pad = depth[syn.target] - arrival
+        if pad < 0:
+            raise MksgnError(
+                f"recurrent path '{syn.name}' ({syn.source} -> {syn.target}) reaches back over "
+                f"{-pad} pipeline step(s); Lava can only carry a cycle through one synapse"
+            )
+        syn.extra_hops += pad
+
+
+def input_bound(plan: LavaPlan, input_abs_max: float = 1.0) -> None:
+    """Fill each population's bound on |input current| per step (for fixed-point ranges)."""
+    for pop in plan.populations.values():
+        pop.max_abs_input = 0.0
+    for syn in plan.synapses:
+        scale = input_abs_max if syn.graded else 1.0
+        if syn.kind == "dense":
+            row = np.abs(syn.weight).sum(axis=1).max(initial=0.0)
+        else:
+            row = np.abs(syn.weight).reshape(syn.weight.shape[0], -1).sum(axis=1).max(initial=0.0)
+        plan.populations[syn.target].max_abs_input += float(row) * scale
+
+
+# ---------------------------------------------------------------------------- Lava objects
+
+
+def build_lava(
+    plan: LavaPlan,
+    input_data: np.ndarray,
+    reset_interval: int,
+    fixed: object | None = None,
+) -> tuple[object, dict[str, object]]:
+    """Create the Lava processes for `plan` fed by a RingBuffer over `input_data` (lava layout,
+    time last). Returns (the source process, population name -> LIF process)."""
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.lif.process import LIFReset
+
+    source = RingBuffer(data=input_data)
+    lifs: dict[str, object] = {}
+    for name, pop in plan.populations.items():
+        params: dict[str, object]
+        if fixed is None:
+            params = dict(du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias, bias_exp=0)
+        else:
+            params = fixed.populations[name].lava_params()
+        lifs[name] = LIFReset(
+            shape=pop.lava_shape,
+            reset_interval=reset_interval,
+            reset_offset=(pop.depth + 1) % reset_interval,
+            name=name,
+            **params,
+        )
+    for index, syn in enumerate(plan.synapses):
+        out_port = source.s_out if syn.source == plan.input_name else lifs[syn.source].s_out
+        target = lifs[syn.target]
+        bits = GRADED_MESSAGE_BITS if syn.graded else 0
+        qsyn = None if fixed is None else fixed.synapses[index]
+        weight = syn.weight if qsyn is None else qsyn.weight
+        if syn.kind == "conv":
+            kwargs = dict(syn.conv)
+            if qsyn is not None:
+                kwargs["weight_exp"] = qsyn.weight_exp
+            proc = Conv(weight=weight, num_message_bits=bits, name=f"syn{index}", **kwargs)
+            out_port.connect(proc.s_in)
+            last = proc.a_out
+            last_shape = proc.a_out.shape
+        else:
+            kwargs = {} if qsyn is None else dict(weight_exp=qsyn.weight_exp)
+            proc = Dense(weights=weight, num_message_bits=bits, name=f"syn{index}", **kwargs)
+            (out_port.flatten() if len(out_port.shape) > 1 else out_port).connect(proc.s_in)
+            last = proc.a_out
+            last_shape = proc.a_out.shape
+        for hop in range(syn.extra_hops):
+            size = int(np.prod(last_shape))
+            identity = np.eye(size, dtype=np.int32 if fixed is not None else np.float64)
+            delay = Dense(
+                weights=identity, num_message_bits=GRADED_MESSAGE_BITS, name=f"syn{index}.hop{hop}"
+            )
+            (last.flatten() if len(last_shape) > 1 else last).connect(delay.s_in)
+            last, last_shape = delay.a_out, delay.a_out.shape
+        if tuple(last_shape) != tuple(target.a_in.shape):
+            last = last.reshape(tuple(target.a_in.shape))
+        last.connect(target.a_in)
+    return source, lifs
+
+
+def nir_node_kinds(plan: LavaPlan) -> dict[str, dict[str, object]]:
+    """A JSON-able description of the plan for manifests."""
+    description: dict[str, dict[str, object]] = {}
+    for name, pop in plan.populations.items():
+        description[name] = dict(
+            lava_process="LIFReset",
+            nir_type=pop.nir_type,
+            nir_shape=list(pop.nir_shape),
+            lava_shape=list(pop.lava_shape),
+            depth=pop.depth,
+            du=pop.du,
+            dv=pop.dv,
+            vth=None if not pop.spiking else pop.vth,
+        )
+    for index, syn in enumerate(plan.synapses):
+        description[f"synapse{index}:{syn.name}"] = dict(
+            lava_process="Conv" if syn.kind == "conv" else "Dense",
+            source=syn.source,
+            target=syn.target,
+            weight_shape=list(syn.weight.shape),
+            graded_input=syn.graded,
+            identity_hops=syn.extra_hops,
+            recurrent=syn.back_edge,
+        )
+    return description

@@ -1,0 +1,319 @@
+"""Reading NIR files and checking that a graph uses only supported nodes with consistent shapes.
+
+NIR 1.0.8's own type inference reads a grouped convolution's input channels from
+`weight.shape[1]` (C_in / groups, not C_in), so every graph with `groups > 1` fails its type
+check. mksgn therefore reads with `type_check=False` and checks shapes itself (`validate_graph`),
+counting grouped convolutions correctly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import nir
+import numpy as np
+
+from mksgn.errors import MksgnError
+
+SUPPORTED_NODES: tuple[type, ...] = (
+    nir.Input,
+    nir.Output,
+    nir.Affine,
+    nir.Linear,
+    nir.Scale,
+    nir.Conv1d,
+    nir.Conv2d,
+    nir.SumPool2d,
+    nir.AvgPool2d,
+    nir.Flatten,
+    nir.Delay,
+    nir.Threshold,
+    nir.I,
+    nir.IF,
+    nir.LI,
+    nir.LIF,
+    nir.CubaLI,
+    nir.CubaLIF,
+    nir.NIRGraph,
+)
+SUPPORTED_NAMES = ", ".join(kind.__name__ for kind in SUPPORTED_NODES)
+
+Shape = tuple[int, ...]
+
+
+def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
+    """Read a NIR HDF5 file, turning every failure into an MksgnError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MksgnError(f"NIR file {path} does not exist (write one with 'mksgn export')")
+    if not h5py.is_hdf5(path):
+        raise MksgnError(
+            f"{path} is not an HDF5 file, so not a NIR graph (is it truncated or another format?)"
+        )
+    try:
+        graph = nir.read(path, type_check=False)
+    except Exception as error:  # h5py and nir raise OSError, KeyError, ValueError, TypeError, ...
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise MksgnError(
+            f"{path} could not be read as a NIR graph ({type(error).__name__}: {first}); "
+            "the file is truncated, corrupt or not written by nir.write"
+        ) from None
+    if not isinstance(graph, nir.NIRGraph):
+        raise MksgnError(f"{path} holds a single {type(graph).__name__} node, not a NIR graph")
+    graph.metadata = plain_metadata(graph.metadata)
+    if not graph.inputs or not graph.outputs:
+        missing = "an Input" if not graph.inputs else "an Output"
+        raise MksgnError(f"NIR graph {path} has no {missing} node; it cannot be run")
+    return graph
+
+
+def plain_metadata(metadata: object) -> dict:
+    """Metadata as h5py returns it (bytes arrays for lists of strings) turned back into lists,
+    strings and numbers."""
+    if not isinstance(metadata, dict):
+        return {}
+
+    def plain(value: object) -> object:
+        if isinstance(value, bytes):
+            return value.decode("utf8")
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind in "OSU":
+                return [plain(item) for item in value.tolist()]
+            return value.item() if value.ndim == 0 else value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value
+
+    return {key: plain(value) for key, value in metadata.items()}
+
+
+def node_error(name: str, node: nir.NIRNode, problem: str) -> MksgnError:
+    """An error naming a node and its type."""
+    return MksgnError(f"NIR node {name!r} ({type(node).__name__}): {problem}")
+
+
+def as_pair(value: object) -> tuple[int, int]:
+    """A stride/padding/kernel value given as an int or a pair, as a pair of ints."""
+    array = np.atleast_1d(np.asarray(value)).astype(int)
+    return (int(array[0]), int(array[-1])) if array.size else (0, 0)
+
+
+def conv_length(length: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (torch's formula)."""
+    return (length + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_output_shape(name: str, node: nir.NIRNode, shape: Shape) -> Shape:
+    """Output shape of a Conv1d/Conv2d for an input shape (C_in, *spatial)."""
+    weight = np.asarray(node.weight)
+    spatial = weight.ndim - 2
+    if len(shape) != spatial + 1:
+        raise node_error(name, node, f"expects (channels, {spatial} spatial axes), got {shape}")
+    groups = int(node.groups)
+    if shape[0] != weight.shape[1] * groups:
+        raise node_error(
+            name,
+            node,
+            f"expects {weight.shape[1] * groups} input channels (weight {weight.shape}, groups "
+            f"{groups}) but receives {shape[0]}",
+        )
+    if isinstance(node.padding, str):
+        if node.padding == "same":
+            return (weight.shape[0], *shape[1:])
+        padding = (0,) * spatial
+    else:
+        padding = np.broadcast_to(np.asarray(node.padding).astype(int), (spatial,))
+    stride = np.broadcast_to(np.asarray(node.stride).astype(int), (spatial,))
+    dilation = np.broadcast_to(np.asarray(node.dilation).astype(int), (spatial,))
+    out = [
+        conv_length(
+            shape[1 + axis], weight.shape[2 + axis], stride[axis], padding[axis], dilation[axis]
+        )
+        for axis in range(spatial)
+    ]
+    if min(out) < 1:
+        raise node_error(name, node, f"input {shape} is smaller than the kernel {weight.shape[2:]}")
+    return (weight.shape[0], *out)
+
+
+def pool_output_shape(name: str, node: nir.NIRNode, shape: Shape) -> Shape:
+    """Output shape of SumPool2d/AvgPool2d for (C, H, W)."""
+    if len(shape) != 3:
+        raise node_error(name, node, f"expects (channels, height, width), got {shape}")
+    kernel, stride, padding = as_pair(node.kernel_size), as_pair(node.stride), as_pair(node.padding)
+    out = [conv_length(shape[1 + a], kernel[a], stride[a], padding[a], 1) for a in range(2)]
+    if min(out) < 1:
+        raise node_error(name, node, f"input {shape} is smaller than the kernel {kernel}")
+    return (shape[0], *out)
+
+
+def flatten_output_shape(node: nir.Flatten, shape: Shape) -> Shape:
+    """Flatten over axes start_dim..end_dim of the shape without batch axis (NIR convention)."""
+    rank = len(shape)
+    start = node.start_dim % rank if rank else 0
+    end = node.end_dim % rank if rank else 0
+    merged = int(np.prod(shape[start : end + 1]))
+    return (*shape[:start], merged, *shape[end + 1 :])
+
+
+def broadcast_parameter(name: str, node: nir.NIRNode, shape: Shape, *fields: str) -> Shape:
+    """Check that neuron or elementwise parameters broadcast to the incoming shape."""
+    for field in fields:
+        value = np.asarray(getattr(node, field))
+        try:
+            result = np.broadcast_shapes(value.shape, shape)
+        except ValueError:
+            result = None
+        if result != tuple(shape):
+            raise node_error(
+                name, node, f"parameter {field} shaped {value.shape} does not fit input {shape}"
+            )
+    return shape
+
+
+NEURON_FIELDS: dict[type, tuple[str, ...]] = {
+    nir.I: ("r",),
+    nir.IF: ("r", "v_threshold", "v_reset"),
+    nir.LI: ("tau", "r", "v_leak"),
+    nir.LIF: ("tau", "r", "v_leak", "v_threshold", "v_reset"),
+    nir.CubaLI: ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
+    nir.CubaLIF: ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+    nir.Delay: ("delay",),
+    nir.Threshold: ("threshold",),
+    nir.Scale: ("scale",),
+}
+
+
+def output_shape(name: str, node: nir.NIRNode, shape: Shape) -> Shape:
+    """The shape a supported node produces from an input of `shape` (raises on a mismatch)."""
+    if isinstance(node, (nir.Input, nir.Output)):
+        declared = tuple(int(n) for n in np.atleast_1d(node_shape(node)))
+        if declared != tuple(shape):
+            raise node_error(name, node, f"declares shape {declared} but receives {shape}")
+        return shape
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        weight = np.asarray(node.weight)
+        if not shape or shape[-1] != weight.shape[-1]:
+            raise node_error(
+                name, node, f"weight {weight.shape} needs {weight.shape[-1]} inputs, got {shape}"
+            )
+        return (*shape[:-1], weight.shape[-2])
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        return conv_output_shape(name, node, shape)
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        return pool_output_shape(name, node, shape)
+    if isinstance(node, nir.Flatten):
+        return flatten_output_shape(node, shape)
+    if type(node) in NEURON_FIELDS:
+        return broadcast_parameter(name, node, shape, *NEURON_FIELDS[type(node)])
+    raise node_error(name, node, f"unsupported node type; supported: {SUPPORTED_NAMES}")
+
+
+def node_shape(node: nir.Input | nir.Output) -> np.ndarray:
+    """The declared shape of an Input or Output node."""
+    if isinstance(node, nir.Input):
+        return np.asarray(node.input_type["input"]).astype(int)
+    return np.asarray(node.output_type["output"]).astype(int)
+
+
+def input_shape(graph: nir.NIRGraph) -> Shape:
+    """The shape of the graph's single Input node (per time step, without batch)."""
+    inputs = graph.inputs
+    if len(inputs) != 1:
+        raise MksgnError(
+            f"the graph has {len(inputs)} Input nodes ({', '.join(inputs)}); mksgn runs graphs "
+            "with exactly one"
+        )
+    return tuple(int(n) for n in np.atleast_1d(node_shape(next(iter(inputs.values())))))
+
+
+def validate_graph(graph: nir.NIRGraph, where: str = "graph") -> dict[str, Shape]:
+    """Check node types, edge endpoints and shapes; return each node's output shape.
+
+    Shapes propagate from the Input nodes; a node whose shape is undetermined (only fed
+    through a cycle) is checked once its sources are known.
+    """
+    if not isinstance(graph, nir.NIRGraph):
+        raise MksgnError(f"{where} is a {type(graph).__name__}, not a NIR graph")
+    for name, node in graph.nodes.items():
+        if not isinstance(node, SUPPORTED_NODES):
+            raise node_error(name, node, f"unsupported node type; supported: {SUPPORTED_NAMES}")
+    for source, target in graph.edges:
+        for end in (source, target):
+            if end not in graph.nodes:
+                raise MksgnError(
+                    f"{where}: edge ({source!r}, {target!r}) names {end!r}, which is not a node"
+                )
+    if not graph.inputs or not graph.outputs:
+        missing = "Input" if not graph.inputs else "Output"
+        raise MksgnError(f"{where} has no {missing} node; it cannot be run")
+    incoming: dict[str, list[str]] = {name: [] for name in graph.nodes}
+    for source, target in graph.edges:
+        incoming[target].append(source)
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.Input) and incoming[name]:
+            raise node_error(name, node, "an Input node cannot receive edges")
+        if not isinstance(node, nir.Input) and not incoming[name]:
+            raise node_error(name, node, "receives no edge, so it has no input")
+    shapes: dict[str, Shape] = {}
+    for name, node in graph.inputs.items():
+        shapes[name] = tuple(int(n) for n in np.atleast_1d(node_shape(node)))
+    progress = True
+    while progress:
+        progress = False
+        for name, node in graph.nodes.items():
+            if name in shapes:
+                continue
+            known = [shapes[s] for s in incoming[name] if s in shapes]
+            if not known:
+                continue
+            shape = known[0]
+            shapes[name] = (
+                subgraph_output(name, node, shape, where)
+                if isinstance(node, nir.NIRGraph)
+                else output_shape(name, node, shape)
+            )
+            progress = True
+    for source, target in graph.edges:
+        if source in shapes and target in shapes:
+            expected = edge_input_shape(graph, target, shapes)
+            if shapes[source] != expected:
+                node = graph.nodes[target]
+                raise node_error(
+                    target,
+                    node,
+                    f"edge from {source!r} brings shape {shapes[source]} but the node's other "
+                    f"inputs are {expected}; summed inputs must have one shape",
+                )
+    unreached = [name for name in graph.nodes if name not in shapes]
+    if unreached:
+        raise MksgnError(f"{where}: nodes {unreached} are not connected to an Input node")
+    return shapes
+
+
+def edge_input_shape(graph: nir.NIRGraph, target: str, shapes: dict[str, Shape]) -> Shape:
+    """The shape of the first known source feeding `target` (all sources must agree)."""
+    for source, end in graph.edges:
+        if end == target and source in shapes:
+            return shapes[source]
+    raise MksgnError(f"node {target!r} has no known input shape")
+
+
+def subgraph_output(name: str, node: nir.NIRGraph, shape: Shape, where: str) -> Shape:
+    """Validate a nested graph fed with `shape`; return the shape of its Output node."""
+    inner = validate_graph(node, f"subgraph {name!r} of {where}")
+    inner_inputs = [inner[n] for n in node.inputs]
+    if len(inner_inputs) != 1:
+        raise node_error(
+            name, node, f"a nested graph needs exactly one Input, has {len(inner_inputs)}"
+        )
+    if inner_inputs[0] != shape:
+        raise node_error(name, node, f"its Input expects {inner_inputs[0]} but receives {shape}")
+    outputs = [inner[n] for n in node.outputs]
+    if len(outputs) != 1:
+        raise node_error(name, node, f"a nested graph needs exactly one Output, has {len(outputs)}")
+    return outputs[0]

@@ -1,0 +1,126 @@
+"""Inputs for `mksgn simulate`: the graph to run, and input sequences from a skeleton dataset
+(encoded the way the exported model expects) or from an .npy array."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from mksgn.convert.nir_io import input_shape, read_nir
+from mksgn.errors import MksgnError
+
+REQUIRED_METADATA = ("frames", "modalities", "time_steps", "nodes")
+
+
+def find_graph_file(path: str | os.PathLike[str]) -> Path:
+    """MODEL.nir itself, or the NIR graph inside a converted artifact folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    preferred = path / "model.nir"
+    if preferred.is_file():
+        return preferred
+    candidates = sorted(path.glob("*.nir"))
+    if len(candidates) != 1:
+        raise MksgnError(
+            f"{path} is a folder without model.nir and with {len(candidates)} .nir files; pass "
+            "the .nir file or a folder written by 'mksgn convert'"
+        )
+    return candidates[0]
+
+
+def load_graph(path: str | os.PathLike[str]) -> tuple[nir.NIRGraph, Path]:
+    """Read the graph named by a .nir path or an artifact folder."""
+    graph_file = find_graph_file(path)
+    return read_nir(graph_file), graph_file
+
+
+def array_inputs(path: str | os.PathLike[str], graph: nir.NIRGraph) -> np.ndarray:
+    """X.npy shaped (T, *input shape) or (samples, T, *input shape) -> (samples, T, *shape)."""
+    path = Path(path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as error:  # ValueError (pickled objects), OSError, EOFError, ...
+        raise MksgnError(f"{path} is not a readable .npy array ({error})") from None
+    if not isinstance(array, np.ndarray):
+        raise MksgnError(f"{path} holds several arrays (.npz); --input needs one .npy array")
+    if array.dtype.kind not in "biuf":
+        raise MksgnError(f"{path} holds {array.dtype} values; --input needs numbers")
+    expected = input_shape(graph)
+    shape_text = ", ".join(map(str, expected))
+    if array.ndim == len(expected) + 1 and array.shape[1:] == expected:
+        array = array[None]
+    elif array.ndim != len(expected) + 2 or array.shape[2:] != expected:
+        raise MksgnError(
+            f"{path} holds an array shaped {array.shape}, but the graph's Input expects "
+            f"(time steps, {shape_text}) or (samples, time steps, {shape_text})"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise MksgnError(f"{path} holds no samples or no time steps (shape {array.shape})")
+    if not np.all(np.isfinite(array)):
+        raise MksgnError(f"{path} contains NaN or infinite values")
+    return array.astype(np.float32)
+
+
+def graph_metadata(graph: nir.NIRGraph, graph_file: Path) -> dict:
+    """The mksgn metadata (frames, modalities, time steps, nodes) needed to encode a dataset."""
+    metadata = graph.metadata or {}
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise MksgnError(
+            f"{graph_file} lacks the metadata {missing} that 'mksgn export' writes, so skeleton "
+            "data cannot be encoded for it; pass an encoded array with --input instead"
+        )
+    return metadata
+
+
+def data_inputs(
+    data_path: str | os.PathLike[str],
+    graph: nir.NIRGraph,
+    graph_file: Path,
+    samples: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The test split as (samples, T, V·C_enc, F) direct-coded inputs, and its labels.
+
+    Each sample is test-sampled to the graph's frames, encoded into the graph's modalities, laid
+    out node-major (index node·C_enc + channel) and presented identically at every time step.
+    """
+    import torch
+
+    from mksgn.train.data.dataset import SkeletonDataset
+    from mksgn.train.data.transforms import TestTransform
+    from mksgn.train.models.output import encode_input
+
+    metadata = graph_metadata(graph, graph_file)
+    frames, steps = int(metadata["frames"]), int(metadata["time_steps"])
+    modalities = tuple(metadata["modalities"])
+    dataset = SkeletonDataset(data_path, split="test", transform=TestTransform(frames))
+    if "num_classes" in metadata and dataset.num_classes != int(metadata["num_classes"]):
+        raise MksgnError(
+            f"{data_path} has {dataset.num_classes} classes but the graph in {graph_file} "
+            f"predicts {metadata['num_classes']}: use the dataset the model was trained on"
+        )
+    count = len(dataset) if samples is None else min(samples, len(dataset))
+    if count == 0:
+        raise MksgnError(f"{data_path} has no test samples")
+    joints = torch.stack([dataset[index][0] for index in range(count)])
+    labels = np.asarray(dataset.labels[:count], dtype=np.int64)
+    if joints.shape[3] * joints.shape[4] != int(metadata["nodes"]):
+        raise MksgnError(
+            f"{data_path}: samples have {joints.shape[3]} joints × {joints.shape[4]} bodies but the "
+            f"graph in {graph_file} expects {metadata['nodes']} graph nodes"
+        )
+    encoded = encode_input(joints, modalities)  # (N, C_enc, F, V)
+    count, channels, frames, nodes = encoded.shape
+    layout = encoded.permute(0, 3, 1, 2).reshape(count, nodes * channels, frames).numpy()
+    expected = input_shape(graph)
+    if layout.shape[1:] != expected:
+        raise MksgnError(
+            f"encoded samples are shaped {layout.shape[1:]} but the Input of {graph_file} "
+            f"expects {expected}"
+        )
+    repeated = np.broadcast_to(layout[:, None], (count, steps, *layout.shape[1:]))
+    return repeated.astype(np.float32, copy=False), labels

@@ -1,0 +1,289 @@
+"""Lava CPU backends (`lava-float`, `lava-fixed`): one built network, samples streamed, watchdog.
+
+The Lava network runs in a child process in its own session; Lava starts one OS process per
+process model under it. A hang, a crash or a Lava error inside a process model becomes MksgnError
+within a timeout derived from the work size, and the whole session is killed and the shared-memory
+segments it had mapped are removed, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, from_lava, to_lava
+from mksgn.errors import MksgnError
+from mksgn.targets.base import RunResult
+
+WORKER_CODE = "import sys; from mksgn.targets.lava import worker_main; worker_main(sys.argv[1])"
+BASE_TIMEOUT_S = 60.0
+TIMEOUT_S_PER_PROCESS_STEP = 0.02
+
+
+class LavaTarget:
+    """Run a NIR graph on Lava's CPU simulator (Loihi2SimCfg), float or Loihi 2 fixed point."""
+
+    def __init__(
+        self, fixed_point: bool = False, timeout_s: float | None = None, dt: float = DEFAULT_DT
+    ) -> None:
+        """Choose fixed point or float; timeout_s None derives the watchdog from the work size."""
+        self.fixed_point = fixed_point
+        self.timeout_s = timeout_s
+        self.dt = dt
+        self.name = "lava-fixed" if fixed_point else "lava-float"
+
+    def run(
+        self, graph: nir.NIRGraph, inputs: np.ndarray, record: tuple[str, ...] = ()
+    ) -> RunResult:
+        """Stream `inputs` (samples, T, *input shape) through one built network."""
+        plan = build_plan(graph, self.dt)
+        return self.run_plan(plan, inputs, record)
+
+    def run_plan(
+        self, plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...] = ()
+    ) -> RunResult:
+        """Run an already lowered plan (see `run`)."""
+        inputs = np.asarray(inputs, dtype=np.float64)
+        expected = plan.input_nir_shape
+        if inputs.ndim != 2 + len(expected) or tuple(inputs.shape[2:]) != tuple(expected):
+            raise MksgnError(
+                f"input shaped {inputs.shape} does not fit the graph's Input '{plan.input_name}': "
+                f"expected (samples, time steps, {', '.join(map(str, expected))})"
+            )
+        if not np.all(np.isfinite(inputs)):
+            raise MksgnError("input contains NaN or infinite values")
+        samples, steps = inputs.shape[:2]
+        nodes = tuple(dict.fromkeys(tuple(plan.outputs) + tuple(record)))
+        for node in nodes:
+            if node not in plan.records:
+                raise MksgnError(
+                    f"cannot record node '{node}': record a neuron or an Output node "
+                    f"(available: {', '.join(sorted(plan.records))})"
+                )
+        fixed = None
+        if self.fixed_point:
+            from mksgn.convert.fixed_point import quantize_plan
+
+            fixed = quantize_plan(plan, float(np.abs(inputs).max(initial=0.0)))
+        period = steps + plan.depth
+        data = np.zeros((samples, period, *plan.input_nir_shape))
+        data[:, :steps] = inputs
+        # RingBuffer wants (*lava shape, time); sample s occupies steps [s·period, (s+1)·period).
+        data = to_lava(
+            data.reshape((samples * period, *plan.input_nir_shape)), plan.input_nir_shape
+        )
+        data = np.moveaxis(data, 0, -1)
+        if fixed is not None:
+            from mksgn.convert.fixed_point import quantize_input
+
+            data = quantize_input(data, fixed.input_shift)
+        populations = {plan.records[n][0]: plan.records[n][1] for n in nodes}
+        job = dict(
+            plan=plan,
+            fixed=fixed,
+            data=data,
+            period=period,
+            total_steps=samples * period,
+            populations=populations,
+        )
+        timeout = self.timeout_s
+        if timeout is None:
+            processes = 2 * len(plan.synapses) + len(plan.populations) + len(populations) + 1
+            timeout = BASE_TIMEOUT_S + TIMEOUT_S_PER_PROCESS_STEP * processes * samples * period
+        started = time.perf_counter()
+        PEAK_RSS["bytes"] = 0
+        raw = run_watched(job, timeout)
+        wall = time.perf_counter() - started
+        recorded = {}
+        for node in nodes:
+            population, kind = plan.records[node]
+            pop = plan.populations[population]
+            series = raw[population]  # (total steps, *lava shape)
+            index = (np.arange(samples)[:, None] * period + pop.depth + np.arange(steps)).ravel()
+            values = from_lava(series[index], pop.nir_shape).astype(np.float64)
+            if fixed is not None and kind == "v":
+                values = values / fixed.populations[population].scale
+            recorded[node] = values.reshape((samples, steps, *pop.nir_shape))
+        extra: dict[str, object] = {
+            "pipeline_depth": plan.depth,
+            "lava_peak_rss_mb": PEAK_RSS["bytes"] / 2**20,
+        }
+        if fixed is not None:
+            extra["quantisation"] = fixed.report()
+        return RunResult(
+            backend=self.name,
+            recorded=recorded,
+            time_steps=steps,
+            steps_per_sample=period,
+            wall_s_per_sample=wall / max(samples, 1),
+            extra=extra,
+        )
+
+
+# ---------------------------------------------------------------------------- watchdog
+
+
+def session_processes(session: int) -> list[int]:
+    """Process ids whose session id is `session` (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == session:  # state ppid pgrp session
+            found.append(int(entry))
+    return found
+
+
+def mapped_shm(pids: list[int]) -> set[str]:
+    """/dev/shm files mapped by the given processes."""
+    paths: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/maps") as handle:
+            for line in handle:
+                parts = line.split(maxsplit=5)
+                if len(parts) == 6 and parts[5].startswith("/dev/shm/"):
+                    paths.add(parts[5].strip().removesuffix(" (deleted)"))
+    return paths
+
+
+PEAK_RSS = {"bytes": 0}  # largest resident memory of a Lava session seen by run_watched
+
+
+def session_rss(session: int) -> int:
+    """Resident memory (bytes) summed over the processes of a session."""
+    total = 0
+    for pid in session_processes(session):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
+def kill_session(session: int) -> None:
+    """Kill every process of a session and remove the shared memory they had mapped."""
+    pids = session_processes(session)
+    segments = mapped_shm(pids)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(session, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for segment in segments:
+        with contextlib.suppress(OSError):
+            os.unlink(segment)
+
+
+def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
+    """Run a Lava job in a killable child session; MksgnError on timeout, crash or Lava error."""
+    with tempfile.TemporaryDirectory(prefix="mksgn-lava-") as tmp:
+        work = Path(tmp)
+        with open(work / "job.pkl", "wb") as handle:
+            pickle.dump(job, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(work / "log.txt", "wb") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-c", WORKER_CODE, str(work)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            session = child.pid
+            try:
+                # Poll so that the result is read once it exists, even if Lava's shutdown hangs.
+                deadline = time.monotonic() + timeout_s
+                next_sample = 0.0
+                while child.poll() is None and time.monotonic() < deadline:
+                    if (work / "done").exists():
+                        child.wait(timeout=10)
+                        break
+                    if time.monotonic() >= next_sample:
+                        PEAK_RSS["bytes"] = max(PEAK_RSS["bytes"], session_rss(session))
+                        next_sample = time.monotonic() + 0.25
+                    time.sleep(0.05)
+                timed_out = child.poll() is None and not (work / "done").exists()
+            except subprocess.TimeoutExpired:
+                timed_out = False
+            finally:
+                kill_session(session)
+                child.wait()
+        if (work / "error.txt").exists():
+            message = (work / "error.txt").read_text().strip().splitlines()
+            raise MksgnError(f"Lava simulation failed: {message[-1] if message else 'unknown'}")
+        if timed_out:
+            raise MksgnError(
+                f"Lava simulation did not finish within {timeout_s:.0f} s (watchdog); it was "
+                "stopped. A process model may have failed silently (e.g. a float parameter in a "
+                "fixed-point model); rerun with a smaller graph or a larger timeout"
+            )
+        if not (work / "result.npz").exists():
+            tail = (work / "log.txt").read_text(errors="replace").strip().splitlines()[-3:]
+            raise MksgnError(
+                f"Lava simulation exited (code {child.returncode}) without results: "
+                + " | ".join(tail)
+            )
+        with np.load(work / "result.npz", allow_pickle=False) as result:
+            return {key: result[key] for key in result.files}
+
+
+def worker_main(work_dir: str) -> None:
+    """Child process: build the Lava network, run it, write result.npz or error.txt."""
+    work = Path(work_dir)
+    try:
+        with open(work / "job.pkl", "rb") as handle:
+            job = pickle.load(handle)  # our own parent's job file in a private temp dir
+        results = simulate(job)
+        np.savez(work / "result.npz", **results)
+    except BaseException as error:  # report every failure to the parent, then exit non-zero
+        (work / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
+        (work / "done").touch()
+        os._exit(1)
+    (work / "done").touch()
+    os._exit(0)  # skip interpreter teardown: Lava's leftovers are the parent's to kill
+
+
+def simulate(job: dict) -> dict[str, np.ndarray]:
+    """Build the plan's processes once and run all samples back to back."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.monitor.process import Monitor
+
+    from mksgn.convert.lava_graph import build_lava
+
+    plan: LavaPlan = job["plan"]
+    total = int(job["total_steps"])
+    source, lifs = build_lava(plan, job["data"], int(job["period"]), job["fixed"])
+    monitors = {}
+    for population, kind in job["populations"].items():
+        monitor = Monitor()
+        lif = lifs[population]
+        monitor.probe(lif.s_out if kind == "spikes" else lif.v, total)
+        monitors[population] = (monitor, lif, kind)
+    tag = "fixed_pt" if job["fixed"] is not None else "floating_pt"
+    try:
+        source.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=tag))
+        results = {}
+        for population, (monitor, lif, kind) in monitors.items():
+            data = monitor.get_data()[lif.name]["s_out" if kind == "spikes" else "v"]
+            results[population] = np.asarray(data)
+    finally:
+        source.stop()
+    return results

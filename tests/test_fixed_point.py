@@ -1,0 +1,114 @@
+"""Loihi 2-style quantisation: integer parameters, round trips, error report, overflow errors."""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+
+from mksgn.convert.fixed_point import (
+    BIAS_EXP_MAX,
+    VTH_MAX,
+    quantize_decay,
+    quantize_input,
+    quantize_plan,
+    quantize_weights,
+)
+from mksgn.convert.lava_graph import build_plan
+from mksgn.errors import MksgnError
+from mksgn.targets.lava import LavaTarget
+
+RNG = np.random.default_rng(3)
+
+
+def dense_graph(vth: float = 1.0, bias: float = 0.0) -> nir.NIRGraph:
+    """Input(4) -> Affine -> LIF(6) -> Affine -> Output(3)."""
+    shape = (6,)
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([4])),
+            "fc": nir.Affine(weight=RNG.normal(0.3, 0.6, (6, 4)), bias=np.full(6, bias)),
+            "lif": nir.LIF(
+                tau=np.full(shape, 5e-4),
+                r=np.full(shape, 5.0),
+                v_leak=np.zeros(shape),
+                v_threshold=np.full(shape, vth),
+                v_reset=np.zeros(shape),
+            ),
+            "readout": nir.Affine(weight=RNG.normal(0, 1, (3, 6)), bias=np.zeros(3)),
+            "output": nir.Output(output_type=np.array([3])),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "readout"), ("readout", "output")],
+    )
+
+
+def test_weights_round_trip_within_half_a_step() -> None:
+    """Integer mantissa · 2**exp reproduces each weight to half a quantisation step."""
+    weight = RNG.normal(0, 1000, (20, 30))
+    integer, exp, rel_max, rel_mean = quantize_weights(weight, exp_fixed=False, layer="fc")
+    assert integer.dtype == np.int32 and isinstance(exp, int) and exp == 4
+    assert integer.min() >= -256 and integer.max() <= 254 and np.all(integer % 2 == 0)
+    assert np.abs(integer * 2.0**exp - weight).max() <= 2.0**exp  # step is 2·2**exp
+    assert 0 < rel_max <= 2.0**exp / np.abs(weight).max() and 0 < rel_mean < 1
+
+
+def test_conv_weights_beyond_eight_bits_are_refused() -> None:
+    """Lava's Conv has no weight exponent: weights over 254 units cannot be stored."""
+    with pytest.raises(MksgnError, match=r"layer 'conv'.*8-bit"):
+        quantize_weights(np.array([300.0, -2.0]), exp_fixed=True, layer="conv")
+
+
+def test_decays_are_twelve_bit() -> None:
+    """du counts from 1 (Lava adds one), dv from 0; 1/5 of 4096 rounds to 819."""
+    assert quantize_decay(1.0, 1, "du", "l") == 4095
+    assert quantize_decay(0.2, 0, "dv", "l") == 819
+    assert quantize_decay(0.0, 0, "dv", "l") == 0
+
+
+def test_plan_parameters_are_integers_with_report() -> None:
+    """Every parameter handed to Lava is an integer within its bit width; the report has errors."""
+    plan = build_plan(dense_graph(bias=0.05))
+    fixed = quantize_plan(plan, input_abs_max=2.0)
+    for pop in fixed.populations.values():
+        params = pop.lava_params()
+        for key in ("du", "dv", "vth", "bias_exp"):
+            assert isinstance(params[key], int), key
+        assert params["bias_mant"].dtype == np.int32
+        assert 0 <= params["bias_exp"] <= BIAS_EXP_MAX and 1 <= params["vth"] <= VTH_MAX
+        assert np.abs(params["bias_mant"]).max() <= 4095
+    lif = fixed.populations["lif"]
+    assert lif.du == 4095 and lif.dv == round(0.2 * 4096)
+    # vth·S/64 rounds to the integer threshold
+    assert abs(lif.vth - plan.populations["lif"].vth * lif.scale / 64) <= 0.5
+    for syn in fixed.synapses:
+        assert syn.weight.dtype == np.int32
+    report = fixed.report()
+    assert set(report) >= {"fc", "readout", "lif", "output.readout"}
+    assert 0 < report["fc"]["max_rel_weight_error"] < 0.01
+
+
+def test_bias_overflow_names_the_layer() -> None:
+    """A bias far beyond the threshold cannot be represented: Error naming the layer."""
+    plan = build_plan(dense_graph(vth=1e-3, bias=1e4))
+    with pytest.raises(MksgnError, match=r"layer 'lif': bias"):
+        quantize_plan(plan, 1.0)
+
+
+def test_input_overflow() -> None:
+    """Inputs beyond 24 bits at the chosen scale are refused."""
+    assert quantize_input(np.array([1.5, -2.0]), 3).tolist() == [12, -16]
+    with pytest.raises(MksgnError, match=r"24-bit"):
+        quantize_input(np.array([1e9]), 4)
+
+
+@pytest.mark.timeout(120)
+def test_lava_fixed_agrees_with_float() -> None:
+    """lava-fixed spikes agree with lava-float on most steps; outputs close in float units."""
+    graph = dense_graph()
+    inputs = RNG.uniform(0, 1.5, (2, 8, 4))
+    floating = LavaTarget(timeout_s=60).run(graph, inputs, ("lif",))
+    fixed = LavaTarget(fixed_point=True, timeout_s=60).run(graph, inputs, ("lif",))
+    spikes_f, spikes_q = floating.recorded["lif"], fixed.recorded["lif"]
+    assert 0 < spikes_f.mean() < 1
+    assert (spikes_f == spikes_q).mean() >= 0.9
+    assert "quantisation" in fixed.extra and fixed.backend == "lava-fixed"

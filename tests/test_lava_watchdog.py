@@ -1,0 +1,108 @@
+"""The Lava watchdog: failures inside Lava become MksgnError quickly and leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import nir
+import numpy as np
+import pytest
+
+from mksgn.convert.fixed_point import quantize_plan
+from mksgn.convert.lava_graph import build_plan
+from mksgn.errors import MksgnError
+from mksgn.targets.lava import LavaTarget, run_watched
+
+
+def tiny_graph() -> nir.NIRGraph:
+    """Input -> Affine -> LIF -> Output."""
+    shape = (3,)
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array(shape)),
+            "fc": nir.Affine(weight=np.eye(3), bias=np.zeros(3)),
+            "lif": nir.LIF(
+                tau=np.full(shape, 2e-4),
+                r=np.full(shape, 2.0),
+                v_leak=np.zeros(shape),
+                v_threshold=np.ones(shape),
+                v_reset=np.zeros(shape),
+            ),
+            "output": nir.Output(output_type=np.array(shape)),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )
+
+
+def lava_descendants() -> list[int]:
+    """Processes whose parent is this test process (our Lava children and their sessions)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == os.getpid():
+            found.append(int(entry))
+    return found
+
+
+def shm() -> set[str]:
+    """Current /dev/shm entries."""
+    return set(os.listdir("/dev/shm"))
+
+
+def job_for(plan, fixed, data) -> dict:
+    """A worker job for one 4-step sample recording the LIF."""
+    return dict(
+        plan=plan,
+        fixed=fixed,
+        data=data,
+        period=5,
+        total_steps=5,
+        populations={"lif": "spikes"},
+    )
+
+
+@pytest.mark.timeout(60)
+def test_float_parameter_in_fixed_point_model_is_an_error() -> None:
+    """A float threshold handed to a fixed-point LIF fails inside Lava: Error, no leftovers."""
+    before = shm()
+    plan = build_plan(tiny_graph())
+    fixed = quantize_plan(plan, 1.0)
+    fixed.populations["lif"].dv = 0.25  # what the converter never does
+    data = np.ones((3, 5), dtype=np.int32)
+    started = time.monotonic()
+    with pytest.raises(MksgnError, match=r"layer 'lif'.*dv=0.25 is not an integer"):
+        run_watched(job_for(plan, fixed, data), timeout_s=20)
+    assert time.monotonic() - started < 25
+    assert lava_descendants() == []
+    assert shm() - before == set()
+
+
+@pytest.mark.timeout(60)
+def test_exception_inside_a_process_is_reported() -> None:
+    """Input data of the wrong shape makes a Lava process raise: Error naming the failure."""
+    before = shm()
+    plan = build_plan(tiny_graph())
+    with pytest.raises(MksgnError, match=r"Lava simulation failed"):
+        run_watched(job_for(plan, None, np.ones((7, 5))), timeout_s=30)
+    assert lava_descendants() == []
+    assert shm() - before == set()
+
+
+@pytest.mark.timeout(60)
+def test_timeout_kills_the_whole_session() -> None:
+    """A run that cannot finish in time is stopped at the deadline with every process killed."""
+    before = shm()
+    started = time.monotonic()
+    with pytest.raises(MksgnError, match=r"did not finish within"):
+        LavaTarget(timeout_s=0.3).run(tiny_graph(), np.ones((2, 4, 3)))
+    assert time.monotonic() - started < 15
+    assert lava_descendants() == []
+    assert shm() - before == set()
