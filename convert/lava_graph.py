@@ -16,25 +16,13 @@ import nir
 import numpy as np
 
 from mksgn.convert.nir_graph import back_edges, flatten_graph
+from mksgn.convert.nir_io import LINEAR_TYPES, NEURON_TYPES, SPIKING_TYPES
 from mksgn.errors import MksgnError
 
 DEFAULT_DT = 1e-4
 NEVER_SPIKES = 1e30  # threshold of a non-spiking (LI, I, readout) population in floating point
 GRADED_MESSAGE_BITS = 24
 MAX_DENSE_ENTRIES = 50_000_000  # a composed path bigger than this must stay a single Lava Conv
-NEURON_TYPES = (nir.LIF, nir.IF, nir.LI, nir.I, nir.CubaLIF, nir.CubaLI)
-LINEAR_TYPES = (
-    nir.Affine,
-    nir.Linear,
-    nir.Scale,
-    nir.Conv1d,
-    nir.Conv2d,
-    nir.SumPool2d,
-    nir.AvgPool2d,
-    nir.Flatten,
-    nir.Delay,
-)
-SPIKING_TYPES = (nir.LIF, nir.IF, nir.CubaLIF)
 
 
 @dataclasses.dataclass

@@ -17,9 +17,10 @@ import numpy as np
 
 from mksgn.errors import MksgnError
 
-SUPPORTED_NODES: tuple[type, ...] = (
-    nir.Input,
-    nir.Output,
+# The node vocabulary every converter and target shares.
+NEURON_TYPES: tuple[type, ...] = (nir.LIF, nir.IF, nir.LI, nir.I, nir.CubaLIF, nir.CubaLI)
+SPIKING_TYPES: tuple[type, ...] = (nir.LIF, nir.IF, nir.CubaLIF)
+LINEAR_TYPES: tuple[type, ...] = (
     nir.Affine,
     nir.Linear,
     nir.Scale,
@@ -29,13 +30,13 @@ SUPPORTED_NODES: tuple[type, ...] = (
     nir.AvgPool2d,
     nir.Flatten,
     nir.Delay,
+)
+SUPPORTED_NODES: tuple[type, ...] = (
+    nir.Input,
+    nir.Output,
+    *LINEAR_TYPES,
     nir.Threshold,
-    nir.I,
-    nir.IF,
-    nir.LI,
-    nir.LIF,
-    nir.CubaLI,
-    nir.CubaLIF,
+    *NEURON_TYPES,
     nir.NIRGraph,
 )
 SUPPORTED_NAMES = ", ".join(kind.__name__ for kind in SUPPORTED_NODES)

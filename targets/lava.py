@@ -133,8 +133,9 @@ class LavaTarget:
 # ---------------------------------------------------------------------------- watchdog
 
 
-def session_processes(session: int) -> list[int]:
-    """Process ids whose session id is `session` (read from /proc)."""
+def processes_where(field: str, value: int) -> list[int]:
+    """Process ids whose /proc stat `field` ("ppid", "pgrp" or "session") equals `value`."""
+    index = {"ppid": 1, "pgrp": 2, "session": 3}[field]  # after the name: state ppid pgrp session
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -144,10 +145,14 @@ def session_processes(session: int) -> list[int]:
                 stat = handle.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == session:  # state ppid pgrp session
+        if int(stat[stat.rindex(")") + 2 :].split()[index]) == value:
             found.append(int(entry))
     return found
+
+
+def session_processes(session: int) -> list[int]:
+    """Process ids in Lava's session `session`."""
+    return processes_where("session", session)
 
 
 def mapped_shm(pids: list[int]) -> set[str]:

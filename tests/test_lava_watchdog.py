@@ -12,7 +12,7 @@ import pytest
 from mksgn.convert.fixed_point import quantize_plan
 from mksgn.convert.lava_graph import build_plan
 from mksgn.errors import MksgnError
-from mksgn.targets.lava import LavaTarget, run_watched
+from mksgn.targets.lava import LavaTarget, processes_where, run_watched
 
 
 def tiny_graph() -> nir.NIRGraph:
@@ -37,19 +37,7 @@ def tiny_graph() -> nir.NIRGraph:
 
 def lava_descendants() -> list[int]:
     """Processes whose parent is this test process (our Lava children and their sessions)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == os.getpid():
-            found.append(int(entry))
-    return found
+    return processes_where("ppid", os.getpid())
 
 
 def shm() -> set[str]:

@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 import torch
+from model_fixtures import joints, randomize_inference_state
+from model_fixtures import tiny_config as shared_tiny_config
 
 from mksgn.errors import MksgnError
 from mksgn.train.models import build_model, preset_config
@@ -19,31 +21,8 @@ FRAMES, CLASSES, BATCH = 8, 5, 3
 
 
 def tiny_config(model: str, **changes) -> ModelConfig:
-    """A very small config so each test runs in well under a second."""
-    config = preset_config(model, "tiny", num_classes=CLASSES, time_steps=3, frames=FRAMES)
-    if model != "gcn":
-        config = dataclasses.replace(
-            config,
-            layers=(
-                LayerSpec("sgc", 4),
-                LayerSpec("stc", 6),
-                LayerSpec("sgc", 8),
-                LayerSpec("stc", 8, stride=2),
-            ),
-            temporal_kernel=3,
-        )
-    else:
-        config = dataclasses.replace(
-            config, layers=(LayerSpec("gcn-block", 4), LayerSpec("gcn-block", 8, stride=2))
-        )
-    return dataclasses.replace(config, **changes)
-
-
-def joints(batch: int = BATCH, seed: int = 0) -> torch.Tensor:
-    """Random joints (N, 3, F, 25, 2) with a silent second body in the first sample."""
-    x = torch.randn(batch, 3, FRAMES, 25, 2, generator=torch.Generator().manual_seed(seed))
-    x[0, ..., 1] = 0
-    return x
+    """The shared tiny model with this file's classes, time steps and frames."""
+    return shared_tiny_config(model, CLASSES, 3, FRAMES, **changes)
 
 
 @pytest.mark.parametrize("name", ["gcn", "base-sgn", "mk-sgn"])
@@ -92,23 +71,6 @@ def test_lif_resets_to_zero_like_lava() -> None:
         expected.append(previous)
     assert torch.equal(spikes, torch.stack(expected))
     assert 0 < spikes.mean() < 1
-
-
-def randomize_inference_state(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics, attention gates and fusion weights, as after training."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            shape = module.running_mean.shape
-            module.running_mean.copy_(torch.randn(shape, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(shape, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(shape, generator=generator) * 0.1)
-        if isinstance(module, GraphConv) and module.attention:
-            module.gate.data.copy_(torch.rand(module.gate.shape, generator=generator))
-    if hasattr(model, "fusion"):
-        model.fusion.gate.data.copy_(torch.tensor([0.5, 1.5, 1.0, 0.8]))
-        model.fusion.mi_weight.copy_(torch.tensor([1.2, 0.6, 1.1, 1.1]))
 
 
 def run_folded(coding, hidden, encoded: torch.Tensor, steps: int) -> list[torch.Tensor]:

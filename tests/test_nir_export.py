@@ -3,7 +3,6 @@ and refusal of files and graphs that cannot be read or run."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import h5py
@@ -11,6 +10,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+from model_fixtures import joints, randomize_inference_state, tiny_config
 
 from mksgn.cli import main
 from mksgn.convert.nir_export import check_same_graph, student_to_nir, write_nir
@@ -19,50 +19,17 @@ from mksgn.convert.onnx_export import teacher_to_onnx
 from mksgn.errors import MksgnError
 from mksgn.targets.reference import ReferenceTarget
 from mksgn.train.checkpoint import save_checkpoint
-from mksgn.train.models import build_model, preset_config
-from mksgn.train.models.config import LayerSpec
-from mksgn.train.models.layers import GraphConv, SpikingLayer
+from mksgn.train.models import build_model
+from mksgn.train.models.layers import SpikingLayer
 from mksgn.train.models.output import encode_input
 
 FRAMES, CLASSES, STEPS = 8, 3, 3
 
 
-def tiny_config(model: str, **changes):
-    """4-8 channels, 8 frames, 3 classes; students have sgc, fusion stc, sgc, strided stc."""
-    config = preset_config(model, "tiny", num_classes=CLASSES, time_steps=STEPS, frames=FRAMES)
-    if model == "gcn":
-        layers = (LayerSpec("gcn-block", 4), LayerSpec("gcn-block", 8, stride=2))
-        return dataclasses.replace(config, layers=layers, temporal_kernel=3, **changes)
-    layers = (
-        LayerSpec("sgc", 4),
-        LayerSpec("stc", 6),
-        LayerSpec("sgc", 8),
-        LayerSpec("stc", 8, stride=2),
-    )
-    return dataclasses.replace(config, layers=layers, temporal_kernel=3, **changes)
-
-
-def randomize_inference_state(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics, attention gates and fusion weights, as after training."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            shape = module.running_mean.shape
-            module.running_mean.copy_(torch.randn(shape, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(shape, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(shape, generator=generator) * 0.1)
-        if isinstance(module, GraphConv) and module.attention:
-            module.gate.data.copy_(torch.rand(module.gate.shape, generator=generator))
-    if hasattr(model, "fusion"):
-        model.fusion.gate.data.copy_(torch.tensor([0.5, 1.5, 1.0, 0.8]))
-        model.fusion.mi_weight.copy_(torch.tensor([1.2, 0.6, 1.1, 1.1]))
-
-
 def student(name: str, beta: float = 0.5) -> torch.nn.Module:
     """A randomised student in eval mode whose layers all spike."""
     torch.manual_seed(0)
-    model = build_model(tiny_config(name, threshold=0.3, beta=beta))
+    model = build_model(tiny_config(name, CLASSES, STEPS, FRAMES, threshold=0.3, beta=beta))
     randomize_inference_state(model)
     with torch.no_grad():  # learned β and θ differ from layer to layer after training
         layers = [m for m in model.modules() if isinstance(m, SpikingLayer)]
@@ -70,13 +37,6 @@ def student(name: str, beta: float = 0.5) -> torch.nn.Module:
             layer.neuron.beta.copy_(torch.tensor(min(beta + 0.0731 * index, 1.0)))
             layer.neuron.threshold.copy_(torch.tensor(0.3 + 0.0137 * index))
     return model.eval()
-
-
-def joints(batch: int = 3, seed: int = 0) -> torch.Tensor:
-    """Random joints (N, 3, F, 25, 2) with a silent second body in the first sample."""
-    x = torch.randn(batch, 3, FRAMES, 25, 2, generator=torch.Generator().manual_seed(seed))
-    x[0, ..., 1] = 0
-    return x
 
 
 def node_major_input(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -186,7 +146,7 @@ def test_a_layer_without_nir_lowering_is_refused_naming_it() -> None:
     with pytest.raises(MksgnError, match=r"'hidden\.0\.synapse' is a Identity"):
         student_to_nir(model)
     with pytest.raises(MksgnError, match="not a spiking student"):
-        student_to_nir(build_model(tiny_config("gcn")))
+        student_to_nir(build_model(tiny_config("gcn", CLASSES, STEPS, FRAMES)))
 
 
 def test_teacher_exports_to_onnx_matching_pytorch(tmp_path: Path) -> None:
@@ -194,7 +154,7 @@ def test_teacher_exports_to_onnx_matching_pytorch(tmp_path: Path) -> None:
     import onnxruntime
 
     torch.manual_seed(0)
-    teacher = build_model(tiny_config("gcn"))
+    teacher = build_model(tiny_config("gcn", CLASSES, STEPS, FRAMES))
     randomize_inference_state(teacher)
     report = teacher_to_onnx(teacher.eval(), tmp_path / "teacher.onnx", frames=FRAMES)
     assert report["max_abs_diff"] <= 1e-4
@@ -238,7 +198,9 @@ def test_export_command_writes_nir_and_onnx(tmp_path: Path, capsys) -> None:
     assert '"format": "nir"' in capsys.readouterr().out
     assert isinstance(read_nir(tmp_path / "mk.nir").nodes["layer2.lif"], nir.LIF)
     torch.manual_seed(0)
-    teacher = save(build_model(tiny_config("gcn")).eval(), tmp_path / "gcn.pt")
+    teacher = save(
+        build_model(tiny_config("gcn", CLASSES, STEPS, FRAMES)).eval(), tmp_path / "gcn.pt"
+    )
     assert run(["export", str(teacher), "--onnx", str(tmp_path / "gcn.onnx")]) == 0
     assert (tmp_path / "gcn.onnx").stat().st_size > 0
     capsys.readouterr()

@@ -1,0 +1,52 @@
+"""Small models and inputs shared by the model, export and simulation tests."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from mksgn.train.models import preset_config
+from mksgn.train.models.config import LayerSpec, ModelConfig
+from mksgn.train.models.layers import GraphConv
+
+
+def tiny_config(
+    model: str, classes: int, time_steps: int = 3, frames: int = 8, **changes
+) -> ModelConfig:
+    """4-8 channels; students have sgc, (fusion) stc, sgc, strided stc; the teacher two blocks."""
+    config = preset_config(model, "tiny", num_classes=classes, time_steps=time_steps, frames=frames)
+    if model == "gcn":
+        layers = (LayerSpec("gcn-block", 4), LayerSpec("gcn-block", 8, stride=2))
+    else:
+        layers = (
+            LayerSpec("sgc", 4),
+            LayerSpec("stc", 6),
+            LayerSpec("sgc", 8),
+            LayerSpec("stc", 8, stride=2),
+        )
+    return dataclasses.replace(config, layers=layers, temporal_kernel=3, **changes)
+
+
+def randomize_inference_state(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BN statistics, attention gates and fusion weights, as after training."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            shape = module.running_mean.shape
+            module.running_mean.copy_(torch.randn(shape, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(shape, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(shape, generator=generator) * 0.1)
+        if isinstance(module, GraphConv) and module.attention:
+            module.gate.data.copy_(torch.rand(module.gate.shape, generator=generator))
+    if hasattr(model, "fusion"):
+        model.fusion.gate.data.copy_(torch.tensor([0.5, 1.5, 1.0, 0.8]))
+        model.fusion.mi_weight.copy_(torch.tensor([1.2, 0.6, 1.1, 1.1]))
+
+
+def joints(batch: int = 3, frames: int = 8, seed: int = 0) -> torch.Tensor:
+    """Random joints (N, 3, F, 25, 2) with a silent second body in the first sample."""
+    x = torch.randn(batch, 3, frames, 25, 2, generator=torch.Generator().manual_seed(seed))
+    x[0, ..., 1] = 0
+    return x
