@@ -206,21 +206,21 @@ def data_inspect(path: Path, as_json: bool) -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--kd-weight",
-    default=1.0,
+    default=0.5,
     show_default=True,
     type=click.FloatRange(0, None),
     help="Soft-label (KL) weight.",
 )
 @click.option(
     "--feature-weight",
-    default=1.0,
+    default=0.1,
     show_default=True,
     type=click.FloatRange(0, None),
     help="Feature-distillation (MSE) weight.",
 )
 @click.option(
     "--kd-temperature",
-    default=4.0,
+    default=2.0,
     show_default=True,
     type=click.FloatRange(0, None, min_open=True),
 )

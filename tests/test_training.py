@@ -331,3 +331,18 @@ def test_learning_rate_schedules() -> None:
         [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     )
     assert step.lr == 0.05 and step.weight_decay == 4e-4
+
+
+def test_command_line_defaults_are_the_training_defaults() -> None:
+    """`mksgn train` and TrainSettings must not drift apart."""
+    from mksgn.cli import cli
+    from mksgn.train.loop import TrainSettings
+
+    settings = TrainSettings()
+    shared = {
+        p.name: p.default
+        for p in cli.commands["train"].params
+        if hasattr(settings, p.name) and isinstance(p.default, int | float | str)
+    }
+    assert {"kd_weight", "feature_weight", "kd_temperature", "epochs", "seed"} <= set(shared)
+    assert shared == {name: getattr(settings, name) for name in shared}
