@@ -11,10 +11,12 @@ import torch
 from torch import nn
 
 from mksgn.cli import main
+from mksgn.train.checkpoint import load_model
 from mksgn.train.data import synthetic
 from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
 from mksgn.train.evaluate import EvaluationTally, evaluate_model, format_evaluation
 from mksgn.train.loop import TrainSettings, config_for_data, train
+from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 from mksgn.train.models.output import ModelOutput
 
 FRAMES = 16
@@ -103,6 +105,9 @@ def test_evaluate_json(trained: dict[str, Path], capsys: pytest.CaptureFixture) 
     assert all(0.0 <= rate <= 1.0 for rate in result["firing_rates"].values())
     assert len(result["per_class_accuracy"]) == 4
     assert result["class_names"] == list(synthetic.class_names(4))
+    model, config, _ = load_model(trained["checkpoint"])
+    assert result["parameters"] == parameter_count(model) > 0
+    assert result["dense_macs_per_sample"] == dense_macs_per_sample(model, config) > 0
     # The final epoch's test accuracy recorded during training is the same evaluation.
     metrics = json.loads(trained["checkpoint"].parent.joinpath("metrics.jsonl").read_text())
     assert metrics["test_acc"] == pytest.approx(result["top1"])
@@ -113,6 +118,7 @@ def test_evaluate_text_and_train_split(trained: dict[str, Path], capsys) -> None
     assert run([*args, "--split", "train"]) == 0
     out = capsys.readouterr().out
     assert "top-1:" in out and "confusion matrix" in out and "layer6:" in out
+    assert "parameters:" in out and "dense MACs per sample:" in out
     assert synthetic.class_names(4)[0] in out
 
 

@@ -16,6 +16,8 @@ from mksgn.train.checkpoint import load_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
 from mksgn.train.loop import TrainSettings, config_for_data, train
+from mksgn.train.models import build_model
+from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 
 CLASSES, FRAMES = 4, 16
 SPIKING_LAYERS = [f"layer{i}" for i in range(1, 7)]
@@ -116,6 +118,9 @@ def test_each_model_trains_from_the_command_line(
     assert config["model"]["num_classes"] == CLASSES
     assert config["settings"]["batch_size"] == 8
     checkpoint = load_checkpoint(out / "checkpoint.pt")
+    rebuilt = build_model(checkpoint.config)
+    assert config["parameters"] == parameter_count(rebuilt) > 0
+    assert config["dense_macs_per_sample"] == dense_macs_per_sample(rebuilt, checkpoint.config)
     assert checkpoint.epoch == 1 and checkpoint.config.model == model
     if model == "gcn":
         assert record["firing_rates"] == {}

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from mksgn.errors import MksgnError
 from mksgn.train.checkpoint import load_model
 from mksgn.train.loading import check_data_fits, make_loader, open_split, resolve_device
+from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 
 
 @dataclass
@@ -30,6 +31,8 @@ class EvaluationResult:
     confusion: list[list[int]]
     firing_rates: dict[str, float] = field(default_factory=dict)
     class_names: list[str] | None = None
+    parameters: int | None = None
+    dense_macs_per_sample: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (keys as documented for `mksgn evaluate --json`)."""
@@ -41,6 +44,8 @@ class EvaluationResult:
             "confusion_matrix": self.confusion,
             "firing_rates": self.firing_rates,
             "class_names": self.class_names,
+            "parameters": self.parameters,
+            "dense_macs_per_sample": self.dense_macs_per_sample,
         }
 
 
@@ -132,6 +137,8 @@ def evaluate_checkpoint(
     result = tally.result()
     names = dataset.base.class_names
     result.class_names = list(names) if names else None
+    result.parameters = parameter_count(model)
+    result.dense_macs_per_sample = dense_macs_per_sample(model, config)
     return result
 
 
@@ -143,8 +150,11 @@ def format_evaluation(result: EvaluationResult) -> str:
         f"samples: {result.samples}",
         f"top-1:   {result.top1:.4f}",
         f"top-5:   {result.top5:.4f}",
-        "per-class accuracy:",
     ]
+    if result.parameters is not None and result.dense_macs_per_sample is not None:
+        lines.append(f"parameters: {result.parameters:,}")
+        lines.append(f"dense MACs per sample: {result.dense_macs_per_sample:,}")
+    lines.append("per-class accuracy:")
     width = max(len(n) for n in names)
     for name, accuracy in zip(names, result.per_class_accuracy, strict=True):
         shown = "  n/a" if accuracy is None else f"{accuracy:.3f}"

@@ -59,6 +59,7 @@ from mksgn.train.loading import (
 )
 from mksgn.train.models import build_model
 from mksgn.train.models.config import ModelConfig, preset_config
+from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 from mksgn.train.models.output import ModelOutput
 from mksgn.train.mutual_information import modality_mi_weights
 
@@ -656,6 +657,8 @@ def write_config_json(
             }
         ),
         "processes": state.context.world_size,
+        "parameters": parameter_count(state.model),
+        "dense_macs_per_sample": dense_macs_per_sample(state.model, state.config),
     }
     with atomic_open(path) as handle:
         json.dump(document, handle, indent=2)

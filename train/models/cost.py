@@ -48,7 +48,8 @@ def dense_macs_per_sample(model: nn.Module, config: ModelConfig) -> int:
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, 3, config.frames, config.joints, config.bodies))
+        device = next(model.parameters()).device
+        model(torch.zeros(1, 3, config.frames, config.joints, config.bodies, device=device))
     finally:
         for hook in hooks:
             hook.remove()
