@@ -386,6 +386,12 @@ def export_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the recorded arrays (samples, T, *shape) to an .npz.",
 )
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0, None, min_open=True),
+    help="Seconds before the Lava watchdog stops a run [default: estimated from the graph].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def simulate_command(
     model: Path,
@@ -395,6 +401,7 @@ def simulate_command(
     samples: int | None,
     record: tuple[str, ...],
     out: Path | None,
+    timeout_s: float | None,
     as_json: bool,
 ) -> None:
     """Run a NIR graph (or a converted folder) on a backend, step by step."""
@@ -402,7 +409,7 @@ def simulate_command(
 
     if (data_path is None) == (input_path is None):
         raise click.UsageError("give exactly one of --data PATH or --input X.npy")
-    result = simulate(model, backend, data_path, input_path, samples, record, out)
+    result = simulate(model, backend, data_path, input_path, samples, record, out, timeout_s)
     if as_json:
         emit_json(result.to_dict())
     else:

@@ -18,8 +18,9 @@ BACKENDS = ("lava-float", "lava-fixed", "snntorch")
 SPIKING_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 
 
-def make_target(backend: str) -> Target:
-    """The backend object for a name in BACKENDS (Lava is imported only when asked for)."""
+def make_target(backend: str, timeout_s: float | None = None) -> Target:
+    """The backend object for a name in BACKENDS (Lava is imported only when asked for);
+    `timeout_s` overrides the Lava watchdog's estimate."""
     if backend == "snntorch":
         from mksgn.targets.reference import ReferenceTarget
 
@@ -27,7 +28,7 @@ def make_target(backend: str) -> Target:
     if backend in ("lava-float", "lava-fixed"):
         from mksgn.targets.lava import LavaTarget
 
-        return LavaTarget(fixed_point=backend == "lava-fixed")
+        return LavaTarget(fixed_point=backend == "lava-fixed", timeout_s=timeout_s)
     raise MksgnError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -86,6 +87,7 @@ def simulate(
     samples: int | None = None,
     record: tuple[str, ...] = (),
     out: str | os.PathLike[str] | None = None,
+    timeout_s: float | None = None,
 ) -> Simulation:
     """Run a graph on --data (test split, encoded) or --input (an array) and summarise it."""
     if (data_path is None) == (input_path is None):
@@ -97,7 +99,7 @@ def simulate(
     else:
         inputs = array_inputs(input_path, graph)
         inputs = inputs if samples is None else inputs[:samples]
-    target = make_target(backend)
+    target = make_target(backend, timeout_s)
     result = target.run(graph, inputs, tuple(record))
     output = next(iter(graph.outputs))
     mean_output = result.recorded[output].mean(axis=1).reshape(len(inputs), -1)

@@ -12,7 +12,13 @@ import pytest
 from mksgn.convert.fixed_point import quantize_plan
 from mksgn.convert.lava_graph import build_plan
 from mksgn.errors import MksgnError
-from mksgn.targets.lava import LavaTarget, processes_where, run_watched
+from mksgn.targets.lava import (
+    LavaTarget,
+    processes_where,
+    run_watched,
+    step_seconds_estimate,
+    watchdog_timeout,
+)
 
 
 def tiny_graph() -> nir.NIRGraph:
@@ -94,3 +100,44 @@ def test_timeout_kills_the_whole_session() -> None:
     assert time.monotonic() - started < 15
     assert lava_descendants() == []
     assert shm() - before == set()
+
+
+def conv_graph(out_channels: int, in_channels: int) -> nir.NIRGraph:
+    """Input (in_channels, 8 frames) -> Conv1d k=3 -> LIF -> Output."""
+    frames = 8
+    neurons = (out_channels, frames)
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([in_channels, frames])),
+            "conv": nir.Conv1d(
+                input_shape=frames,
+                weight=np.zeros((out_channels, in_channels, 3)),
+                stride=1,
+                padding=1,
+                dilation=1,
+                groups=1,
+                bias=np.zeros(out_channels),
+            ),
+            "lif": nir.LIF(
+                tau=np.full(neurons, 2e-4),
+                r=np.full(neurons, 2.0),
+                v_leak=np.zeros(neurons),
+                v_threshold=np.ones(neurons),
+                v_reset=np.zeros(neurons),
+            ),
+            "output": nir.Output(output_type=np.array(neurons)),
+        },
+        edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")],
+        type_check=False,
+    )
+
+
+def test_watchdog_allows_for_lavas_per_channel_pair_convolution() -> None:
+    """Lava's Conv costs one scipy call per channel pair and step: the watchdog must scale
+    with it, or a trained tiny MK-SGN (3200 × 1600 channel pairs) is stopped while running."""
+    small, large = build_plan(conv_graph(4, 2)), build_plan(conv_graph(3200, 1600))
+    assert step_seconds_estimate(large) == pytest.approx(3200 * 1600 * 1e-5)
+    assert step_seconds_estimate(large) > 1000 * step_seconds_estimate(small)
+    steps = 24
+    assert watchdog_timeout(large, processes=5, steps=steps) > 3 * 51.2 * steps
+    assert watchdog_timeout(small, processes=5, steps=steps) < 70
