@@ -3,8 +3,9 @@
 Per population a voltage scale S maps float voltages to Lava's fixed-point units (v_fixed = S·v).
 Lava fixed point adds `a_in << 6` to the current and compares `v` with `vth << 6`, so a float
 weight w becomes the integer S·w/64 = mantissa · 2**weight_exp with an 8-bit mantissa (Lava keeps
-mixed-sign weights as even numbers in [-256, 254]); Lava's Conv ignores weight_exp, so conv weights
-use exponent 0. Decays are 12-bit (u decays by (du+1)/4096, v by dv/4096), thresholds 17-bit,
+mixed-sign weights as even numbers in [-256, 254]); Lava's Conv ignores weight_exp, so weights of a
+conv kept as a Lava Conv use exponent 0, while a conv lowered to a Lava Sparse matrix gets one like a
+Dense (Sparse's fixed-point model clips, truncates and shifts exactly as Dense's does). Decays are 12-bit (u decays by (du+1)/4096, v by dv/4096), thresholds 17-bit,
 bias = mantissa(13-bit signed) << bias_exp (0..7), state 24-bit. Everything here is Python/NumPy
 integers; a value that does not fit raises MksgnError naming the layer.
 """
@@ -121,6 +122,11 @@ def quantize_weights(
     return integer.astype(np.int32), int(exp), rel_max, rel_mean
 
 
+def exponent_fixed(lava_process: str, weight_exponents: bool) -> bool:
+    """Whether a synapse's weight exponent must stay 0 (Lava Conv has none; netx stores none)."""
+    return lava_process == "Conv" or not weight_exponents
+
+
 def quantize_plan(
     plan: LavaPlan, input_abs_max: float = 1.0, weight_exponents: bool = True
 ) -> FixedPlan:
@@ -149,7 +155,7 @@ def quantize_plan(
         for index in incoming[name]:
             syn = plan.synapses[index]
             peak = float(np.abs(syn.weight).max(initial=0.0))
-            exp_fixed = syn.kind == "conv" or not weight_exponents
+            exp_fixed = exponent_fixed(syn.lava_process, weight_exponents)
             if exp_fixed and peak > 0 and not syn.graded:
                 limits.append(2**ACTIVATION_SHIFT * WEIGHT_MAX / peak)
         scales[name] = min(limits)
@@ -172,7 +178,7 @@ def quantize_plan(
         if syn.graded:
             factor /= 2.0**input_shift
         integer, exp, rel_max, rel_mean = quantize_weights(
-            syn.weight * factor, syn.kind == "conv" or not weight_exponents, syn.name
+            syn.weight * factor, exponent_fixed(syn.lava_process, weight_exponents), syn.name
         )
         synapses.append(FixedSynapse(syn.name, integer, exp, rel_max, rel_mean))
 

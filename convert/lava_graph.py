@@ -3,8 +3,10 @@
 The plan has one neuron population per NIR neuron (plus a non-spiking readout population for an
 Output fed by a synapse) and one Lava synapse per linear path between two populations: a chain of
 NIR linear nodes (Affine, Linear, Scale, Conv, pooling, Flatten, Delay) is composed into one Lava
-Dense, or kept as a Lava Conv when the path is a single convolution. Lava Dense/Conv deliver their
-output one step later; every population gets a pipeline depth (the Lava step on which it handles
+Dense, or kept as a convolution when the path is a single one. A convolution runs as a Lava Conv or,
+when that is cheaper (Lava 0.10's Conv model loops over channel pairs in Python), as a Lava Sparse
+matrix with the same weights in Lava's flat order. Lava Dense/Conv/Sparse deliver their output one
+step later; every population gets a pipeline depth (the Lava step on which it handles
 NIR step 0) and identity Dense hops are inserted where paths of unequal depth meet.
 """
 
@@ -23,6 +25,16 @@ DEFAULT_DT = 1e-4
 NEVER_SPIKES = 1e30  # threshold of a non-spiking (LI, I, readout) population in floating point
 GRADED_MESSAGE_BITS = 24
 MAX_DENSE_ENTRIES = 50_000_000  # a composed path bigger than this must stay a single Lava Conv
+MAX_SPARSE_ENTRIES = 200_000_000  # ~2.4 GB per copy of the csr matrix; bigger convs stay Lava Conv
+CONV_LOWERINGS = ("auto", "conv", "sparse")
+# Cost of one Lava step per synapse process on one CPU core. Lava 0.10's Conv model runs scipy's
+# convolve2d once per (output, input) channel pair per step (its torch path is disabled upstream);
+# each call cost up to ~10 µs here. Lava's Sparse model selects the spiking columns of its csr
+# matrix and sums them: ~3 ns per stored nonzero measured on a 82 M-entry matrix. Dense is one
+# matvec.
+SECONDS_PER_CONV_CHANNEL_PAIR = 1e-5
+SECONDS_PER_SPARSE_NONZERO = 5e-9
+SECONDS_PER_DENSE_WEIGHT = 2e-9
 
 
 @dataclasses.dataclass
@@ -44,7 +56,7 @@ class Population:
 
 @dataclasses.dataclass
 class Synapse:
-    """One Lava Dense or Conv process from a source population (or the input) to a target."""
+    """One Lava Dense, Conv or Sparse process from a source population (or the input) to a target."""
 
     name: str  # NIR nodes of the path joined with '+'
     source: str
@@ -53,8 +65,28 @@ class Synapse:
     weight: np.ndarray  # dense: (N_out, N_in) lava flat order; conv: (C_out, kw, kh, C_in/groups)
     graded: bool  # source sends values, not spikes
     conv: dict[str, object] | None = None  # input_shape, stride, padding, dilation, groups
-    extra_hops: int = 0  # identity Dense hops appended (depth equalisation, NIR Delay)
+    extra_hops: int = 0  # identity hops appended (depth equalisation, NIR Delay)
     back_edge: bool = False
+    # A conv run as a Lava Sparse matrix (built from `weight` and `conv` by conv_sparse_matrix)
+    # instead of a Lava Conv; `nonzeros` is that matrix's number of stored entries.
+    sparse: bool = False
+    nonzeros: int = 0
+
+    @property
+    def lava_process(self) -> str:
+        """The Lava process class this synapse becomes."""
+        if self.kind == "dense":
+            return "Dense"
+        return "Sparse" if self.sparse else "Conv"
+
+    def step_seconds(self) -> float:
+        """Estimated wall seconds its Lava process model needs for one step."""
+        if self.kind == "dense":
+            return self.weight.size * SECONDS_PER_DENSE_WEIGHT
+        if self.sparse:
+            return self.nonzeros * SECONDS_PER_SPARSE_NONZERO
+        out_channels, *_, in_channels_per_group = self.weight.shape
+        return out_channels * in_channels_per_group * SECONDS_PER_CONV_CHANNEL_PAIR
 
 
 @dataclasses.dataclass
@@ -356,10 +388,19 @@ def neuron_population(
     return population, gain
 
 
-def build_plan(graph: nir.NIRGraph, dt: float = DEFAULT_DT) -> LavaPlan:
-    """Lower a NIR graph to Lava populations and synapses with pipeline depths."""
+def build_plan(
+    graph: nir.NIRGraph, dt: float = DEFAULT_DT, conv_lowering: str = "auto"
+) -> LavaPlan:
+    """Lower a NIR graph to Lava populations and synapses with pipeline depths.
+
+    conv_lowering: "auto" runs each convolution as whichever of Lava Conv and Lava Sparse is
+    estimated to be cheaper per step; "conv" or "sparse" forces one of them."""
     if not dt > 0:
         raise MksgnError(f"dt must be positive, got {dt}")
+    if conv_lowering not in CONV_LOWERINGS:
+        raise MksgnError(
+            f"conv_lowering must be one of {', '.join(CONV_LOWERINGS)}, got {conv_lowering!r}"
+        )
     nodes, edges = flatten_graph(graph).without_passthrough()
     for name, node in nodes.items():
         if not isinstance(node, NEURON_TYPES + LINEAR_TYPES + (nir.Input, nir.Output)):
@@ -517,7 +558,9 @@ def build_plan(graph: nir.NIRGraph, dt: float = DEFAULT_DT) -> LavaPlan:
                     f"edge '{path.source}' -> '{nir_target}' joins two state nodes without a "
                     "synapse; put an Affine/Conv/Scale between them"
                 )
-            synapses.append(lower_path(path, nodes, shapes, pop, gains[target], input_name))
+            synapses.append(
+                lower_path(path, nodes, shapes, pop, gains[target], input_name, conv_lowering)
+            )
     for syn in synapses:
         if syn.source not in populations and syn.source != input_name:
             raise MksgnError(f"synapse '{syn.name}' starts at '{syn.source}', not a neuron")
@@ -541,6 +584,7 @@ def lower_path(
     target: Population,
     gain: np.ndarray,
     input_name: str,
+    conv_lowering: str = "auto",
 ) -> Synapse:
     """One Lava synapse for a linear path, with the target's input gain folded into it."""
     source_shape = shapes[path.source]
@@ -566,7 +610,7 @@ def lower_path(
         weight = weight * gains_per_channel[:, 0].reshape(-1, 1, 1, 1)
         # Lava's Conv is a true convolution over (W, H, C): flip the kernel, swap to (W, H).
         lava_weight = weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).copy()
-        return Synapse(
+        synapse = Synapse(
             name=name,
             source=path.source,
             target=target.name,
@@ -583,6 +627,11 @@ def lower_path(
             extra_hops=path.delay_steps,
             back_edge=path.back_edge,
         )
+        synapse.nonzeros = conv_nonzeros(lava_weight, synapse.conv, target.lava_shape)
+        as_sparse = synapse.nonzeros * SECONDS_PER_SPARSE_NONZERO
+        cheaper = as_sparse <= synapse.step_seconds() and synapse.nonzeros <= MAX_SPARSE_ENTRIES
+        synapse.sparse = conv_lowering == "sparse" or (conv_lowering == "auto" and cheaper)
+        return synapse
     n_in, n_out = int(np.prod(source_shape)), int(np.prod(target.nir_shape))
     if n_in * n_out > MAX_DENSE_ENTRIES:
         raise MksgnError(
@@ -636,6 +685,68 @@ def path_matrix(path: Path, nodes: dict, shapes: dict, source_shape: tuple[int, 
     return matrix
 
 
+def conv_taps(
+    kernel: np.ndarray, conv: dict, output_shape: tuple[int, ...]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per kernel tap, in order of increasing input position: the tap's (C_out, C_in/groups)
+    weights and the Lava flat positions (output, input) it connects, padding left out."""
+    out_w, out_h, _ = output_shape
+    in_w, in_h, _ = conv["input_shape"]
+    stride_w, stride_h = conv["stride"]
+    pad_w, pad_h = conv["padding"]
+    dil_w, dil_h = conv["dilation"]
+    kernel_w, kernel_h = kernel.shape[1:3]
+    taps = []
+    # The Lava kernel is flipped: Lava tap (kernel_w-1-j, kernel_h-1-i) is cross-correlation tap
+    # (i, j), which reads input column w'·stride - pad + j·dilation.
+    for j in range(kernel_w):
+        in_cols = np.arange(out_w) * stride_w - pad_w + j * dil_w
+        for i in range(kernel_h):
+            in_rows = np.arange(out_h) * stride_h - pad_h + i * dil_h
+            col_ok = (in_cols >= 0) & (in_cols < in_w)
+            row_ok = (in_rows >= 0) & (in_rows < in_h)
+            out_pos = (np.flatnonzero(col_ok)[:, None] * out_h + np.flatnonzero(row_ok)).ravel()
+            in_pos = (in_cols[col_ok][:, None] * in_h + in_rows[row_ok]).ravel()
+            taps.append((kernel[:, kernel_w - 1 - j, kernel_h - 1 - i, :], out_pos, in_pos))
+    return taps
+
+
+def conv_nonzeros(kernel: np.ndarray, conv: dict, output_shape: tuple[int, ...]) -> int:
+    """Stored entries of `conv_sparse_matrix` for this kernel, without building it."""
+    return sum(
+        int(np.count_nonzero(tap)) * len(out_pos)
+        for tap, out_pos, _ in conv_taps(kernel, conv, output_shape)
+    )
+
+
+def conv_sparse_matrix(kernel: np.ndarray, conv: dict, output_shape: tuple[int, ...]) -> object:
+    """The scipy csr (N_out, N_in) matrix, in Lava flat order, of a Lava-layout conv kernel
+    (C_out, kw, kh, C_in/groups) with geometry `conv`; zero weights are not stored.
+
+    Built from indices (no N_out x N_in intermediate); each row's columns come out sorted, i.e.
+    in the order Lava's flat input is laid out."""
+    import scipy.sparse
+
+    in_channels = int(conv["input_shape"][2])
+    out_channels = int(output_shape[2])
+    per_group_out = out_channels // int(conv["groups"])
+    per_group_in = kernel.shape[3]
+    rows, cols, values = [], [], []
+    for tap, out_pos, in_pos in conv_taps(kernel, conv, output_shape):
+        out_channel, local_in = np.nonzero(tap)
+        in_channel = (out_channel // per_group_out) * per_group_in + local_in
+        rows.append((out_pos[:, None] * out_channels + out_channel).astype(np.int32).ravel())
+        cols.append((in_pos[:, None] * in_channels + in_channel).astype(np.int32).ravel())
+        values.append(np.broadcast_to(tap[out_channel, local_in], (len(out_pos), len(in_channel))))
+    shape = (int(np.prod(output_shape)), int(np.prod(conv["input_shape"])))
+    data = np.concatenate([v.ravel() for v in values]) if values else np.zeros(0, kernel.dtype)
+    matrix = scipy.sparse.coo_matrix(
+        (data, (np.concatenate(rows), np.concatenate(cols))), shape=shape
+    ).tocsr()
+    matrix.sort_indices()  # a no-op when the taps came in order; Lava sums in stored order
+    return matrix
+
+
 def assign_depths(
     synapses: list[Synapse], populations: dict[str, Population], input_name: str
 ) -> None:
@@ -681,6 +792,7 @@ def input_bound(plan: LavaPlan, input_abs_max: float = 1.0) -> None:
         scale = input_abs_max if syn.graded else 1.0
         if syn.kind == "dense":
             row = np.abs(syn.weight).sum(axis=1).max(initial=0.0)
+        # A conv's kernel row sum bounds every output, padded or not (Conv and Sparse alike).
         else:
             row = np.abs(syn.weight).reshape(syn.weight.shape[0], -1).sum(axis=1).max(initial=0.0)
         plan.populations[syn.target].max_abs_input += float(row) * scale
@@ -697,10 +809,12 @@ def build_lava(
 ) -> tuple[object, dict[str, object]]:
     """Create the Lava processes for `plan` fed by a RingBuffer over `input_data` (lava layout,
     time last). Returns (the source process, population name -> LIF process)."""
+    import scipy.sparse
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFReset
+    from lava.proc.sparse.process import Sparse
 
     source = RingBuffer(data=input_data)
     lifs: dict[str, object] = {}
@@ -723,7 +837,7 @@ def build_lava(
         bits = GRADED_MESSAGE_BITS if syn.graded else 0
         qsyn = None if fixed is None else fixed.synapses[index]
         weight = syn.weight if qsyn is None else qsyn.weight
-        if syn.kind == "conv":
+        if syn.kind == "conv" and not syn.sparse:
             kwargs = dict(syn.conv)
             if qsyn is not None:
                 kwargs["weight_exp"] = qsyn.weight_exp
@@ -733,14 +847,24 @@ def build_lava(
             last_shape = proc.a_out.shape
         else:
             kwargs = {} if qsyn is None else dict(weight_exp=qsyn.weight_exp)
-            proc = Dense(weights=weight, num_message_bits=bits, name=f"syn{index}", **kwargs)
+            if syn.sparse:
+                matrix = conv_sparse_matrix(
+                    weight, syn.conv, plan.populations[syn.target].lava_shape
+                )
+                proc = Sparse(weights=matrix, num_message_bits=bits, name=f"syn{index}", **kwargs)
+                del matrix  # the process holds its own copy
+            else:
+                proc = Dense(weights=weight, num_message_bits=bits, name=f"syn{index}", **kwargs)
             (out_port.flatten() if len(out_port.shape) > 1 else out_port).connect(proc.s_in)
             last = proc.a_out
             last_shape = proc.a_out.shape
         for hop in range(syn.extra_hops):
             size = int(np.prod(last_shape))
-            identity = np.eye(size, dtype=np.int32 if fixed is not None else np.float64)
-            delay = Dense(
+            # A sparse identity: a dense one would hold size² weights and cost size² per step.
+            identity = scipy.sparse.identity(
+                size, dtype=np.int32 if fixed is not None else np.float64, format="csr"
+            )
+            delay = Sparse(
                 weights=identity, num_message_bits=GRADED_MESSAGE_BITS, name=f"syn{index}.hop{hop}"
             )
             (last.flatten() if len(last_shape) > 1 else last).connect(delay.s_in)
@@ -767,10 +891,11 @@ def nir_node_kinds(plan: LavaPlan) -> dict[str, dict[str, object]]:
         )
     for index, syn in enumerate(plan.synapses):
         description[f"synapse{index}:{syn.name}"] = dict(
-            lava_process="Conv" if syn.kind == "conv" else "Dense",
+            lava_process=syn.lava_process,
             source=syn.source,
             target=syn.target,
             weight_shape=list(syn.weight.shape),
+            **({"nonzeros": syn.nonzeros} if syn.sparse else {}),
             graded_input=syn.graded,
             identity_hops=syn.extra_hops,
             recurrent=syn.back_edge,

@@ -28,31 +28,29 @@ from mksgn.targets.base import RunResult
 WORKER_CODE = "import sys; from mksgn.targets.lava import worker_main; worker_main(sys.argv[1])"
 BASE_TIMEOUT_S = 60.0
 TIMEOUT_S_PER_PROCESS_STEP = 0.02
-# Lava 0.10's Conv model runs scipy's convolve2d once per (output, input) channel pair per step
-# (its torch path is disabled upstream); each call cost up to ~10 µs here. Dense is one matvec.
-SECONDS_PER_CONV_CHANNEL_PAIR = 1e-5
-SECONDS_PER_DENSE_WEIGHT = 2e-9
+# Building a Sparse synapse (csr from indices, Lava copying it into its process model, the
+# fixed-point model's first-step clipping) is paid once per run, per stored nonzero.
+SETUP_SECONDS_PER_SPARSE_NONZERO = 1e-7
 WATCHDOG_MARGIN = 3.0  # the estimate is for an idle machine; allow for a busy one
 
 
 def step_seconds_estimate(plan: LavaPlan) -> float:
     """Wall seconds one Lava step takes at most: processes run in parallel, so the slowest
-    synapse process sets the pace."""
-    slowest = 0.0
-    for synapse in plan.synapses:
-        if synapse.kind == "conv":
-            out_channels, *_, in_channels_per_group = synapse.weight.shape
-            cost = out_channels * in_channels_per_group * SECONDS_PER_CONV_CHANNEL_PAIR
-        else:
-            cost = synapse.weight.size * SECONDS_PER_DENSE_WEIGHT
-        slowest = max(slowest, cost)
-    return slowest
+    synapse process sets the pace (per-synapse costs: Synapse.step_seconds)."""
+    return max((synapse.step_seconds() for synapse in plan.synapses), default=0.0)
+
+
+def setup_seconds_estimate(plan: LavaPlan) -> float:
+    """Wall seconds spent once per run building the Sparse synapses (serially, in the worker)."""
+    nonzeros = sum(synapse.nonzeros for synapse in plan.synapses if synapse.sparse)
+    return nonzeros * SETUP_SECONDS_PER_SPARSE_NONZERO
 
 
 def watchdog_timeout(plan: LavaPlan, processes: int, steps: int) -> float:
     """Seconds after which a Lava run of `steps` steps is considered hung."""
     per_step = TIMEOUT_S_PER_PROCESS_STEP * processes + step_seconds_estimate(plan)
-    return BASE_TIMEOUT_S + WATCHDOG_MARGIN * per_step * steps
+    once = setup_seconds_estimate(plan)
+    return BASE_TIMEOUT_S + WATCHDOG_MARGIN * (once + per_step * steps)
 
 
 class LavaTarget:

@@ -112,3 +112,74 @@ def test_lava_fixed_agrees_with_float() -> None:
     assert 0 < spikes_f.mean() < 1
     assert (spikes_f == spikes_q).mean() >= 0.9
     assert "quantisation" in fixed.extra and fixed.backend == "lava-fixed"
+
+
+def conv_graph() -> nir.NIRGraph:
+    """Input (graded) -> pointwise Conv1d -> LIF -> grouped temporal Conv1d (k 3, stride 2,
+    padding 1) on spikes -> LIF -> Output: the two convolutions a student lowers to."""
+    nodes, channels, frames = 3, 4, 8
+    width = nodes * channels
+
+    def lif(shape: tuple[int, int], vth: float) -> nir.LIF:
+        return nir.LIF(
+            tau=np.full(shape, 3e-4),
+            r=np.full(shape, 3.0),
+            v_leak=np.zeros(shape),
+            v_threshold=np.full(shape, vth),
+            v_reset=np.zeros(shape),
+        )
+
+    def conv(weight: np.ndarray, stride: int, padding: int, groups: int) -> nir.Conv1d:
+        return nir.Conv1d(
+            input_shape=frames,
+            weight=weight,
+            stride=stride,
+            padding=padding,
+            dilation=1,
+            groups=groups,
+            bias=np.zeros(weight.shape[0]),
+        )
+
+    temporal = np.tile(RNG.normal(0.3, 0.5, (channels, channels, 3)), (nodes, 1, 1))
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([nodes * 3, frames])),
+            "spatial": conv(RNG.normal(0.2, 0.5, (width, nodes * 3, 1)), 1, 0, 1),
+            "lif1": lif((width, frames), 0.8),
+            "temporal": conv(temporal, 2, 1, nodes),
+            "lif2": lif((width, frames // 2), 1.0),
+            "output": nir.Output(output_type=np.array([width, frames // 2])),
+        },
+        edges=[
+            ("input", "spatial"),
+            ("spatial", "lif1"),
+            ("lif1", "temporal"),
+            ("temporal", "lif2"),
+            ("lif2", "output"),
+        ],
+        type_check=False,
+    )
+
+
+@pytest.mark.timeout(120)
+def test_sparse_convs_in_fixed_point() -> None:
+    """Convolutions lowered to Lava Sparse run in fixed point: the graded input layer is quantised
+    and computed exactly as by Lava Conv (same spikes); the spike-driven conv may use a weight
+    exponent (Conv cannot) and agrees with lava-float."""
+    graph = conv_graph()
+    sparse_plan, conv_plan = build_plan(graph), build_plan(graph, conv_lowering="conv")
+    assert [s.lava_process for s in sparse_plan.synapses] == ["Sparse", "Sparse"]
+    fixed_sparse, fixed_conv = quantize_plan(sparse_plan, 1.5), quantize_plan(conv_plan, 1.5)
+    assert np.array_equal(fixed_sparse.synapses[0].weight, fixed_conv.synapses[0].weight)
+    assert fixed_conv.synapses[1].weight_exp == 0
+    inputs = RNG.uniform(0, 1.5, (2, 6, 9, 8))
+    record = ("lif1", "lif2")
+    sparse = LavaTarget(fixed_point=True, timeout_s=60).run_plan(sparse_plan, inputs, record)
+    conv = LavaTarget(fixed_point=True, timeout_s=60).run_plan(conv_plan, inputs, record)
+    floating = LavaTarget(timeout_s=60).run_plan(sparse_plan, inputs, record)
+    assert np.array_equal(sparse.recorded["lif1"], conv.recorded["lif1"])
+    for node in record:
+        reference = floating.recorded[node]
+        assert 0 < reference.mean() < 1, node
+        assert (sparse.recorded[node] == reference).mean() >= 0.9, node
+        assert (conv.recorded[node] == reference).mean() >= 0.9, node

@@ -135,7 +135,8 @@ def conv_graph(out_channels: int, in_channels: int) -> nir.NIRGraph:
 def test_watchdog_allows_for_lavas_per_channel_pair_convolution() -> None:
     """Lava's Conv costs one scipy call per channel pair and step: the watchdog must scale
     with it, or a trained tiny MK-SGN (3200 × 1600 channel pairs) is stopped while running."""
-    small, large = build_plan(conv_graph(4, 2)), build_plan(conv_graph(3200, 1600))
+    small = build_plan(conv_graph(4, 2), conv_lowering="conv")
+    large = build_plan(conv_graph(3200, 1600), conv_lowering="conv")
     assert step_seconds_estimate(large) == pytest.approx(3200 * 1600 * 1e-5)
     assert step_seconds_estimate(large) > 1000 * step_seconds_estimate(small)
     steps = 24
