@@ -455,6 +455,81 @@ def convert_command(
         )
 
 
+@cli.command("energy")
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Skeleton dataset: its test split is encoded as the graph's metadata says.",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="X.npy shaped (T, *input shape) or (samples, T, *input shape): exact, hand-checkable.",
+)
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The GCN teacher (checkpoint or ONNX) to compare with.",
+)
+@click.option(
+    "--backend",
+    default="snntorch",
+    show_default=True,
+    type=click.Choice(["snntorch", "lava-float", "lava-fixed"]),
+    help="Backend whose spikes are counted.",
+)
+@click.option("--samples", type=click.IntRange(1, None), help="Run only the first N samples.")
+@click.option(
+    "--preset",
+    default="45nm-fp32",
+    show_default=True,
+    type=click.Choice(["45nm-fp32", "45nm-int8", "loihi"]),
+    help="Energy per operation: Horowitz 45 nm FP32/INT8, or Loihi (Davies et al. 2018).",
+)
+@click.option("--ac-pj", type=float, help="Override the preset's pJ per accumulate.")
+@click.option("--mac-pj", type=float, help="Override the preset's pJ per multiply-accumulate.")
+@click.option("--update-pj", type=float, help="Override the preset's pJ per neuron update.")
+@click.option("--json", "as_json", is_flag=True, help="Print the energy report as JSON.")
+def energy_command(
+    model: Path,
+    data_path: Path | None,
+    input_path: Path | None,
+    teacher: Path | None,
+    backend: str,
+    samples: int | None,
+    preset: str,
+    ac_pj: float | None,
+    mac_pj: float | None,
+    update_pj: float | None,
+    as_json: bool,
+) -> None:
+    """Synaptic operations and energy per sample of a student (MODEL.nir or checkpoint), counted
+    from the spikes a backend produced, beside the GCN teacher."""
+    from mksgn.benchmarks.energy import energy_report, format_energy
+
+    if (data_path is None) == (input_path is None):
+        raise click.UsageError("give exactly one of --data PATH or --input X.npy")
+    report = energy_report(
+        model,
+        data_path,
+        input_path,
+        teacher,
+        backend,
+        samples,
+        preset,
+        ac_pj,
+        mac_pj,
+        update_pj,
+    )
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(format_energy(report))
+
+
 @cli.command()
 @click.option(
     "--out",

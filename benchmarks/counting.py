@@ -1,0 +1,471 @@
+"""Operation counts of a NIR graph from the values a run actually produced, and the teacher's MACs.
+
+The rules are NeuroBench's (`SynapticOperations`, neurobench 2.x), reproduced here because
+NeuroBench is not a dependency (tests/test_counting.py checks them on a snnTorch Linear+Leaky
+model against an independent implementation of its rule):
+
+- Effective ACs: a synapse node (Affine, Linear, Conv1d, Conv2d) whose input is binary (spikes of
+  a LIF/IF/CubaLIF/Threshold node, or values that are all 0/1) does one accumulate per spike per
+  non-zero weight the spike reaches. The fan-out of every input element is computed exactly by
+  pushing ones back through the layer with its weights replaced by (w != 0) — convolution borders,
+  stride, padding, dilation and groups included.
+- Effective MACs: a synapse node whose input is not binary does one multiply-accumulate per
+  non-zero input element per non-zero weight it reaches.
+- Dense ops: what a dense implementation does: every input element × every weight position
+  (zero weights included, padding excluded), once per step.
+
+One deviation from NeuroBench, stated wherever it is reported: under direct coding the input is
+identical at every time step, so a MAC layer fed by it is computed once per sample, not T times
+(detected from the data: a MAC layer counts once only when its input is identical over all steps
+of every sample). Its dense ops are counted once too, so sparsity gains are not overstated.
+
+Neuron updates are every neuron of every neuron node at every step. Each layer is one synapse
+node (MK-SGN's fusion layer is four nodes "layer2.synapse.<modality>"); a neuron node's updates
+are reported on the first synapse node (in execution order) that feeds it, so the columns sum to
+the totals. A layer's `firing_rate` is the activity of its input (spikes per input neuron per
+step; for a MAC layer the fraction of non-zero inputs), the rate the paper's approximation
+SOP = firing rate × T × FLOPs uses; `neuron_firing_rate` is the rate of the neurons it drives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nir
+import numpy as np
+import torch
+
+from mksgn.convert.nir_graph import FlatGraph, back_edges, flatten_graph
+from mksgn.convert.nir_io import NEURON_TYPES, SPIKING_TYPES, flatten_output_shape
+from mksgn.errors import MksgnError
+from mksgn.targets.base import RunResult
+
+SYNAPSE_TYPES: tuple[type, ...] = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
+BINARY_TYPES: tuple[type, ...] = (*SPIKING_TYPES, nir.Threshold)
+
+
+@dataclass
+class LayerCount:
+    """Operation counts of one synapse node, per sample (averaged over the samples run)."""
+
+    name: str
+    kind: str  # "ac" (binary input) or "mac" (graded input)
+    sources: tuple[str, ...]
+    acs: float
+    macs: float
+    neuron_updates: float
+    firing_rate: float  # activity of the input: spikes (or non-zero values) per element per step
+    dense_ops: float
+    paper_sop: float  # fr × T × FLOPs (AC layers; 0 for MAC layers)
+    flops_per_step: float  # dense synapse count of one step
+    direct_coded: bool  # a MAC layer counted once per sample (input identical at every step)
+    neuron_node: str | None = None
+    neuron_firing_rate: float | None = None
+
+
+@dataclass
+class GraphCount:
+    """Counts of every synapse layer of a graph for `samples` samples of `time_steps` steps."""
+
+    layers: list[LayerCount]
+    samples: int
+    time_steps: int
+    spikes: dict[str, float] = field(default_factory=dict)  # per neuron node, per sample
+
+    @property
+    def acs(self) -> float:
+        """Accumulates per sample."""
+        return float(sum(layer.acs for layer in self.layers))
+
+    @property
+    def macs(self) -> float:
+        """Multiply-accumulates per sample."""
+        return float(sum(layer.macs for layer in self.layers))
+
+    @property
+    def neuron_updates(self) -> float:
+        """Neuron updates per sample."""
+        return float(sum(layer.neuron_updates for layer in self.layers))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fan-out: how many synapses each input element reaches.
+
+
+def synapse_fanout(node: nir.NIRNode, in_shape: tuple[int, ...], dense: bool = False) -> np.ndarray:
+    """Per input element (shaped `in_shape`), the number of (non-zero, or with `dense` all)
+    weights it reaches: the gradient of Σ outputs of the layer with 0/1 weights and no bias."""
+    from mksgn.targets.reference import build_kernel
+
+    weight = np.asarray(node.weight)
+    binary = np.ones_like(weight, dtype=np.float64) if dense else (weight != 0).astype(np.float64)
+    if isinstance(node, nir.Linear):
+        replaced = dataclasses.replace(node, weight=binary)
+    else:
+        replaced = dataclasses.replace(node, weight=binary, bias=np.zeros(np.shape(node.bias)))
+    kernel = build_kernel("fanout", replaced, 1.0, torch.float64)
+    probe = torch.zeros((1, *in_shape), dtype=torch.float64, requires_grad=True)
+    (gradient,) = torch.autograd.grad(kernel.step(probe).sum(), probe)
+    return gradient[0].numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# What each synapse node received.
+
+
+@dataclass
+class SourceValues:
+    """The values one incoming edge delivered to a synapse node at every step."""
+
+    origin: str  # the Input or recorded node they come from (through Flatten nodes)
+    values: np.ndarray  # (samples, T, *input shape of the synapse)
+    binary: bool
+
+
+def flat_structure(graph: nir.NIRGraph) -> tuple[FlatGraph, dict, list, set]:
+    """Flattened nodes and edges (inner identities bypassed) and the cycle-closing edges."""
+    flat = flatten_graph(graph)
+    nodes, edges = flat.without_passthrough()
+    return flat, nodes, edges, back_edges(nodes, edges, flat.inputs)
+
+
+def traced_origin(name: str, nodes: dict, edges: list) -> str:
+    """The node whose values reach `name` through Flatten nodes (Flatten with one input only)."""
+    while isinstance(nodes[name], nir.Flatten):
+        sources = [s for s, t in edges if t == name]
+        if len(sources) != 1:
+            return name
+        name = sources[0]
+    return name
+
+
+def required_records(graph: nir.NIRGraph) -> tuple[str, ...]:
+    """Nodes a run must record for counting: every neuron node, and any other node (not an
+    Input) whose values feed a synapse node."""
+    _, nodes, edges, _ = flat_structure(graph)
+    names = [n for n, node in nodes.items() if isinstance(node, NEURON_TYPES)]
+    for source, target in edges:
+        if isinstance(nodes[target], SYNAPSE_TYPES):
+            origin = traced_origin(source, nodes, edges)
+            if not isinstance(nodes[origin], nir.Input):
+                names.append(origin)
+    return tuple(dict.fromkeys(names))
+
+
+def delivered(
+    source: str,
+    nodes: dict,
+    edges: list,
+    cyclic: set,
+    values_of: dict[str, np.ndarray],
+    shift: int = 0,
+) -> tuple[str, np.ndarray]:
+    """(origin, values (samples, T, *shape)) that `source` outputs, reconstructed from recorded
+    values through Flatten nodes; `shift` steps of delay from cycle-closing edges on the way."""
+    node = nodes[source]
+    if source in values_of:
+        values = values_of[source]
+    elif isinstance(node, nir.Flatten):
+        (upstream,) = [s for s, t in edges if t == source]
+        origin, inner = delivered(
+            upstream, nodes, edges, cyclic, values_of, int((upstream, source) in cyclic)
+        )
+        shape = flatten_output_shape(node, inner.shape[2:])
+        return origin, delay(inner.reshape(*inner.shape[:2], *shape), shift)
+    else:
+        raise MksgnError(
+            f"node {source!r} feeds a synapse but its values were not recorded; record it "
+            "(the snntorch backend records any node)"
+        )
+    return source, delay(values, shift)
+
+
+def delay(values: np.ndarray, steps: int) -> np.ndarray:
+    """Values delayed by `steps` time steps (zeros first): a cycle-closing edge carries the
+    previous step's value, and a neuron is silent before the first step."""
+    if steps == 0:
+        return values
+    delayed = np.zeros_like(values)
+    delayed[:, steps:] = values[:, :-steps]
+    return delayed
+
+
+def is_binary(values: np.ndarray) -> bool:
+    """All values 0 or 1."""
+    return bool(np.all((values == 0) | (values == 1)))
+
+
+def synapse_sources(
+    name: str, nodes: dict, edges: list, cyclic: set, values_of: dict[str, np.ndarray]
+) -> list[SourceValues]:
+    """What each incoming edge of synapse node `name` delivered at every step."""
+    found = []
+    for source, target in edges:
+        if target != name:
+            continue
+        shift = int((source, target) in cyclic)
+        origin, values = delivered(source, nodes, edges, cyclic, values_of, shift)
+        origin_node = nodes[traced_origin(source, nodes, edges)]
+        binary = isinstance(origin_node, BINARY_TYPES) or is_binary(values)
+        found.append(SourceValues(origin, values, binary))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting.
+
+
+def per_element_sum(values: np.ndarray, fanout: np.ndarray) -> float:
+    """Σ over samples, steps and elements of values × fan-out, in float64 (exact for counts)."""
+    flat = values.reshape(-1, fanout.size)
+    return float(np.sum(flat.astype(np.float64) @ fanout.reshape(-1).astype(np.float64)))
+
+
+def identical_over_steps(values: np.ndarray) -> bool:
+    """The input of every sample is the same at every step (direct coding)."""
+    return bool(np.all(values == values[:, :1]))
+
+
+def count_layer(name: str, node: nir.NIRNode, sources: list[SourceValues]) -> LayerCount:
+    """Counts of one synapse node from what it received (totals over samples, not yet averaged)."""
+    samples, steps = sources[0].values.shape[:2]
+    in_shape = tuple(sources[0].values.shape[2:])
+    fanout = synapse_fanout(node, in_shape)
+    dense_fanout = float(synapse_fanout(node, in_shape, dense=True).sum())
+    elements = int(np.prod(in_shape))
+    if all(source.binary for source in sources):
+        spikes = sum(float(np.sum(source.values, dtype=np.float64)) for source in sources)
+        acs = sum(per_element_sum(source.values, fanout) for source in sources)
+        rate = spikes / (samples * steps * elements * len(sources))
+        return LayerCount(
+            name=name,
+            kind="ac",
+            sources=tuple(source.origin for source in sources),
+            acs=acs,
+            macs=0.0,
+            neuron_updates=0.0,
+            firing_rate=rate,
+            dense_ops=dense_fanout * steps * samples * len(sources),
+            paper_sop=rate * steps * dense_fanout * samples * len(sources),
+            flops_per_step=dense_fanout * len(sources),
+            direct_coded=False,
+        )
+    total = sum(source.values for source in sources)
+    direct = steps > 1 and identical_over_steps(total)
+    counted = total[:, :1] if direct else total
+    nonzero = (counted != 0).astype(np.float64)
+    return LayerCount(
+        name=name,
+        kind="mac",
+        sources=tuple(source.origin for source in sources),
+        acs=0.0,
+        macs=per_element_sum(nonzero, fanout),
+        neuron_updates=0.0,
+        firing_rate=float(nonzero.mean()),
+        dense_ops=dense_fanout * counted.shape[1] * samples,
+        paper_sop=0.0,
+        flops_per_step=dense_fanout,
+        direct_coded=direct,
+    )
+
+
+def execution_order(flat: FlatGraph) -> list[str]:
+    """Node names in the order the reference executor runs them."""
+    from mksgn.targets.reference import schedule
+
+    return schedule(flat).order
+
+
+def count_operations(
+    graph: nir.NIRGraph, inputs: np.ndarray, recorded: dict[str, np.ndarray]
+) -> GraphCount:
+    """Per-layer counts per sample from the inputs (samples, T, *input shape) and the recorded
+    values of every node `required_records` names (shaped (samples, T, *shape))."""
+    flat, nodes, edges, cyclic = flat_structure(graph)
+    missing = [name for name in required_records(graph) if name not in recorded]
+    if missing:
+        raise MksgnError(f"counting needs the recorded values of {missing}; the run lacks them")
+    samples, steps = inputs.shape[:2]
+    values_of = {name: np.asarray(values) for name, values in recorded.items()}
+    for name in flat.inputs:
+        values_of[name] = np.asarray(inputs)
+    order = [name for name in execution_order(flat) if name in nodes]
+    layers = []
+    for name in order:
+        if isinstance(nodes[name], SYNAPSE_TYPES):
+            sources = synapse_sources(name, nodes, edges, cyclic, values_of)
+            layers.append(count_layer(name, nodes[name], sources))
+    neuron_nodes = [name for name in order if isinstance(nodes[name], NEURON_TYPES)]
+    spikes: dict[str, float] = {}
+    by_name = {layer.name: layer for layer in layers}
+    for neuron in neuron_nodes:
+        values = values_of[neuron]
+        neurons = int(np.prod(values.shape[2:]))
+        updates = float(neurons * steps * samples)
+        rate = None
+        if isinstance(nodes[neuron], SPIKING_TYPES):
+            spikes[neuron] = float(np.sum(values, dtype=np.float64)) / samples
+            rate = spikes[neuron] * samples / updates
+        feeders = [s for s, t in edges if t == neuron and s in by_name]
+        if feeders:
+            owner = by_name[min(feeders, key=order.index)]
+        else:  # neurons fed without a synapse node: a row of their own
+            owner = LayerCount(neuron, "none", (), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False)
+            layers.append(owner)
+        owner.neuron_updates += updates
+        owner.neuron_node, owner.neuron_firing_rate = neuron, rate
+    for layer in layers:
+        for key in ("acs", "macs", "neuron_updates", "dense_ops", "paper_sop"):
+            setattr(layer, key, getattr(layer, key) / samples)
+    return GraphCount(layers, int(samples), int(steps), spikes)
+
+
+def run_and_count(
+    graph: nir.NIRGraph, inputs: np.ndarray, backend: str, timeout_s: float | None = None
+) -> tuple[GraphCount, RunResult]:
+    """Run the graph on a backend, recording what counting needs, and count."""
+    from mksgn.targets.simulate import make_target
+
+    result = make_target(backend, timeout_s).run(graph, inputs, required_records(graph))
+    return count_operations(graph, inputs, result.recorded), result
+
+
+# ---------------------------------------------------------------------------------------------
+# The GCN teacher's MACs.
+
+
+def torch_teacher_macs(checkpoint: str | os.PathLike[str]) -> float:
+    """Dense MACs per sample of a GCN teacher checkpoint (mksgn.train.models.cost)."""
+    from mksgn.train.checkpoint import load_model
+    from mksgn.train.models.cost import dense_macs_per_sample
+
+    model, config, _ = load_model(checkpoint)
+    if config.model != "gcn":
+        raise MksgnError(
+            f"{checkpoint} holds a {config.model} model, not the GCN teacher; give the teacher's "
+            "checkpoint or its ONNX export with --teacher"
+        )
+    return float(dense_macs_per_sample(model, config))
+
+
+def onnx_macs_per_sample(path: str | os.PathLike[str]) -> float:
+    """MACs of one sample of an ONNX model: Conv, MatMul, Gemm and Einsum nodes, with shapes
+    from onnx.shape_inference (symbolic batch axes set to 1)."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as error:  # DecodeError, OSError, ...
+        raise MksgnError(f"{path} is not a readable ONNX model ({error})") from None
+    initialized = {init.name for init in model.graph.initializer}
+    for graph_input in model.graph.input:
+        if graph_input.name in initialized:
+            continue
+        for dim in graph_input.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value"):
+                dim.dim_value = 1  # the batch axis: count one sample
+    inferred = shape_inference.infer_shapes(model, data_prop=True)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for info in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+        dims = info.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[info.name] = tuple(d.dim_value for d in dims)
+    for init in inferred.graph.initializer:
+        shapes[init.name] = tuple(numpy_helper.to_array(init).shape)
+
+    counted = [n for n in inferred.graph.node if n.op_type in ("Conv", "MatMul", "Gemm", "Einsum")]
+    unknown = [
+        name for node in counted for name in (*node.input, *node.output) if name not in shapes
+    ]
+    if unknown:  # shapes computed from data (e.g. a Pad's pads): measure them on one sample
+        shapes.update(measured_shapes(inferred, list(dict.fromkeys(unknown)), path))
+
+    def shape(name: str, node) -> tuple[int, ...]:
+        if name not in shapes:
+            raise MksgnError(
+                f"{path}: the shape of {name!r} ({node.op_type} node {node.name!r}) is unknown, "
+                "so its MACs cannot be counted"
+            )
+        return shapes[name]
+
+    total = 0
+    for node in counted:
+        if node.op_type == "Conv":
+            weight = shape(node.input[1], node)
+            total += int(np.prod(shape(node.output[0], node))) * int(np.prod(weight[1:]))
+        elif node.op_type == "MatMul":
+            left = shape(node.input[0], node)
+            total += int(np.prod(shape(node.output[0], node))) * left[-1]
+        elif node.op_type == "Gemm":
+            left = shape(node.input[0], node)
+            trans_a = any(a.name == "transA" and a.i for a in node.attribute)
+            total += int(np.prod(shape(node.output[0], node))) * left[0 if trans_a else 1]
+        elif node.op_type == "Einsum":
+            total += einsum_macs(node, [shape(name, node) for name in node.input])
+    return float(total)
+
+
+def measured_shapes(model, names: list[str], path: Path) -> dict[str, tuple[int, ...]]:
+    """Shapes of intermediate tensors that shape inference left open, from an onnxruntime run of
+    one all-zero sample with those tensors exposed as outputs."""
+    import onnx
+    import onnxruntime
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    types = {info.name: info.type.tensor_type.elem_type for info in model.graph.value_info}
+    for name in names:
+        elem_type = types.get(name, onnx.TensorProto.FLOAT)
+        model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem_type, None))
+    initialized = {init.name for init in model.graph.initializer}
+    feeds = {}
+    for graph_input in model.graph.input:
+        if graph_input.name in initialized:
+            continue
+        dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(graph_input.type.tensor_type.elem_type)
+        feeds[graph_input.name] = np.zeros(dims, dtype=dtype)
+    try:
+        session = onnxruntime.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        values = session.run(names, feeds)
+    except Exception as error:  # onnxruntime raises its own exception types
+        raise MksgnError(
+            f"{path}: could not run the model to measure the shapes of {names[:3]}... ({error})"
+        ) from None
+    return {name: tuple(value.shape) for name, value in zip(names, values, strict=True)}
+
+
+def einsum_macs(node, input_shapes: list[tuple[int, ...]]) -> int:
+    """Product of the sizes of every index of an einsum equation (one MAC per combination)."""
+    (equation,) = [a.s.decode() for a in node.attribute if a.name == "equation"]
+    operands = equation.replace(" ", "").split("->")[0].split(",")
+    sizes: dict[str, int] = {}
+    for letters, dims in zip(operands, input_shapes, strict=True):
+        if "..." in letters or len(letters) != len(dims):
+            raise MksgnError(
+                f"Einsum node {node.name!r}: equation {equation!r} with ellipsis or a rank "
+                "mismatch is not supported for MAC counting"
+            )
+        sizes.update(zip(letters, dims, strict=True))
+    return int(np.prod(list(sizes.values()), dtype=np.int64))
+
+
+def teacher_macs(path: str | os.PathLike[str]) -> float:
+    """MACs per sample of the GCN teacher given as an ONNX file or a checkpoint."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if path.suffix.lower() == ".onnx":
+        return onnx_macs_per_sample(path)
+    if head == b"PK" or path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+        return torch_teacher_macs(path)
+    raise MksgnError(
+        f"--teacher {path} is neither an .onnx file nor a checkpoint; give the GCN teacher's "
+        "checkpoint.pt or its 'mksgn export --onnx' file"
+    )

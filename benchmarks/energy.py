@@ -1,0 +1,262 @@
+"""`mksgn energy`: operations and energy per sample of a spiking student, from the spikes a backend
+actually produced, priced with a named preset, beside the GCN teacher's dense MACs.
+
+Presets (pJ per accumulate / multiply-accumulate / neuron update):
+- `45nm-fp32` (default): Horowitz 2014, FP32 add 0.9 and add+mult 4.6; neuron updates unpriced,
+  as in the papers this project compares with.
+- `45nm-int8`: Horowitz 2014, INT8 add 0.03, mult 0.2 (the MAC is priced at the multiply, as the
+  issue specifies); neuron updates unpriced.
+- `loihi`: Davies et al. 2018 (pre-silicon): 23.6 pJ per synaptic op, 81 pJ per active neuron
+  update. Loihi does no MACs: the graded first-layer input arrives as graded spikes, each
+  (non-zero input, non-zero weight) pair one synaptic op, so a MAC is priced like an AC (23.6 pJ).
+  Every neuron is priced as active at every step (an upper bound: Davies reports 52 pJ inactive).
+The teacher is priced at the preset's MAC price. Counting rules: mksgn.benchmarks.counting (MACs
+of a directly coded first layer are counted once per sample, not once per step).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from mksgn.benchmarks.counting import GraphCount, LayerCount, run_and_count, teacher_macs
+from mksgn.errors import MksgnError
+
+PJ_PER_MJ = 1e9
+
+
+@dataclass(frozen=True)
+class EnergyPreset:
+    """Energy per operation, in picojoules."""
+
+    name: str
+    pj_per_ac: float
+    pj_per_mac: float
+    pj_per_update: float
+
+    def energy_mj(self, acs: float, macs: float, neuron_updates: float) -> float:
+        """Millijoules of the given operation counts."""
+        picojoules = (
+            acs * self.pj_per_ac + macs * self.pj_per_mac + neuron_updates * self.pj_per_update
+        )
+        return picojoules / PJ_PER_MJ
+
+
+PRESETS: dict[str, EnergyPreset] = {
+    "45nm-fp32": EnergyPreset("45nm-fp32", 0.9, 4.6, 0.0),
+    "45nm-int8": EnergyPreset("45nm-int8", 0.03, 0.2, 0.0),
+    "loihi": EnergyPreset("loihi", 23.6, 23.6, 81.0),
+}
+DEFAULT_PRESET = "45nm-fp32"
+
+
+def resolve_preset(
+    name: str = DEFAULT_PRESET,
+    ac_pj: float | None = None,
+    mac_pj: float | None = None,
+    update_pj: float | None = None,
+) -> EnergyPreset:
+    """A named preset with any per-operation override applied (then named 'custom')."""
+    if name not in PRESETS:
+        raise MksgnError(f"unknown energy preset {name!r}; choose one of {', '.join(PRESETS)}")
+    base = PRESETS[name]
+    for label, value in (("--ac-pj", ac_pj), ("--mac-pj", mac_pj), ("--update-pj", update_pj)):
+        if value is not None and not (np.isfinite(value) and value >= 0):
+            raise MksgnError(f"{label} must be a finite, non-negative energy in pJ, got {value}")
+    chosen = EnergyPreset(
+        name,
+        base.pj_per_ac if ac_pj is None else float(ac_pj),
+        base.pj_per_mac if mac_pj is None else float(mac_pj),
+        base.pj_per_update if update_pj is None else float(update_pj),
+    )
+    if (chosen.pj_per_ac, chosen.pj_per_mac, chosen.pj_per_update) != (
+        base.pj_per_ac,
+        base.pj_per_mac,
+        base.pj_per_update,
+    ):
+        chosen = EnergyPreset("custom", chosen.pj_per_ac, chosen.pj_per_mac, chosen.pj_per_update)
+    return chosen
+
+
+def load_student(model: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> nir.NIRGraph:
+    """A NIR graph from MODEL.nir, a converted artifact folder, or a student checkpoint (exported
+    to NIR in `workdir` first)."""
+    import h5py
+
+    from mksgn.convert.nir_io import read_nir
+    from mksgn.targets.inputs import load_graph
+
+    path = Path(model)
+    if path.is_dir() or (path.is_file() and h5py.is_hdf5(path)):
+        return load_graph(path)[0]
+    if not path.is_file():
+        raise MksgnError(f"model {path} does not exist (give a .nir file or a checkpoint)")
+    from mksgn.convert.nir_export import student_to_nir, write_nir
+    from mksgn.train.checkpoint import load_model
+
+    student, config, _ = load_model(path)
+    if config.model == "gcn":
+        raise MksgnError(
+            f"{path} holds the GCN teacher, which does not spike; give a Base-SGN/MK-SGN student "
+            "as MODEL and the teacher with --teacher"
+        )
+    exported = write_nir(student_to_nir(student), Path(workdir) / "student.nir")
+    return read_nir(exported)
+
+
+def layer_record(layer: LayerCount, preset: EnergyPreset) -> dict[str, object]:
+    """One entry of the report's "layers" (schema keys first, then mksgn's extra keys)."""
+    return {
+        "name": layer.name,
+        "acs": float(layer.acs),
+        "macs": float(layer.macs),
+        "neuron_updates": float(layer.neuron_updates),
+        "firing_rate": float(layer.firing_rate),
+        "dense_ops": float(layer.dense_ops),
+        "energy_mj": preset.energy_mj(layer.acs, layer.macs, layer.neuron_updates),
+        "kind": layer.kind,
+        "sources": list(layer.sources),
+        "direct_coded": bool(layer.direct_coded),
+        "flops_per_step": float(layer.flops_per_step),
+        "paper_sop": float(layer.paper_sop),
+        "neuron_node": layer.neuron_node,
+        "neuron_firing_rate": layer.neuron_firing_rate,
+    }
+
+
+def build_report(
+    counts: GraphCount,
+    preset: EnergyPreset,
+    backend: str,
+    wall_s_per_sample: float,
+    steps_per_sample: int,
+    teacher_macs_per_sample: float | None = None,
+) -> dict[str, object]:
+    """The `mksgn energy --json` object (the schema of issue 5)."""
+    energy = preset.energy_mj(counts.acs, counts.macs, counts.neuron_updates)
+    teacher = None
+    reduction = None
+    if teacher_macs_per_sample is not None:
+        teacher_energy = preset.energy_mj(0.0, teacher_macs_per_sample, 0.0)
+        teacher = {"macs": float(teacher_macs_per_sample), "energy_mj": teacher_energy}
+        reduction = 100.0 * (1.0 - energy / teacher_energy) if teacher_energy > 0 else None
+    return {
+        "preset": preset.name,
+        "pj_per_ac": float(preset.pj_per_ac),
+        "pj_per_mac": float(preset.pj_per_mac),
+        "pj_per_update": float(preset.pj_per_update),
+        "time_steps": int(counts.time_steps),
+        "samples": int(counts.samples),
+        "backend": backend,
+        "per_sample": {
+            "acs": counts.acs,
+            "macs": counts.macs,
+            "neuron_updates": counts.neuron_updates,
+            "energy_mj": energy,
+        },
+        "layers": [layer_record(layer, preset) for layer in counts.layers],
+        "teacher": teacher,
+        "reduction_percent": reduction,
+        "simulated": {
+            "backend": backend,
+            "wall_s_per_sample": float(wall_s_per_sample),
+            "steps_per_sample": int(steps_per_sample),
+        },
+    }
+
+
+def energy_report(
+    model: str | os.PathLike[str],
+    data_path: str | os.PathLike[str] | None = None,
+    input_path: str | os.PathLike[str] | None = None,
+    teacher: str | os.PathLike[str] | None = None,
+    backend: str = "snntorch",
+    samples: int | None = None,
+    preset: str = DEFAULT_PRESET,
+    ac_pj: float | None = None,
+    mac_pj: float | None = None,
+    update_pj: float | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, object]:
+    """Run a student on --data (test split) or --input, count its operations and price them."""
+    from mksgn.targets.inputs import array_inputs, data_inputs
+
+    if (data_path is None) == (input_path is None):
+        raise MksgnError("give exactly one of --data PATH or --input X.npy")
+    prices = resolve_preset(preset, ac_pj, mac_pj, update_pj)
+    teacher_count = None if teacher is None else teacher_macs(teacher)
+    with tempfile.TemporaryDirectory(prefix="mksgn-energy-") as workdir:
+        graph = load_student(model, workdir)
+    if data_path is not None:
+        inputs, _ = data_inputs(data_path, graph, Path(model), samples)
+    else:
+        inputs = array_inputs(input_path, graph)
+        inputs = inputs if samples is None else inputs[:samples]
+    counts, result = run_and_count(graph, inputs, backend, timeout_s)
+    return build_report(
+        counts,
+        prices,
+        backend,
+        result.wall_s_per_sample,
+        result.steps_per_sample,
+        teacher_count,
+    )
+
+
+def format_energy(report: dict) -> str:
+    """The per-layer table and totals, for a terminal."""
+    header = (
+        f"{'layer':<30} {'kind':<5} {'in-rate':>7} {'ACs':>12} {'MACs':>12} {'updates':>10} "
+        f"{'dense ops':>12} {'paper SOP':>12} {'energy mJ':>10}"
+    )
+    lines = [
+        f"{report['backend']}: {report['samples']} samples × {report['time_steps']} steps; "
+        f"preset {report['preset']} ({report['pj_per_ac']:g} pJ/AC, {report['pj_per_mac']:g} "
+        f"pJ/MAC, {report['pj_per_update']:g} pJ/neuron update); counts per sample",
+        header,
+        "-" * len(header),
+    ]
+    for layer in report["layers"]:
+        kind = layer["kind"] + ("*" if layer["direct_coded"] else "")
+        lines.append(
+            f"{layer['name']:<30} {kind:<5} {layer['firing_rate']:>7.4f} {layer['acs']:>12.4g} "
+            f"{layer['macs']:>12.4g} {layer['neuron_updates']:>10.4g} {layer['dense_ops']:>12.4g} "
+            f"{layer['paper_sop']:>12.4g} {layer['energy_mj']:>10.4g}"
+        )
+    total = report["per_sample"]
+    lines.append("-" * len(header))
+    lines.append(
+        f"{'total':<30} {'':<5} {'':>7} {total['acs']:>12.4g} {total['macs']:>12.4g} "
+        f"{total['neuron_updates']:>10.4g} {'':>12} {'':>12} {total['energy_mj']:>10.4g}"
+    )
+    if any(layer["direct_coded"] for layer in report["layers"]):
+        lines.append(
+            "* direct coding: the input is the same at every step, so these MACs are counted "
+            "once per sample"
+        )
+    lines.append("ACs = spikes × the non-zero synapses each reaches (exact, from the run)")
+    lines.append(
+        "in-rate = input spikes (MAC layers: non-zero inputs) per element per step; "
+        "paper SOP = in-rate × T × FLOPs"
+    )
+    if report["teacher"] is not None:
+        lines.append(
+            f"teacher (GCN): {report['teacher']['macs']:.4g} MACs, "
+            f"{report['teacher']['energy_mj']:.4g} mJ per sample; reduction "
+            + (
+                "n/a"
+                if report["reduction_percent"] is None
+                else f"{report['reduction_percent']:.1f}%"
+            )
+        )
+    simulated = report["simulated"]
+    lines.append(
+        f"simulated on {simulated['backend']}: {simulated['wall_s_per_sample']:.3g} s/sample, "
+        f"{simulated['steps_per_sample']} steps/sample"
+    )
+    return "\n".join(lines)
