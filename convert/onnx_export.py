@@ -39,7 +39,8 @@ def teacher_to_onnx(
     seed: int = 0,
 ) -> dict[str, float | int | str]:
     """Export the GCN teacher (dynamic batch) atomically; refuse the file unless onnx.checker
-    accepts it and onnxruntime matches PyTorch to 1e-4 on random joints."""
+    accepts it and onnxruntime matches PyTorch to 1e-4 relative to the largest logit on random
+    joints."""
     import onnx
     import onnxruntime
 
@@ -75,10 +76,13 @@ def teacher_to_onnx(
         with torch.no_grad():
             torch_logits = wrapper(check).numpy()
         difference = float(np.max(np.abs(onnx_logits - torch_logits)))
-        if not difference <= TOLERANCE:
+        # Relative to the logits' scale: float32 kernels of two runtimes differ in summation
+        # order, and a trained teacher's logits on random joints reach tens.
+        allowed = TOLERANCE * max(1.0, float(np.max(np.abs(torch_logits))))
+        if not difference <= allowed:
             raise MksgnError(
                 f"onnxruntime and PyTorch disagree on the exported teacher by {difference:.3g} "
-                f"(> {TOLERANCE}); {path} was not written"
+                f"(> {allowed:.3g} = {TOLERANCE} x the largest logit); {path} was not written"
             )
     return {
         "path": str(path),

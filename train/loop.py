@@ -658,7 +658,9 @@ def write_config_json(
         ),
         "processes": state.context.world_size,
         "parameters": parameter_count(state.model),
-        "dense_macs_per_sample": dense_macs_per_sample(state.model, state.config),
+        # A fresh model: the trained one may hold synchronised batch norms whose forward pass
+        # would wait for the other ranks, and only rank 0 writes this file.
+        "dense_macs_per_sample": dense_macs_per_sample(build_model(state.config), state.config),
     }
     with atomic_open(path) as handle:
         json.dump(document, handle, indent=2)
