@@ -353,27 +353,46 @@ def export_command(
         click.echo(f"Wrote {summary['path']} ({summary['format']}, {summary['bytes']} bytes)")
 
 
+def graph_run_options(command):
+    """The options of every command that runs a NIR graph on samples: what to feed it, how
+    many samples, and the Lava watchdog's limit."""
+    options = [
+        click.option(
+            "--data",
+            "data_path",
+            type=click.Path(exists=True, path_type=Path),
+            help="Skeleton dataset: its test split is encoded as the graph's metadata says.",
+        ),
+        click.option(
+            "--input",
+            "input_path",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="X.npy shaped (T, *input shape) or (samples, T, *input shape).",
+        ),
+        click.option(
+            "--samples", type=click.IntRange(1, None), help="Run only the first N samples."
+        ),
+        click.option(
+            "--timeout",
+            "timeout_s",
+            type=click.FloatRange(0, None, min_open=True),
+            help="Seconds before the Lava watchdog stops a run [default: estimated from the graph].",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command("simulate")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--data",
-    "data_path",
-    type=click.Path(exists=True, path_type=Path),
-    help="Skeleton dataset: its test split is encoded as the graph's metadata says.",
-)
-@click.option(
-    "--input",
-    "input_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="X.npy shaped (T, *input shape) or (samples, T, *input shape).",
-)
+@graph_run_options
 @click.option(
     "--backend",
     required=True,
     type=click.Choice(["lava-float", "lava-fixed", "snntorch"]),
     help="Lava CPU simulation (float or Loihi 2 fixed point) or the snnTorch reference.",
 )
-@click.option("--samples", type=click.IntRange(1, None), help="Run only the first N samples.")
 @click.option(
     "--record",
     multiple=True,
@@ -385,12 +404,6 @@ def export_command(
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the recorded arrays (samples, T, *shape) to an .npz.",
-)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(0, None, min_open=True),
-    help="Seconds before the Lava watchdog stops a run [default: estimated from the graph].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def simulate_command(
@@ -457,18 +470,7 @@ def convert_command(
 
 @cli.command("energy")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--data",
-    "data_path",
-    type=click.Path(exists=True, path_type=Path),
-    help="Skeleton dataset: its test split is encoded as the graph's metadata says.",
-)
-@click.option(
-    "--input",
-    "input_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="X.npy shaped (T, *input shape) or (samples, T, *input shape): exact, hand-checkable.",
-)
+@graph_run_options
 @click.option(
     "--teacher",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -481,7 +483,6 @@ def convert_command(
     type=click.Choice(["snntorch", "lava-float", "lava-fixed"]),
     help="Backend whose spikes are counted.",
 )
-@click.option("--samples", type=click.IntRange(1, None), help="Run only the first N samples.")
 @click.option(
     "--preset",
     default="45nm-fp32",
@@ -504,6 +505,7 @@ def energy_command(
     ac_pj: float | None,
     mac_pj: float | None,
     update_pj: float | None,
+    timeout_s: float | None,
     as_json: bool,
 ) -> None:
     """Synaptic operations and energy per sample of a student (MODEL.nir or checkpoint), counted
@@ -523,6 +525,7 @@ def energy_command(
         ac_pj,
         mac_pj,
         update_pj,
+        timeout_s,
     )
     if as_json:
         emit_json(report)
