@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
 
+from mksgn.train.checkpoint import save_checkpoint
 from mksgn.train.models import preset_config
 from mksgn.train.models.config import LayerSpec, ModelConfig
 from mksgn.train.models.layers import GraphConv
@@ -50,3 +52,18 @@ def joints(batch: int = 3, frames: int = 8, seed: int = 0) -> torch.Tensor:
     x = torch.randn(batch, 3, frames, 25, 2, generator=torch.Generator().manual_seed(seed))
     x[0, ..., 1] = 0
     return x
+
+
+def save_model(model: torch.nn.Module, path: Path, config: ModelConfig | None = None) -> Path:
+    """A checkpoint of `model` as `mksgn train` writes it (no optimiser state)."""
+    save_checkpoint(
+        path,
+        config=config if config is not None else model.config,
+        model_state=model.state_dict(),
+        optimizer_state=None,
+        scheduler_state=None,
+        epoch=1,
+        metrics={},
+        rng_state={},
+    )
+    return path

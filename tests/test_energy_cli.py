@@ -11,12 +11,11 @@ import nir
 import numpy as np
 import pytest
 import torch
-from model_fixtures import tiny_config
+from model_fixtures import save_model, tiny_config
 
 from mksgn.benchmarks.energy import PRESETS, resolve_preset
 from mksgn.cli import cli, main
 from mksgn.errors import MksgnError
-from mksgn.train.checkpoint import save_checkpoint
 from mksgn.train.models import build_model
 from mksgn.train.models.cost import dense_macs_per_sample
 
@@ -33,21 +32,6 @@ def run(args: list[str]) -> int:
         main(args)
         raise SystemExit(0)
     return stopped.value.code
-
-
-def save(path: Path, model: torch.nn.Module, config) -> Path:
-    """A checkpoint of `model`."""
-    save_checkpoint(
-        path,
-        config=config,
-        model_state=model.state_dict(),
-        optimizer_state=None,
-        scheduler_state=None,
-        epoch=1,
-        metrics={},
-        rng_state={},
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +64,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "graph": folder / "hand.nir",
         "x": folder / "x.npy",
-        "student": save(folder / "mk.pt", student, student_config),
+        "student": save_model(student, folder / "mk.pt", student_config),
         "student_x": folder / "student_x.npy",
-        "teacher": save(folder / "gcn.pt", teacher, teacher_config),
+        "teacher": save_model(teacher, folder / "gcn.pt", teacher_config),
         "onnx": folder / "gcn.onnx",
         "teacher_macs": dense_macs_per_sample(teacher, teacher_config),
     }

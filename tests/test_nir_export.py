@@ -10,7 +10,7 @@ import nir
 import numpy as np
 import pytest
 import torch
-from model_fixtures import joints, randomize_inference_state, tiny_config
+from model_fixtures import joints, randomize_inference_state, save_model, tiny_config
 
 from mksgn.cli import main
 from mksgn.convert.nir_export import check_same_graph, student_to_nir, write_nir
@@ -18,7 +18,6 @@ from mksgn.convert.nir_io import read_nir, validate_graph
 from mksgn.convert.onnx_export import teacher_to_onnx
 from mksgn.errors import MksgnError
 from mksgn.targets.reference import ReferenceTarget
-from mksgn.train.checkpoint import save_checkpoint
 from mksgn.train.models import build_model
 from mksgn.train.models.layers import SpikingLayer
 from mksgn.train.models.output import encode_input
@@ -177,28 +176,13 @@ def run(args: list[str]) -> int:
     return stopped.value.code
 
 
-def save(model: torch.nn.Module, path: Path) -> Path:
-    """A checkpoint of `model` as 'mksgn train' writes it."""
-    save_checkpoint(
-        path,
-        config=model.config,
-        model_state=model.state_dict(),
-        optimizer_state=None,
-        scheduler_state=None,
-        epoch=1,
-        metrics={},
-        rng_state={},
-    )
-    return path
-
-
 def test_export_command_writes_nir_and_onnx(tmp_path: Path, capsys) -> None:
-    checkpoint = save(student("mk-sgn"), tmp_path / "mk.pt")
+    checkpoint = save_model(student("mk-sgn"), tmp_path / "mk.pt")
     assert run(["export", str(checkpoint), "--nir", str(tmp_path / "mk.nir"), "--json"]) == 0
     assert '"format": "nir"' in capsys.readouterr().out
     assert isinstance(read_nir(tmp_path / "mk.nir").nodes["layer2.lif"], nir.LIF)
     torch.manual_seed(0)
-    teacher = save(
+    teacher = save_model(
         build_model(tiny_config("gcn", CLASSES, STEPS, FRAMES)).eval(), tmp_path / "gcn.pt"
     )
     assert run(["export", str(teacher), "--onnx", str(tmp_path / "gcn.onnx")]) == 0

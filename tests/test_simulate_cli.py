@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_fixtures import save_model
 
 from mksgn.cli import main
-from mksgn.train.checkpoint import save_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.data.dataset import SkeletonDataset
 from mksgn.train.data.transforms import TestTransform
@@ -44,16 +44,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.M
     )
     torch.manual_seed(0)
     model = build_model(config).eval()
-    save_checkpoint(
-        folder / "mk.pt",
-        config=config,
-        model_state=model.state_dict(),
-        optimizer_state=None,
-        scheduler_state=None,
-        epoch=1,
-        metrics={},
-        rng_state={},
-    )
+    save_model(model, folder / "mk.pt")
     assert run(["export", str(folder / "mk.pt"), "--nir", str(folder / "mk.nir")]) == 0
     data = folder / "synthetic.npz"
     synthetic.write_npz(synthetic.generate(classes=CLASSES, samples_per_class=4, frames=12), data)
