@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -556,8 +557,15 @@ def demo(out: Path, quick: bool) -> None:
     click.echo(format_inspection(inspect_dataset(data_path)))
 
 
+def interrupt_on_terminate(_signum: int, _frame: object) -> None:
+    """SIGTERM takes the Ctrl-C path, so cleanup runs: temporary outputs are removed and Lava
+    child sessions are killed instead of being orphaned."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the click app with the project's error convention."""
+    signal.signal(signal.SIGTERM, interrupt_on_terminate)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in args or os.environ.get("MKSGN_DEBUG") == "1"
     args = [a for a in args if a != DEBUG_FLAG]

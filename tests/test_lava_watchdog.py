@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import nir
 import numpy as np
@@ -142,3 +146,42 @@ def test_watchdog_allows_for_lavas_per_channel_pair_convolution() -> None:
     steps = 24
     assert watchdog_timeout(large, processes=5, steps=steps) > 3 * 51.2 * steps
     assert watchdog_timeout(small, processes=5, steps=steps) < 70
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_to_simulate_leaves_no_lava_session_behind(tmp_path) -> None:
+    """A terminated `mksgn simulate` cleans up like Ctrl-C: its Lava session is killed."""
+    graph_file, inputs = tmp_path / "tiny.nir", tmp_path / "x.npy"
+    nir.write(graph_file, tiny_graph())
+    np.save(inputs, np.ones((20_000, 4, 3), dtype=np.float32))  # 120k Lava steps: minutes
+    command = [
+        str(Path(sys.executable).with_name("mksgn")),
+        "simulate",
+        str(graph_file),
+        "--input",
+        str(inputs),
+        "--backend",
+        "lava-float",
+    ]
+    before = shm()
+    simulate = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        sessions: list[int] = []
+        while not sessions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            sessions = processes_where("ppid", simulate.pid)
+        assert sessions, "the Lava child session never started"
+        while len(processes_where("session", sessions[0])) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)  # until Lava has spawned its process models
+        assert len(processes_where("session", sessions[0])) >= 3
+        assert simulate.poll() is None
+        simulate.send_signal(signal.SIGTERM)
+        _, err = simulate.communicate(timeout=30)
+    finally:
+        simulate.kill()
+    assert simulate.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("Error: interrupted")
+    time.sleep(0.5)
+    assert processes_where("session", sessions[0]) == []
+    assert shm() - before == set()
