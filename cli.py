@@ -543,18 +543,13 @@ def energy_command(
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for everything the demo writes.",
 )
-@click.option("--quick", is_flag=True, help="A smaller synthetic set, for a fast check.")
+@click.option("--quick", is_flag=True, help="Smaller data, models and runs, for a fast check.")
 def demo(out: Path, quick: bool) -> None:
-    """Run the pipeline on the built-in synthetic skeleton data."""
-    from mksgn.train.data import synthetic
-    from mksgn.train.data.inspect import format_inspection, inspect_dataset
+    """Run the pipeline on the built-in synthetic skeleton data: train a GCN teacher and a
+    distilled MK-SGN, export to NIR, simulate on snnTorch and Lava, count energy."""
+    from mksgn.benchmarks.demo import FULL, QUICK, run_demo
 
-    size = dict(classes=6, samples_per_class=12, frames=32) if quick else {}
-    dataset = synthetic.generate(seed=0, **size)
-    data_path = out / "synthetic.npz"
-    synthetic.write_npz(dataset, data_path)
-    click.echo(f"[1/1] synthetic skeleton set -> {data_path}")
-    click.echo(format_inspection(inspect_dataset(data_path)))
+    run_demo(out, QUICK if quick else FULL, click.echo)
 
 
 def interrupt_on_terminate(_signum: int, _frame: object) -> None:
