@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mksgn.errors import MksgnError
@@ -36,9 +36,7 @@ class ModelConfig:
     beta: float = 0.5
     threshold: float = 1.0
     surrogate_slope: float = 25.0
-    dropout: float = 0.0
     preset: str = "tiny"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
