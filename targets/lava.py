@@ -204,8 +204,15 @@ def session_rss(session: int) -> int:
     return total
 
 
-def kill_session(session: int) -> None:
-    """Kill every process of a session and remove the shared memory they had mapped."""
+def shm_segments() -> set[str]:
+    """Paths of the current /dev/shm segments."""
+    return {f"/dev/shm/{name}" for name in os.listdir("/dev/shm")}
+
+
+def kill_session(session: int, shm_before: set[str] = frozenset()) -> None:
+    """Kill every process of a session and remove the shared memory they had mapped, and any
+    segment created since `shm_before` that no live process maps (a kill during Lava's start-up
+    can catch a segment created but not mapped yet)."""
     pids = session_processes(session)
     segments = mapped_shm(pids)
     with contextlib.suppress(ProcessLookupError):
@@ -216,7 +223,9 @@ def kill_session(session: int) -> None:
     deadline = time.monotonic() + 5.0
     while session_processes(session) and time.monotonic() < deadline:
         time.sleep(0.02)
-    for segment in segments:
+    live = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    unclaimed = shm_segments() - set(shm_before) - mapped_shm(live)
+    for segment in segments | unclaimed:
         with contextlib.suppress(OSError):
             os.unlink(segment)
 
@@ -227,6 +236,7 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
         work = Path(tmp)
         with open(work / "job.pkl", "wb") as handle:
             pickle.dump(job, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        shm_before = shm_segments()
         with open(work / "log.txt", "wb") as log:
             child = subprocess.Popen(
                 [sys.executable, "-c", WORKER_CODE, str(work)],
@@ -251,7 +261,7 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
             except subprocess.TimeoutExpired:
                 timed_out = False
             finally:
-                kill_session(session)
+                kill_session(session, shm_before)
                 child.wait()
         if (work / "error.txt").exists():
             message = (work / "error.txt").read_text().strip().splitlines()
