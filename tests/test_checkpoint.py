@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_runner import run
 
-from mksgn.cli import main
 from mksgn.errors import MksgnError
 from mksgn.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -29,14 +29,6 @@ def small_config(model: str = "mk-sgn"):
         layers=(LayerSpec("sgc", 4), LayerSpec("stc", 4), LayerSpec("sgc", 6)),
         temporal_kernel=3,
     )
-
-
-def run(args: list[str]) -> int:
-    """The console entry point's exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 class WritesAFile:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 import pytest
+from cli_runner import run
 
-from mksgn.cli import cli, main
+from mksgn.cli import cli
 from mksgn.errors import MksgnError
 
 
@@ -17,14 +18,6 @@ def all_command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[
         if isinstance(command, click.Group):
             paths.extend(all_command_paths(command, (*prefix, name)))
     return paths
-
-
-def run(args: list[str]) -> int:
-    """Run the console entry point in-process and return its exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 @pytest.mark.parametrize("path", all_command_paths(cli), ids=" ".join)

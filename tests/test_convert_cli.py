@@ -7,9 +7,7 @@ from pathlib import Path
 
 import nir
 import numpy as np
-import pytest
-
-from mksgn.cli import main
+from cli_runner import run as run_cli
 
 
 def chain_graph() -> nir.NIRGraph:
@@ -53,14 +51,6 @@ def chain_graph() -> nir.NIRGraph:
             ("lif2", "output"),
         ],
     )
-
-
-def run_cli(args: list[str]) -> int:
-    """Exit code of `mksgn ARGS`."""
-    with pytest.raises(SystemExit) as stop:
-        main(args)
-        raise SystemExit(0)
-    return int(stop.value.code or 0)
 
 
 def test_convert_writes_manifest_and_netx(tmp_path: Path, capsys) -> None:

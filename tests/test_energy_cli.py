@@ -11,10 +11,11 @@ import nir
 import numpy as np
 import pytest
 import torch
+from cli_runner import run
 from model_fixtures import save_model, tiny_config
 
 from mksgn.benchmarks.energy import PRESETS, resolve_preset
-from mksgn.cli import cli, main
+from mksgn.cli import cli
 from mksgn.errors import MksgnError
 from mksgn.train.models import build_model
 from mksgn.train.models.cost import dense_macs_per_sample
@@ -24,14 +25,6 @@ FP32_AC, FP32_MAC = 0.9, 4.6
 # IF neurons (thresholds 0.5, 3) spike [1, 0] then [1, 1]; fc2's fan-outs are 2 and 1, so
 # 2 + (2 + 1) = 5 ACs; 2 neurons × 2 steps = 4 updates.
 HAND_ACS, HAND_MACS, HAND_UPDATES = 5.0, 2.0, 4.0
-
-
-def run(args: list[str]) -> int:
-    """The console entry point's exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 @pytest.fixture(scope="module")

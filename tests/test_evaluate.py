@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run
 from torch import nn
 
-from mksgn.cli import main
 from mksgn.train.checkpoint import load_model
 from mksgn.train.data import synthetic
 from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
@@ -20,14 +20,6 @@ from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 from mksgn.train.models.output import ModelOutput
 
 FRAMES = 16
-
-
-def run(args: list[str]) -> int:
-    """The console entry point's exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 def test_tally_by_hand() -> None:

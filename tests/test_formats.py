@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run
 
-from mksgn.cli import main
 from mksgn.errors import MksgnError
 from mksgn.train.data import formats
 from mksgn.train.data.dataset import SkeletonDataset
@@ -445,14 +445,6 @@ def test_one_dataset_interface_over_all_formats(tmp_path: Path) -> None:
             expected[0] *= -1
             np.testing.assert_array_equal(sample.numpy(), expected)
         np.testing.assert_array_equal(dataset[0][0].numpy()[0], -data[0][0])  # not flipped twice
-
-
-def run(args: list[str]) -> int:
-    """Run the console entry point in-process and return its exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 def test_cli_inspect_errors_are_one_line(tmp_path: Path, capsys) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run
 
-from mksgn.cli import main
 from mksgn.train.data import formats
 from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
 from mksgn.train.data.inspect import format_inspection, inspect_dataset
@@ -108,14 +108,6 @@ def test_non_finite_values_are_counted_not_ranged(tmp_path: Path) -> None:
     assert "WARNING: 2 NaN or infinite values" in format_inspection(
         inspect_dataset(tmp_path / "nan.npz")
     )
-
-
-def run(args: list[str]) -> int:
-    """Run the console entry point in-process and return its exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 def test_cli_text_summary(tmp_path: Path, capsys) -> None:

@@ -10,9 +10,9 @@ import nir
 import numpy as np
 import pytest
 import torch
+from cli_runner import run
 from model_fixtures import joints, randomize_inference_state, save_model, tiny_config
 
-from mksgn.cli import main
 from mksgn.convert.nir_export import check_same_graph, student_to_nir, write_nir
 from mksgn.convert.nir_io import read_nir, validate_graph
 from mksgn.convert.onnx_export import teacher_to_onnx
@@ -166,14 +166,6 @@ def test_teacher_exports_to_onnx_matching_pytorch(tmp_path: Path) -> None:
     with pytest.raises(MksgnError, match="not the GCN teacher"):
         teacher_to_onnx(student("base-sgn"), tmp_path / "s.onnx", frames=FRAMES)
     assert not (tmp_path / "s.onnx").exists()
-
-
-def run(args: list[str]) -> int:
-    """The console entry point's exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 def test_export_command_writes_nir_and_onnx(tmp_path: Path, capsys) -> None:

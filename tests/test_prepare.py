@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run
 
 from mksgn.benchmarks.prepare_speed import realistic_sequence
-from mksgn.cli import main
 from mksgn.train.data.body_selection import select_bodies
 from mksgn.train.data.prepare import PrepareSummary, SkippedFile, prepare_ntu
 from mksgn.train.data.skeleton_file import read_skeleton_file, write_skeleton_file
@@ -27,14 +27,6 @@ NO_BODY = "S005C001P001R001A004"
 TRUNCATED = "S005C001P003R001A005"
 NTU120_ONLY = "S018C001P001R001A001"
 TRUNCATED_AT_LINE = 101
-
-
-def run(args: list[str]) -> int:
-    """Run the console entry point in-process and return its exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 @pytest.fixture

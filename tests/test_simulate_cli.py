@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run
 from model_fixtures import save_model
 
-from mksgn.cli import main
 from mksgn.train.data import synthetic
 from mksgn.train.data.dataset import SkeletonDataset
 from mksgn.train.data.transforms import TestTransform
@@ -21,14 +21,6 @@ from mksgn.train.models import build_model, preset_config
 from mksgn.train.models.config import LayerSpec
 
 FRAMES, CLASSES, STEPS, NODES = 8, 3, 2, 50
-
-
-def run(args: list[str]) -> int:
-    """The console entry point's exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run
 
-from mksgn.cli import main
 from mksgn.errors import MksgnError
 from mksgn.train.data import synthetic
 from mksgn.train.data.body_selection import select_bodies
@@ -24,14 +24,6 @@ SMALL = dict(classes=4, samples_per_class=4, frames=16)
 @pytest.fixture(scope="module")
 def default_set() -> synthetic.SyntheticSet:
     return synthetic.generate()
-
-
-def run(args: list[str]) -> int:
-    """Run the console entry point in-process and return its exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 def test_same_seed_same_bytes_other_seed_other_data() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run
 
 import mksgn.train.loop as loop
-from mksgn.cli import main
 from mksgn.train.checkpoint import load_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
@@ -21,14 +21,6 @@ from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 
 CLASSES, FRAMES = 4, 16
 SPIKING_LAYERS = [f"layer{i}" for i in range(1, 7)]
-
-
-def run(args: list[str]) -> int:
-    """The console entry point's exit code."""
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-        raise SystemExit(0)
-    return stopped.value.code
 
 
 def train_args(data: Path, model: str, out: Path, *extra: str) -> list[str]:
