@@ -197,7 +197,10 @@ def _results(paths: list[str], workers: int) -> Iterator[_FileResult]:
         return
     workers = min(workers, len(paths))
     chunksize = max(1, min(32, len(paths) // (workers * 8)))
-    with multiprocessing.get_context().Pool(workers, initializer=_ignore_interrupts) as pool:
+    # forkserver, not fork: forking a process that already runs threads (torch, Lava monitors in
+    # the same interpreter) can copy a held lock into the workers and hang them (seen in CI).
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(workers, initializer=_ignore_interrupts) as pool:
         # Leaving this block early (--strict error, Ctrl-C) terminates the workers.
         yield from pool.imap(_process_file, paths, chunksize=chunksize)
 
