@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mksgn.train.checkpoint import save_checkpoint
-from mksgn.train.models import preset_config
+from mksgn.train.models import build_model, preset_config
 from mksgn.train.models.config import LayerSpec, ModelConfig
-from mksgn.train.models.layers import GraphConv
+from mksgn.train.models.layers import GraphConv, SpikingLayer
+from mksgn.train.models.output import encode_input
+
+FRAMES, CLASSES, STEPS = 8, 3, 3  # the size of spiking_student
 
 
 def tiny_config(
@@ -67,3 +71,30 @@ def save_model(model: torch.nn.Module, path: Path, config: ModelConfig | None = 
         rng_state={},
     )
     return path
+
+
+def spiking_student(name: str, beta: float = 0.5) -> torch.nn.Module:
+    """A randomised student in eval mode whose layers all spike."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config(name, CLASSES, STEPS, FRAMES, threshold=0.3, beta=beta))
+    randomize_inference_state(model)
+    with torch.no_grad():  # learned β and θ differ from layer to layer after training
+        layers = [m for m in model.modules() if isinstance(m, SpikingLayer)]
+        for index, layer in enumerate(layers):
+            layer.neuron.beta.copy_(torch.tensor(min(beta + 0.0731 * index, 1.0)))
+            layer.neuron.threshold.copy_(torch.tensor(0.3 + 0.0137 * index))
+    return model.eval()
+
+
+def node_major_input(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """(N, T, V·C_enc, F): the encoded input laid out node-major, repeated over time steps."""
+    encoded = encode_input(x, model.modalities)
+    n, c, f, v = encoded.shape
+    layout = encoded.permute(0, 3, 1, 2).reshape(n, v * c, f).numpy()
+    return np.repeat(layout[:, None], model.config.time_steps, axis=1)
+
+
+def node_major_spikes(spikes: torch.Tensor) -> torch.Tensor:
+    """Model spikes (T, N, C, F, V) -> (N, T, V·C, F)."""
+    t, n, c, f, v = spikes.shape
+    return spikes.permute(1, 0, 4, 2, 3).reshape(n, t, v * c, f)

@@ -11,7 +11,18 @@ import numpy as np
 import pytest
 import torch
 from cli_runner import run
-from model_fixtures import joints, randomize_inference_state, save_model, tiny_config
+from model_fixtures import (
+    CLASSES,
+    FRAMES,
+    STEPS,
+    joints,
+    node_major_input,
+    node_major_spikes,
+    randomize_inference_state,
+    save_model,
+    spiking_student,
+    tiny_config,
+)
 
 from mksgn.convert.nir_export import check_same_graph, student_to_nir, write_nir
 from mksgn.convert.nir_io import read_nir, validate_graph
@@ -19,42 +30,11 @@ from mksgn.convert.onnx_export import teacher_to_onnx
 from mksgn.errors import MksgnError
 from mksgn.targets.reference import ReferenceTarget
 from mksgn.train.models import build_model
-from mksgn.train.models.layers import SpikingLayer
-from mksgn.train.models.output import encode_input
-
-FRAMES, CLASSES, STEPS = 8, 3, 3
-
-
-def student(name: str, beta: float = 0.5) -> torch.nn.Module:
-    """A randomised student in eval mode whose layers all spike."""
-    torch.manual_seed(0)
-    model = build_model(tiny_config(name, CLASSES, STEPS, FRAMES, threshold=0.3, beta=beta))
-    randomize_inference_state(model)
-    with torch.no_grad():  # learned β and θ differ from layer to layer after training
-        layers = [m for m in model.modules() if isinstance(m, SpikingLayer)]
-        for index, layer in enumerate(layers):
-            layer.neuron.beta.copy_(torch.tensor(min(beta + 0.0731 * index, 1.0)))
-            layer.neuron.threshold.copy_(torch.tensor(0.3 + 0.0137 * index))
-    return model.eval()
-
-
-def node_major_input(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """(N, T, V·C_enc, F): the encoded input laid out node-major, repeated over time steps."""
-    encoded = encode_input(x, model.modalities)
-    n, c, f, v = encoded.shape
-    layout = encoded.permute(0, 3, 1, 2).reshape(n, v * c, f).numpy()
-    return np.repeat(layout[:, None], model.config.time_steps, axis=1)
-
-
-def node_major_spikes(spikes: torch.Tensor) -> torch.Tensor:
-    """Model spikes (T, N, C, F, V) -> (N, T, V·C, F)."""
-    t, n, c, f, v = spikes.shape
-    return spikes.permute(1, 0, 4, 2, 3).reshape(n, t, v * c, f)
 
 
 @pytest.mark.parametrize("name", ["base-sgn", "mk-sgn"])
 def test_reference_reproduces_every_layer_spike_for_spike(name: str, tmp_path: Path) -> None:
-    model = student(name)
+    model = spiking_student(name)
     x = joints()
     with torch.no_grad():
         out = model(x)
@@ -79,7 +59,7 @@ def test_reference_reproduces_every_layer_spike_for_spike(name: str, tmp_path: P
 
 
 def test_lowering_follows_the_contract() -> None:
-    model = student("mk-sgn")
+    model = spiking_student("mk-sgn")
     graph = student_to_nir(model)
     nodes = 50
     assert graph.metadata == {
@@ -113,12 +93,12 @@ def test_lowering_follows_the_contract() -> None:
 
 
 def test_beta_one_becomes_if() -> None:
-    graph = student_to_nir(student("base-sgn", beta=1.0))
+    graph = student_to_nir(spiking_student("base-sgn", beta=1.0))
     assert isinstance(graph.nodes["layer1.joint.lif"], nir.IF)
 
 
 def test_nir_read_gives_back_the_same_graph(tmp_path: Path) -> None:
-    graph = student_to_nir(student("mk-sgn"))
+    graph = student_to_nir(spiking_student("mk-sgn"))
     path = write_nir(graph, tmp_path / "model.nir")
     again = nir.read(path, type_check=False)
     check_same_graph(graph, again, path)
@@ -133,14 +113,14 @@ def test_nir_read_gives_back_the_same_graph(tmp_path: Path) -> None:
 
 
 def test_subtractive_reset_is_refused_naming_the_layer() -> None:
-    model = student("base-sgn")
+    model = spiking_student("base-sgn")
     model.hidden[1].neurons.neuron.reset_mechanism = "subtract"
     with pytest.raises(MksgnError, match=r"hidden\.1.*subtract"):
         student_to_nir(model)
 
 
 def test_a_layer_without_nir_lowering_is_refused_naming_it() -> None:
-    model = student("base-sgn")
+    model = spiking_student("base-sgn")
     model.hidden[0].synapse = torch.nn.Identity()
     with pytest.raises(MksgnError, match=r"'hidden\.0\.synapse' is a Identity"):
         student_to_nir(model)
@@ -164,12 +144,12 @@ def test_teacher_exports_to_onnx_matching_pytorch(tmp_path: Path) -> None:
     with torch.no_grad():
         np.testing.assert_allclose(logits, teacher(x).logits.numpy(), rtol=0, atol=1e-4)
     with pytest.raises(MksgnError, match="not the GCN teacher"):
-        teacher_to_onnx(student("base-sgn"), tmp_path / "s.onnx", frames=FRAMES)
+        teacher_to_onnx(spiking_student("base-sgn"), tmp_path / "s.onnx", frames=FRAMES)
     assert not (tmp_path / "s.onnx").exists()
 
 
 def test_export_command_writes_nir_and_onnx(tmp_path: Path, capsys) -> None:
-    checkpoint = save_model(student("mk-sgn"), tmp_path / "mk.pt")
+    checkpoint = save_model(spiking_student("mk-sgn"), tmp_path / "mk.pt")
     assert run(["export", str(checkpoint), "--nir", str(tmp_path / "mk.nir"), "--json"]) == 0
     assert '"format": "nir"' in capsys.readouterr().out
     assert isinstance(read_nir(tmp_path / "mk.nir").nodes["layer2.lif"], nir.LIF)
@@ -190,7 +170,7 @@ def test_export_command_writes_nir_and_onnx(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "no-input"])
 def test_unreadable_nir_is_an_error_naming_the_file(damage: str, tmp_path: Path, capsys) -> None:
-    good = write_nir(student_to_nir(student("base-sgn")), tmp_path / "good.nir")
+    good = write_nir(student_to_nir(spiking_student("base-sgn")), tmp_path / "good.nir")
     bad = tmp_path / "bad.nir"
     if damage == "truncated":
         bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
