@@ -17,10 +17,12 @@ import math
 
 import numpy as np
 
-from mksgn.convert.lava_graph import LavaPlan, input_bound
+from mksgn.convert.lava_graph import LavaPlan, input_bound, max_row_sum
 from mksgn.errors import MksgnError
 
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # Lava's 8-bit mixed-sign weights (even values)
+WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7  # Loihi's shared weight exponent
+ACCUMULATOR_MAX = 2**31 - 1  # Lava sums a synapse's inputs in int32 before the exponent shift
 VTH_MAX = 2**17 - 1
 STATE_MAX = 2**23 - 1
 STATE_HEADROOM = 0.5  # keep the bound on |u|, |v| below half the 24-bit range
@@ -108,7 +110,14 @@ def quantize_weights(
     peak = float(np.abs(weight).max(initial=0.0))
     exp = 0
     if peak > 0 and not exp_fixed:
-        exp = max(0, math.ceil(math.log2(peak / WEIGHT_MAX)))
+        # A negative exponent right-shifts the accumulated sum: small weights keep all 8 bits.
+        exp = math.ceil(math.log2(peak / WEIGHT_MAX))
+        if exp > WEIGHT_EXP_MAX:
+            raise MksgnError(
+                f"layer '{layer}': weights reach {peak:.4g} fixed-point units, beyond 8 bits "
+                f"<< {WEIGHT_EXP_MAX}; lower the layer's threshold-to-weight ratio"
+            )
+        exp = max(exp, WEIGHT_EXP_MIN)
     integer = 2 * np.round(weight / 2.0**exp / 2.0)
     if integer.max(initial=0) > WEIGHT_MAX or integer.min(initial=0) < WEIGHT_MIN:
         raise MksgnError(
@@ -160,17 +169,7 @@ def quantize_plan(
                 limits.append(2**ACTIVATION_SHIFT * WEIGHT_MAX / peak)
         scales[name] = min(limits)
 
-    # Graded input: x_int = x·2**k; the synapse carries S·w/(64·2**k); the smallest k that keeps
-    # every input weight within 8 bits leaves the most bits to the input values.
-    shifts = []
-    for syn in plan.synapses:
-        if syn.graded:
-            peak = float(np.abs(syn.weight).max(initial=0.0))
-            if peak > 0:
-                effective = scales[syn.target] * peak / 2**ACTIVATION_SHIFT
-                shifts.append(math.ceil(math.log2(effective / WEIGHT_MAX)))
-    input_shift = max(shifts) if shifts else 0
-    input_shift = min(input_shift, math.floor(math.log2(INPUT_MAX / input_abs_max)))
+    input_shift = choose_input_shift(plan, scales, input_abs_max, weight_exponents)
 
     synapses = []
     for syn in plan.synapses:
@@ -206,6 +205,40 @@ def quantize_plan(
             bias_exp=int(bias_exp),
         )
     return FixedPlan(populations, synapses, int(input_shift))
+
+
+def choose_input_shift(
+    plan: LavaPlan, scales: dict[str, float], input_abs_max: float, weight_exponents: bool
+) -> int:
+    """The k of input integers round(x·2**k): as many input bits as the graded synapses allow.
+
+    A graded synapse carries S·w/(64·2**k). With weight exponents, every extra bit of k moves
+    into a more negative exponent (a right shift after Lava's int32 accumulation), so k grows
+    while the exponent stays >= -8 and the accumulated sum cannot overflow int32. Without them
+    (Lava Conv, netx) the weights must fit 8 bits at exponent 0: the smallest such k."""
+    graded = [syn for syn in plan.synapses if syn.graded and np.abs(syn.weight).max(initial=0)]
+    ceiling = math.floor(math.log2(INPUT_MAX / input_abs_max))
+    if not graded:
+        return min(0, ceiling)
+    effective = {id(syn): syn.weight * scales[syn.target] / 2**ACTIVATION_SHIFT for syn in graded}
+    peaks = {key: float(np.abs(weight).max()) for key, weight in effective.items()}
+    smallest = max(math.ceil(math.log2(peak / WEIGHT_MAX)) for peak in peaks.values())
+    if any(exponent_fixed(syn.lava_process, weight_exponents) for syn in graded):
+        return min(smallest, ceiling)
+    for shift in range(ceiling, smallest, -1):
+        fits = True
+        for syn in graded:
+            weight = effective[id(syn)] / 2.0**shift
+            if math.ceil(math.log2(peaks[id(syn)] / 2.0**shift / WEIGHT_MAX)) < WEIGHT_EXP_MIN:
+                fits = False  # the mantissa would lose bits below the smallest exponent
+                break
+            integer, *_ = quantize_weights(weight, False, syn.name)
+            if max_row_sum(syn, integer) * 2.0**shift * input_abs_max > ACCUMULATOR_MAX:
+                fits = False
+                break
+        if fits:
+            return shift
+    return min(smallest, ceiling)
 
 
 def quantize_input(data: np.ndarray, input_shift: int) -> np.ndarray:

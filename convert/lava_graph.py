@@ -790,12 +790,15 @@ def input_bound(plan: LavaPlan, input_abs_max: float = 1.0) -> None:
         pop.max_abs_input = 0.0
     for syn in plan.synapses:
         scale = input_abs_max if syn.graded else 1.0
-        if syn.kind == "dense":
-            row = np.abs(syn.weight).sum(axis=1).max(initial=0.0)
-        # A conv's kernel row sum bounds every output, padded or not (Conv and Sparse alike).
-        else:
-            row = np.abs(syn.weight).reshape(syn.weight.shape[0], -1).sum(axis=1).max(initial=0.0)
-        plan.populations[syn.target].max_abs_input += float(row) * scale
+        plan.populations[syn.target].max_abs_input += max_row_sum(syn, syn.weight) * scale
+
+
+def max_row_sum(syn: Synapse, weight: np.ndarray) -> float:
+    """Largest sum of |weights| into one target neuron, for `weight` laid out like syn.weight."""
+    if syn.kind == "dense":
+        return float(np.abs(weight).sum(axis=1).max(initial=0))
+    # A conv's kernel row sum bounds every output, padded or not (Conv and Sparse alike).
+    return float(np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max(initial=0))
 
 
 # ---------------------------------------------------------------------------- Lava objects
