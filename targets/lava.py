@@ -9,6 +9,7 @@ segments it had mapped are removed, so nothing is left behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pickle
 import signal
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nir
 import numpy as np
@@ -24,6 +26,9 @@ import numpy as np
 from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, from_lava, to_lava
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
+
+if TYPE_CHECKING:
+    from mksgn.convert.fixed_point import FixedPlan
 
 WORKER_CODE = "import sys; from mksgn.targets.lava import worker_main; worker_main(sys.argv[1])"
 BASE_TIMEOUT_S = 60.0
@@ -76,81 +81,138 @@ class LavaTarget:
         self, plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...] = ()
     ) -> RunResult:
         """Run an already lowered plan (see `run`)."""
-        inputs = np.asarray(inputs, dtype=np.float64)
-        expected = plan.input_nir_shape
-        if inputs.ndim != 2 + len(expected) or tuple(inputs.shape[2:]) != tuple(expected):
-            raise MksgnError(
-                f"input shaped {inputs.shape} does not fit the graph's Input '{plan.input_name}': "
-                f"expected (samples, time steps, {', '.join(map(str, expected))})"
-            )
-        if not np.all(np.isfinite(inputs)):
-            raise MksgnError("input contains NaN or infinite values")
-        samples, steps = inputs.shape[:2]
-        nodes = tuple(dict.fromkeys(tuple(plan.outputs) + tuple(record)))
-        for node in nodes:
-            if node not in plan.records:
-                raise MksgnError(
-                    f"cannot record node '{node}': record a neuron or an Output node "
-                    f"(available: {', '.join(sorted(plan.records))})"
-                )
-        fixed = None
-        if self.fixed_point:
-            from mksgn.convert.fixed_point import quantize_plan
-
-            fixed = quantize_plan(plan, float(np.abs(inputs).max(initial=0.0)))
-        period = steps + plan.depth
-        data = np.zeros((samples, period, *plan.input_nir_shape))
-        data[:, :steps] = inputs
-        # RingBuffer wants (*lava shape, time); sample s occupies steps [s·period, (s+1)·period).
-        data = to_lava(
-            data.reshape((samples * period, *plan.input_nir_shape)), plan.input_nir_shape
-        )
-        data = np.moveaxis(data, 0, -1)
-        if fixed is not None:
-            from mksgn.convert.fixed_point import quantize_input
-
-            data = quantize_input(data, fixed.input_shift)
-        populations = {plan.records[n][0]: plan.records[n][1] for n in nodes}
-        job = dict(
+        job = prepare_job(plan, inputs, record, self.fixed_point)
+        lava_job = dict(
             plan=plan,
-            fixed=fixed,
-            data=data,
-            period=period,
-            total_steps=samples * period,
-            populations=populations,
+            fixed=job.fixed,
+            data=job.stream_data(0, job.samples),
+            period=job.period,
+            total_steps=job.samples * job.period,
+            populations=job.populations,
         )
         timeout = self.timeout_s
         if timeout is None:
-            processes = 2 * len(plan.synapses) + len(plan.populations) + len(populations) + 1
-            timeout = watchdog_timeout(plan, processes, samples * period)
+            processes = 2 * len(plan.synapses) + len(plan.populations) + len(job.populations) + 1
+            timeout = watchdog_timeout(plan, processes, job.samples * job.period)
         started = time.perf_counter()
         PEAK_RSS["bytes"] = 0
-        raw = run_watched(job, timeout)
+        raw = run_watched(lava_job, timeout)
         wall = time.perf_counter() - started
+        recorded = job.align(raw, job.samples)
+        extra = {"lava_peak_rss_mb": PEAK_RSS["bytes"] / 2**20}
+        return job.result(self.name, recorded, wall, extra)
+
+
+# ---------------------------------------------------------------------------- job
+
+
+@dataclasses.dataclass
+class LavaJob:
+    """A validated run of a plan on samples, shared by every executor of a LavaPlan (Lava's
+    process graph, the emulator): the fixed-point parameters (chosen once from all inputs), the
+    input in Lava's layout, and the alignment of the recorded series back to NIR steps."""
+
+    plan: LavaPlan
+    fixed: FixedPlan | None
+    inputs: np.ndarray  # (samples, T, *input NIR shape), float64
+    nodes: tuple[str, ...]  # NIR nodes to record
+
+    @property
+    def samples(self) -> int:
+        """Number of samples."""
+        return int(self.inputs.shape[0])
+
+    @property
+    def steps(self) -> int:
+        """NIR time steps per sample."""
+        return int(self.inputs.shape[1])
+
+    @property
+    def period(self) -> int:
+        """Simulator steps per sample: T plus the pipeline depth."""
+        return self.steps + self.plan.depth
+
+    @property
+    def populations(self) -> dict[str, str]:
+        """Recorded population -> "spikes" or "v"."""
+        return {self.plan.records[n][0]: self.plan.records[n][1] for n in self.nodes}
+
+    def stream_data(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) as the source sends them: (*Lava input shape, time), sample s
+        on steps [s·period, (s+1)·period) with zeros after its T steps; integers in fixed point."""
+        plan, count = self.plan, stop - start
+        data = np.zeros((count, self.period, *plan.input_nir_shape))
+        data[:, : self.steps] = self.inputs[start:stop]
+        data = to_lava(
+            data.reshape((count * self.period, *plan.input_nir_shape)), plan.input_nir_shape
+        )
+        data = np.moveaxis(data, 0, -1)
+        if self.fixed is not None:
+            from mksgn.convert.fixed_point import quantize_input
+
+            data = quantize_input(data, self.fixed.input_shift)
+        return data
+
+    def align(self, raw: dict[str, np.ndarray], samples: int) -> dict[str, np.ndarray]:
+        """Recorded node -> (samples, T, *NIR shape) from raw series (samples·period, *Lava shape)
+        per population: the pipeline depth removed, fixed-point voltages in float units."""
         recorded = {}
-        for node in nodes:
-            population, kind = plan.records[node]
-            pop = plan.populations[population]
-            series = raw[population]  # (total steps, *lava shape)
-            index = (np.arange(samples)[:, None] * period + pop.depth + np.arange(steps)).ravel()
+        for node in self.nodes:
+            population, kind = self.plan.records[node]
+            pop = self.plan.populations[population]
+            series = raw[population]
+            index = (
+                np.arange(samples)[:, None] * self.period + pop.depth + np.arange(self.steps)
+            ).ravel()
             values = from_lava(series[index], pop.nir_shape).astype(np.float64)
-            if fixed is not None and kind == "v":
-                values = values / fixed.populations[population].scale
-            recorded[node] = values.reshape((samples, steps, *pop.nir_shape))
-        extra: dict[str, object] = {
-            "pipeline_depth": plan.depth,
-            "lava_peak_rss_mb": PEAK_RSS["bytes"] / 2**20,
-        }
-        if fixed is not None:
-            extra["quantisation"] = fixed.report()
+            if self.fixed is not None and kind == "v":
+                values = values / self.fixed.populations[population].scale
+            recorded[node] = values.reshape((samples, self.steps, *pop.nir_shape))
+        return recorded
+
+    def result(
+        self, backend: str, recorded: dict[str, np.ndarray], wall_s: float, extra: dict
+    ) -> RunResult:
+        """The RunResult of this job."""
+        extra = {"pipeline_depth": self.plan.depth, **extra}
+        if self.fixed is not None:
+            extra["quantisation"] = self.fixed.report()
         return RunResult(
-            backend=self.name,
+            backend=backend,
             recorded=recorded,
-            time_steps=steps,
-            steps_per_sample=period,
-            wall_s_per_sample=wall / max(samples, 1),
+            time_steps=self.steps,
+            steps_per_sample=self.period,
+            wall_s_per_sample=wall_s / max(self.samples, 1),
             extra=extra,
         )
+
+
+def prepare_job(
+    plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...], fixed_point: bool
+) -> LavaJob:
+    """Check the inputs and the recorded nodes against the plan; quantise it in fixed point."""
+    inputs = np.asarray(inputs, dtype=np.float64)
+    expected = plan.input_nir_shape
+    if inputs.ndim != 2 + len(expected) or tuple(inputs.shape[2:]) != tuple(expected):
+        raise MksgnError(
+            f"input shaped {inputs.shape} does not fit the graph's Input '{plan.input_name}': "
+            f"expected (samples, time steps, {', '.join(map(str, expected))})"
+        )
+    if not np.all(np.isfinite(inputs)):
+        raise MksgnError("input contains NaN or infinite values")
+    nodes = tuple(dict.fromkeys(tuple(plan.outputs) + tuple(record)))
+    for node in nodes:
+        if node not in plan.records:
+            raise MksgnError(
+                f"cannot record node '{node}': record a neuron or an Output node "
+                f"(available: {', '.join(sorted(plan.records))})"
+            )
+    fixed = None
+    if fixed_point:
+        from mksgn.convert.fixed_point import quantize_plan
+
+        fixed = quantize_plan(plan, float(np.abs(inputs).max(initial=0.0)))
+    return LavaJob(plan, fixed, inputs, nodes)
 
 
 # ---------------------------------------------------------------------------- watchdog
