@@ -356,7 +356,7 @@ def export_command(
 
 def graph_run_options(command):
     """The options of every command that runs a NIR graph on samples: what to feed it, how
-    many samples, and the Lava watchdog's limit."""
+    many samples, the Lava watchdog's limit and the emulator's batch size."""
     options = [
         click.option(
             "--data",
@@ -379,6 +379,13 @@ def graph_run_options(command):
             type=click.FloatRange(0, None, min_open=True),
             help="Seconds before the Lava watchdog stops a run [default: estimated from the graph].",
         ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1, None),
+            default=32,  # targets.emulator.DEFAULT_BATCH_SIZE (tested)
+            show_default=True,
+            help="Samples the loihi-emu backends run side by side (Lava runs one at a time).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -391,8 +398,9 @@ def graph_run_options(command):
 @click.option(
     "--backend",
     required=True,
-    type=click.Choice(["lava-float", "lava-fixed", "snntorch"]),
-    help="Lava CPU simulation (float or Loihi 2 fixed point) or the snnTorch reference.",
+    type=click.Choice(["lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch"]),
+    help="Lava CPU simulation (float or Loihi 2 fixed point), its NumPy emulator (loihi-emu: "
+    "bit for bit lava-fixed; loihi-emu-float: lava-float) or the snnTorch reference.",
 )
 @click.option(
     "--record",
@@ -416,6 +424,7 @@ def simulate_command(
     record: tuple[str, ...],
     out: Path | None,
     timeout_s: float | None,
+    batch_size: int,
     as_json: bool,
 ) -> None:
     """Run a NIR graph (or a converted folder) on a backend, step by step."""
@@ -423,7 +432,9 @@ def simulate_command(
 
     if (data_path is None) == (input_path is None):
         raise click.UsageError("give exactly one of --data PATH or --input X.npy")
-    result = simulate(model, backend, data_path, input_path, samples, record, out, timeout_s)
+    result = simulate(
+        model, backend, data_path, input_path, samples, record, out, timeout_s, batch_size
+    )
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -481,7 +492,7 @@ def convert_command(
     "--backend",
     default="snntorch",
     show_default=True,
-    type=click.Choice(["snntorch", "lava-float", "lava-fixed"]),
+    type=click.Choice(["snntorch", "lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float"]),
     help="Backend whose spikes are counted.",
 )
 @click.option(
@@ -507,6 +518,7 @@ def energy_command(
     mac_pj: float | None,
     update_pj: float | None,
     timeout_s: float | None,
+    batch_size: int,
     as_json: bool,
 ) -> None:
     """Synaptic operations and energy per sample of a student (MODEL.nir or checkpoint), counted
@@ -527,6 +539,7 @@ def energy_command(
         mac_pj,
         update_pj,
         timeout_s,
+        batch_size,
     )
     if as_json:
         emit_json(report)

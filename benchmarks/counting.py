@@ -324,12 +324,18 @@ def count_operations(
 
 
 def run_and_count(
-    graph: nir.NIRGraph, inputs: np.ndarray, backend: str, timeout_s: float | None = None
+    graph: nir.NIRGraph,
+    inputs: np.ndarray,
+    backend: str,
+    timeout_s: float | None = None,
+    batch_size: int | None = None,
 ) -> tuple[GraphCount, RunResult]:
-    """Run the graph on a backend, recording what counting needs, and count."""
+    """Run the graph on a backend, recording what counting needs, and count (batch_size: the
+    emulator's samples per batch; None for its default)."""
     from mksgn.targets.simulate import make_target
 
-    result = make_target(backend, timeout_s).run(graph, inputs, required_records(graph))
+    target = make_target(backend, timeout_s, batch_size)
+    result = target.run(graph, inputs, required_records(graph))
     return count_operations(graph, inputs, result.recorded), result
 
 

@@ -182,8 +182,10 @@ def energy_report(
     mac_pj: float | None = None,
     update_pj: float | None = None,
     timeout_s: float | None = None,
+    batch_size: int | None = None,
 ) -> dict[str, object]:
-    """Run a student on --data (test split) or --input, count its operations and price them."""
+    """Run a student on --data (test split) or --input, count its operations and price them
+    (batch_size: the emulator's samples per batch; None for its default)."""
     from mksgn.targets.inputs import array_inputs, data_inputs
 
     if (data_path is None) == (input_path is None):
@@ -197,7 +199,7 @@ def energy_report(
     else:
         inputs = array_inputs(input_path, graph)
         inputs = inputs if samples is None else inputs[:samples]
-    counts, result = run_and_count(graph, inputs, backend, timeout_s)
+    counts, result = run_and_count(graph, inputs, backend, timeout_s, batch_size)
     return build_report(
         counts,
         prices,

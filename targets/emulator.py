@@ -67,9 +67,11 @@ class EmulatorTarget:
     """Run a NIR graph through the LavaPlan emulator, `batch_size` samples at a time."""
 
     def __init__(
-        self, fixed_point: bool = True, batch_size: int = DEFAULT_BATCH_SIZE, dt: float = DEFAULT_DT
+        self, fixed_point: bool = True, batch_size: int | None = None, dt: float = DEFAULT_DT
     ) -> None:
-        """Fixed point (`loihi-emu`, equal to lava-fixed) or float (`loihi-emu-float`)."""
+        """Fixed point (`loihi-emu`, equal to lava-fixed) or float (`loihi-emu-float`);
+        batch_size None takes DEFAULT_BATCH_SIZE."""
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if batch_size < 1:
             raise MksgnError(f"batch size must be at least 1, got {batch_size}")
         self.fixed_point = fixed_point

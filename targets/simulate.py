@@ -14,13 +14,15 @@ from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target
 from mksgn.targets.inputs import array_inputs, data_inputs, load_graph
 
-BACKENDS = ("lava-float", "lava-fixed", "snntorch")
+BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")
 SPIKING_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 
 
-def make_target(backend: str, timeout_s: float | None = None) -> Target:
+def make_target(
+    backend: str, timeout_s: float | None = None, batch_size: int | None = None
+) -> Target:
     """The backend object for a name in BACKENDS (Lava is imported only when asked for);
-    `timeout_s` overrides the Lava watchdog's estimate."""
+    `timeout_s` overrides the Lava watchdog's estimate; `batch_size` is the emulator's (None: its default)."""
     if backend == "snntorch":
         from mksgn.targets.reference import ReferenceTarget
 
@@ -29,6 +31,10 @@ def make_target(backend: str, timeout_s: float | None = None) -> Target:
         from mksgn.targets.lava import LavaTarget
 
         return LavaTarget(fixed_point=backend == "lava-fixed", timeout_s=timeout_s)
+    if backend in ("loihi-emu", "loihi-emu-float"):
+        from mksgn.targets.emulator import EmulatorTarget
+
+        return EmulatorTarget(fixed_point=backend == "loihi-emu", batch_size=batch_size)
     raise MksgnError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -88,6 +94,7 @@ def simulate(
     record: tuple[str, ...] = (),
     out: str | os.PathLike[str] | None = None,
     timeout_s: float | None = None,
+    batch_size: int | None = None,
 ) -> Simulation:
     """Run a graph on --data (test split, encoded) or --input (an array) and summarise it."""
     if (data_path is None) == (input_path is None):
@@ -99,7 +106,7 @@ def simulate(
     else:
         inputs = array_inputs(input_path, graph)
         inputs = inputs if samples is None else inputs[:samples]
-    target = make_target(backend, timeout_s)
+    target = make_target(backend, timeout_s, batch_size)
     result = target.run(graph, inputs, tuple(record))
     output = next(iter(graph.outputs))
     mean_output = result.recorded[output].mean(axis=1).reshape(len(inputs), -1)
