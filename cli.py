@@ -558,11 +558,37 @@ def energy_command(
 )
 @click.option("--quick", is_flag=True, help="Smaller data, models and runs, for a fast check.")
 def demo(out: Path, quick: bool) -> None:
-    """Run the pipeline on the built-in synthetic skeleton data: train a GCN teacher and a
-    distilled MK-SGN, export to NIR, simulate on snnTorch and Lava, count energy."""
+    """Run the pipeline on the built-in synthetic skeleton data: train a GCN teacher, a Base-SGN
+    and a distilled MK-SGN, export to NIR, simulate on snnTorch, Lava float and Lava fixed point,
+    count energy, and write the report (OUT/report/report.md)."""
     from mksgn.benchmarks.demo import FULL, QUICK, run_demo
 
     run_demo(out, QUICK if quick else FULL, click.echo)
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the report (default RUN_DIR/report); it is replaced as a whole.",
+)
+def report_command(run_dir: Path, out: Path | None) -> None:
+    """Gather a demo run directory into report.json, report.md and PNG plots (training curves,
+    firing rate and energy per layer, spike raster Lava vs snnTorch).
+
+    \b
+    Required in RUN_DIR (what 'mksgn demo' writes; an Error names what is missing):
+      summary.json, <model>/metrics.jsonl of every model it lists,
+      spikes-snntorch.npz, spikes-lava-float.npz
+    Optional (report.md says when they are absent): spikes-lava-fixed.npz with the summary's
+    fixed-point section, per-model evaluation, teacher MACs per layer, stage timings.
+    All files appear together or none do."""
+    from mksgn.benchmarks.report import write_report
+
+    destination = write_report(run_dir, out)
+    click.echo(f"Report of {run_dir} -> {destination / 'report.md'} (+ report.json, 4 plots)")
 
 
 def interrupt_on_terminate(_signum: int, _frame: object) -> None:

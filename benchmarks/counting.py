@@ -358,8 +358,13 @@ def torch_teacher_macs(checkpoint: str | os.PathLike[str]) -> float:
 
 
 def onnx_macs_per_sample(path: str | os.PathLike[str]) -> float:
-    """MACs of one sample of an ONNX model: Conv, MatMul, Gemm and Einsum nodes, with shapes
-    from onnx.shape_inference (symbolic batch axes set to 1)."""
+    """MACs of one sample of an ONNX model (the sum of `onnx_macs_per_node`)."""
+    return float(sum(onnx_macs_per_node(path).values()))
+
+
+def onnx_macs_per_node(path: str | os.PathLike[str]) -> dict[str, float]:
+    """MACs of one sample per Conv, MatMul, Gemm and Einsum node (by node name, in graph order),
+    with shapes from onnx.shape_inference (symbolic batch axes set to 1)."""
     import onnx
     from onnx import numpy_helper, shape_inference
 
@@ -399,21 +404,33 @@ def onnx_macs_per_sample(path: str | os.PathLike[str]) -> float:
             )
         return shapes[name]
 
-    total = 0
-    for node in counted:
+    per_node: dict[str, float] = {}
+    for index, node in enumerate(counted):
         if node.op_type == "Conv":
             weight = shape(node.input[1], node)
-            total += int(np.prod(shape(node.output[0], node))) * int(np.prod(weight[1:]))
+            macs = int(np.prod(shape(node.output[0], node))) * int(np.prod(weight[1:]))
         elif node.op_type == "MatMul":
             left = shape(node.input[0], node)
-            total += int(np.prod(shape(node.output[0], node))) * left[-1]
+            macs = int(np.prod(shape(node.output[0], node))) * left[-1]
         elif node.op_type == "Gemm":
             left = shape(node.input[0], node)
             trans_a = any(a.name == "transA" and a.i for a in node.attribute)
-            total += int(np.prod(shape(node.output[0], node))) * left[0 if trans_a else 1]
-        elif node.op_type == "Einsum":
-            total += einsum_macs(node, [shape(name, node) for name in node.input])
-    return float(total)
+            macs = int(np.prod(shape(node.output[0], node))) * left[0 if trans_a else 1]
+        else:  # Einsum
+            macs = einsum_macs(node, [shape(name, node) for name in node.input])
+        per_node[node.name or f"{node.op_type}_{index}"] = float(macs)
+    return per_node
+
+
+def onnx_macs_per_layer(path: str | os.PathLike[str]) -> dict[str, float]:
+    """`onnx_macs_per_node` summed per top-level module of a torch export ('/model/blocks.0/
+    spatial/Einsum' -> 'blocks.0'), in graph order."""
+    layers: dict[str, float] = {}
+    for name, macs in onnx_macs_per_node(path).items():
+        parts = [part for part in name.split("/") if part]
+        layer = parts[1] if len(parts) > 2 and parts[0] == "model" else parts[0]
+        layers[layer] = layers.get(layer, 0.0) + macs
+    return layers
 
 
 def measured_shapes(model, names: list[str], path: Path) -> dict[str, tuple[int, ...]]:

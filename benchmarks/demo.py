@@ -1,9 +1,10 @@
 """`mksgn demo`: the pipeline on the built-in synthetic data, one line per stage.
 
-synthetic data -> GCN teacher -> MK-SGN distilled from it -> NIR (+ teacher ONNX) -> Lava artifact
--> the same test samples on the snnTorch reference and on Lava (float) -> spike parity and energy
-counted from each backend's spikes -> summary.json. (`mksgn report` and the fixed-point run are
-still to come: issue 5.)
+synthetic data -> GCN teacher -> Base-SGN (joint modality) and an MK-SGN distilled from the teacher
+-> NIR (+ teacher ONNX) -> Lava artifact -> the same test samples on the snnTorch reference, Lava
+float and Lava fixed point (spikes saved as spikes-<backend>.npz) -> spike parity, fixed-point
+agreement and energy counted from each backend's spikes -> summary.json -> `mksgn report` into
+report/.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import numpy as np
 
 from mksgn.atomic import atomic_open
 
+MODELS = ("gcn", "base-sgn", "mk-sgn")
+BACKENDS = ("snntorch", "lava-float", "lava-fixed")
+REPORT_DIR = "report"
+
 
 @dataclass(frozen=True)
 class DemoSize:
@@ -28,132 +33,239 @@ class DemoSize:
     frames: int  # of the synthetic clips
     model_frames: int  # after test-time resampling, as the models see them
     teacher_epochs: int
-    student_epochs: int
-    lava_samples: int  # test samples simulated on both backends
+    student_epochs: int  # Base-SGN and MK-SGN alike
+    lava_samples: int  # test samples simulated on every backend
 
 
 QUICK = DemoSize(4, 30, 32, 16, 40, 40, 2)
 FULL = DemoSize(8, 40, 64, 32, 30, 30, 6)
 
 
+def spikes_file(out: Path, backend: str) -> Path:
+    """Where the demo keeps a backend's recorded spikes (what `mksgn simulate --out` writes)."""
+    return out / f"spikes-{backend}.npz"
+
+
+def agreement(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per recorded node, the fraction of (sample, step, neuron) entries equal in both runs."""
+    return {node: float(np.mean(first[node] == second[node])) for node in first if node in second}
+
+
 def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str, object]:
     """Run every stage into `out`; return (and write to out/summary.json) the summary."""
-    from mksgn.benchmarks.counting import count_operations, required_records, teacher_macs
+    from mksgn.benchmarks.counting import (
+        count_operations,
+        onnx_macs_per_layer,
+        required_records,
+    )
     from mksgn.benchmarks.energy import DEFAULT_PRESET, PRESETS, build_report
+    from mksgn.benchmarks.report import write_report
     from mksgn.convert.export import export_checkpoint
     from mksgn.convert.lava_artifact import convert_nir
     from mksgn.convert.nir_io import read_nir
     from mksgn.targets.inputs import data_inputs
-    from mksgn.targets.simulate import make_target
+    from mksgn.targets.simulate import simulate
     from mksgn.train.data import synthetic
     from mksgn.train.evaluate import evaluate_checkpoint
     from mksgn.train.loop import TrainSettings, config_for_data, train
 
-    stages = 7
+    stages = 10
     started = time.perf_counter()
+    stage_seconds: dict[str, float] = {}
+    last = [started]
 
-    def stage(number: int, text: str) -> None:
-        echo(f"[{number}/{stages}] {text} ({time.perf_counter() - started:.0f} s)")
+    def stage(number: int, key: str, text: str) -> None:
+        now = time.perf_counter()
+        stage_seconds[key] = now - last[0]
+        last[0] = now
+        echo(f"[{number}/{stages}] {text} ({now - started:.0f} s)")
 
     out.mkdir(parents=True, exist_ok=True)
     data = out / "synthetic.npz"
     dataset = synthetic.generate(size.classes, size.samples_per_class, size.frames, seed=0)
     synthetic.write_npz(dataset, data)
-    stage(1, f"synthetic skeleton set: {len(dataset.labels)} samples -> {data}")
+    stage(1, "data", f"synthetic skeleton set: {len(dataset.labels)} samples -> {data}")
 
     runs = {}
-    for model, epochs, teacher in (
-        ("gcn", size.teacher_epochs, None),
-        ("mk-sgn", size.student_epochs, out / "gcn" / "checkpoint.pt"),
+    for number, model, epochs, teacher, how in (
+        (2, "gcn", size.teacher_epochs, None, ""),
+        (3, "base-sgn", size.student_epochs, None, " (joint modality, no teacher)"),
+        (4, "mk-sgn", size.student_epochs, out / "gcn" / "checkpoint.pt", " with the GCN teacher"),
     ):
         config = config_for_data(data, model, "tiny", frames=size.model_frames)
         run_dir = out / model
         train(data, config, TrainSettings(epochs=epochs), run_dir, teacher, progress=False)
         runs[model] = evaluate_checkpoint(run_dir / "checkpoint.pt", data, progress=False)
         stage(
-            2 if model == "gcn" else 3,
-            f"{model} trained {epochs} epochs"
-            + (" with the GCN teacher" if teacher else "")
-            + f": test top-1 {runs[model].top1:.3f}",
+            number,
+            model,
+            f"{model} trained {epochs} epochs{how}: test top-1 {runs[model].top1:.3f}",
         )
 
     student_nir, teacher_onnx = out / "mk-sgn.nir", out / "gcn.onnx"
     export_checkpoint(out / "mk-sgn" / "checkpoint.pt", nir_path=student_nir)
     export_checkpoint(out / "gcn" / "checkpoint.pt", onnx_path=teacher_onnx)
-    stage(4, f"exported {student_nir.name} (NIR) and {teacher_onnx.name} (ONNX, checked)")
+    stage(5, "export", f"exported {student_nir.name} (NIR) and {teacher_onnx.name} (ONNX, checked)")
 
     manifest = convert_nir(student_nir, out / "lava")
-    stage(5, f"Lava process graph: pipeline depth {manifest['pipeline_depth']} -> {out / 'lava'}")
-
-    graph = read_nir(student_nir)
-    inputs, _ = data_inputs(data, graph, student_nir, size.lava_samples)
-    record = required_records(graph)
-    results = {
-        backend: make_target(backend).run(graph, inputs, record)
-        for backend in ("snntorch", "lava-float")
-    }
-    reference, lava = results["snntorch"], results["lava-float"]
-    parity = {
-        node: float(np.mean(reference.recorded[node] == lava.recorded[node]))
-        for node in record
-        if node in lava.recorded
-    }
-    identical = all(agreement == 1.0 for agreement in parity.values())
     stage(
         6,
+        "lava-artifact",
+        f"Lava process graph: pipeline depth {manifest['pipeline_depth']} -> {out / 'lava'}",
+    )
+
+    graph = read_nir(student_nir)
+    inputs, labels = data_inputs(data, graph, student_nir, size.lava_samples)
+    record = required_records(graph)
+
+    def run_on(backend: str):
+        return simulate(
+            student_nir,
+            backend,
+            data_path=data,
+            samples=size.lava_samples,
+            record=record,
+            out=spikes_file(out, backend),
+        )
+
+    runs_by_backend = {backend: run_on(backend) for backend in ("snntorch", "lava-float")}
+    reference, lava = (runs_by_backend[b].result for b in ("snntorch", "lava-float"))
+    parity = agreement(reference.recorded, lava.recorded)
+    identical = all(value == 1.0 for value in parity.values())
+    stage(
+        7,
+        "snntorch+lava-float",
         f"{len(inputs)} test samples on snntorch and lava-float: "
         + ("spike for spike identical on every layer" if identical else "spikes DIFFER")
         + f" (Lava {lava.wall_s_per_sample:.1f} s/sample)",
     )
 
-    macs = teacher_macs(out / "gcn" / "checkpoint.pt")
+    runs_by_backend["lava-fixed"] = run_on("lava-fixed")
+    fixed = runs_by_backend["lava-fixed"].result
+    fixed_agreement = agreement(lava.recorded, fixed.recorded)
+    spiking = [node for node in fixed_agreement if node in record]
+    mean_agreement = float(np.mean([fixed_agreement[node] for node in spiking]))
+    stage(
+        8,
+        "lava-fixed",
+        f"lava-fixed on the same samples: {100 * mean_agreement:.1f} % of spikes as in lava-float"
+        f" (mean over layers; {fixed.wall_s_per_sample:.1f} s/sample)",
+    )
+
+    teacher_layers = onnx_macs_per_layer(teacher_onnx)
+    macs = float(sum(teacher_layers.values()))  # = teacher_macs(teacher_onnx), one ONNX pass
     energy = {
         backend: build_report(
-            count_operations(graph, inputs, result.recorded),
+            count_operations(graph, inputs, run.result.recorded),
             PRESETS[DEFAULT_PRESET],
             backend,
-            result.wall_s_per_sample,
-            result.steps_per_sample,
+            run.result.wall_s_per_sample,
+            run.result.steps_per_sample,
             macs,
         )
-        for backend, result in results.items()
+        for backend, run in runs_by_backend.items()
     }
-    stage(7, "energy counted from each backend's spikes")
+    stage(9, "energy", "energy counted from each backend's spikes")
+
+    def accuracy(backend: str) -> float:
+        return float(np.mean(runs_by_backend[backend].predictions == labels))
 
     summary = {
         "size": asdict(size),
         "accuracy": {model: result.top1 for model, result in runs.items()},
+        "evaluation": {model: result.to_dict() for model, result in runs.items()},
         "lava_samples": len(inputs),
+        "lava_labels": [int(label) for label in labels],
+        "backends": {
+            backend: {
+                "accuracy": accuracy(backend),
+                "predictions": run.predictions.tolist(),
+                "wall_s_per_sample": run.result.wall_s_per_sample,
+                "steps_per_sample": run.result.steps_per_sample,
+                "spikes_file": spikes_file(out, backend).name,
+            }
+            for backend, run in runs_by_backend.items()
+        },
         "parity_identical": identical,
         "parity_per_layer": parity,
+        "fixed_point": {
+            "agreement_per_layer": {node: fixed_agreement[node] for node in spiking},
+            "mean_agreement": mean_agreement,
+            "prediction_agreement": float(
+                np.mean(
+                    runs_by_backend["lava-fixed"].predictions
+                    == runs_by_backend["lava-float"].predictions
+                )
+            ),
+            "quantisation": fixed.extra.get("quantisation"),
+        },
         "energy_mj_per_sample": {b: r["per_sample"]["energy_mj"] for b, r in energy.items()},
         "teacher_energy_mj_per_sample": energy["snntorch"]["teacher"]["energy_mj"],
+        "teacher_macs_per_layer": teacher_layers,
         "reduction_percent": {b: r["reduction_percent"] for b, r in energy.items()},
         "energy": energy,
+        "stage_seconds": stage_seconds,
         "seconds": time.perf_counter() - started,
     }
-    with atomic_open(out / "summary.json") as handle:
-        json.dump(summary, handle, indent=2)
-        handle.write("\n")
+    write_summary(out, summary)
+
+    write_report(out, out / REPORT_DIR)
+    stage(10, "report", f"report.md, report.json and plots -> {out / REPORT_DIR}")
+    summary["seconds"] = time.perf_counter() - started
+    write_summary(out, summary)
     for line in summary_table(summary):
         echo(line)
     return summary
 
 
+def write_summary(out: Path, summary: dict) -> None:
+    """out/summary.json (numpy scalars in the quantisation report become plain numbers)."""
+    with atomic_open(out / "summary.json") as handle:
+        json.dump(summary, handle, indent=2, default=float)
+        handle.write("\n")
+
+
 def summary_table(summary: dict) -> list[str]:
-    """The demo's closing table."""
+    """The demo's closing table: accuracy per model, then one column per backend."""
+    backends = [b for b in BACKENDS if b in summary["energy_mj_per_sample"]]
     energy = summary["energy_mj_per_sample"]
     reduction = summary["reduction_percent"]
+    fixed = summary["fixed_point"]
+    width = 38
+
+    def row(label: str, values: dict[str, str]) -> str:
+        return f"{label:{width}}" + "".join(f"{values.get(b, ''):>12}" for b in backends)
+
+    accuracy = summary["accuracy"]
+    samples = summary["lava_samples"]
     return [
         "",
-        f"{'':34}{'snntorch':>12}{'lava-float':>12}",
-        f"{'GCN teacher test top-1':34}{summary['accuracy']['gcn']:>12.3f}",
-        f"{'MK-SGN test top-1':34}{summary['accuracy']['mk-sgn']:>12.3f}",
-        f"{'spike parity (all layers)':34}{'':>12}"
-        f"{'identical' if summary['parity_identical'] else 'differs':>12}",
-        f"{'MK-SGN energy per sample (mJ)':34}{energy['snntorch']:>12.4f}"
-        f"{energy['lava-float']:>12.4f}",
-        f"{'GCN teacher energy per sample (mJ)':34}{summary['teacher_energy_mj_per_sample']:>12.4f}",
-        f"{'energy reduction (%)':34}{reduction['snntorch']:>12.1f}{reduction['lava-float']:>12.1f}",
+        f"{'test top-1 (whole test split)':{width}}"
+        + "".join(f"{name:>12}" for name in ("GCN teacher", "Base-SGN", "MK-SGN")),
+        f"{'':{width}}" + "".join(f"{accuracy[m]:>12.3f}" for m in ("gcn", "base-sgn", "mk-sgn")),
+        "",
+        row("MK-SGN", {b: b for b in backends}),
+        row(
+            f"top-1 on the {samples} simulated samples",
+            {b: f"{summary['backends'][b]['accuracy']:.3f}" for b in backends},
+        ),
+        row(
+            "spikes vs snntorch (all layers)",
+            {"lava-float": "identical" if summary["parity_identical"] else "differs"},
+        ),
+        row(
+            "spikes vs lava-float (mean of layers)",
+            {"lava-fixed": f"{100 * fixed['mean_agreement']:.1f} %"},
+        ),
+        row(
+            "seconds per sample",
+            {b: f"{summary['backends'][b]['wall_s_per_sample']:.2f}" for b in backends},
+        ),
+        row("energy per sample (mJ)", {b: f"{energy[b]:.4f}" for b in backends}),
+        row(
+            "GCN teacher energy per sample (mJ)",
+            {backends[0]: f"{summary['teacher_energy_mj_per_sample']:.4f}"},
+        ),
+        row("energy reduction (%)", {b: f"{reduction[b]:.1f}" for b in backends}),
         f"whole demo: {summary['seconds']:.0f} s",
     ]
