@@ -42,7 +42,9 @@ def array_inputs(path: str | os.PathLike[str], graph: nir.NIRGraph) -> np.ndarra
     """X.npy shaped (T, *input shape) or (samples, T, *input shape) -> (samples, T, *shape)."""
     path = Path(path)
     try:
-        array = np.load(path, allow_pickle=False)
+        # Memory-mapped: a header declaring more data than the file holds fails here instead
+        # of allocating the declared size.
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as error:  # ValueError (pickled objects), OSError, EOFError, ...
         raise MksgnError(f"{path} is not a readable .npy array ({error})") from None
     if not isinstance(array, np.ndarray):
@@ -60,9 +62,11 @@ def array_inputs(path: str | os.PathLike[str], graph: nir.NIRGraph) -> np.ndarra
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise MksgnError(f"{path} holds no samples or no time steps (shape {array.shape})")
+    # Checked after the cast: float64 values beyond float32's range become infinite.
+    array = np.array(array, dtype=np.float32)
     if not np.all(np.isfinite(array)):
-        raise MksgnError(f"{path} contains NaN or infinite values")
-    return array.astype(np.float32)
+        raise MksgnError(f"{path} contains NaN or infinite values (or values beyond float32)")
+    return array
 
 
 def graph_metadata(graph: nir.NIRGraph, graph_file: Path) -> dict:

@@ -6,6 +6,7 @@ import abc
 import math
 import os
 import re
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -106,8 +107,26 @@ FORMAT_DESCRIPTIONS = {
 SPLITS = ("train", "test")
 CTRGCN_WIDTH = MAX_BODIES * NUM_JOINTS * COORDS
 CTRGCN_REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# What reading a damaged archive or .npy header can raise: numpy parses the header with Python's
+# tokenizer (TokenError, SyntaxError), a memory map of an overflowing shape fails with TypeError,
+# zipfile and zlib have their own errors.
+READ_ERRORS = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    MemoryError,
+    OSError,
+    EOFError,
+    SyntaxError,
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 # Streaming reads convert this many bytes of samples at a time (bounded memory for inspect/load).
 CHUNK_BYTES = 64 << 20
+# Skeleton benchmarks have at most a few hundred classes; models and class counters allocate per
+# class, so a label such as 10**12 in a downloaded file must not become the class count.
+MAX_CLASSES = 10_000
 
 _STGCN_DATA_NAME = re.compile(r"^(train|val)_data_(\w+)\.npy$")
 _STGCN_LABEL_NAME = re.compile(r"^(train|val)_label\.pkl$")
@@ -139,6 +158,16 @@ def _check_allocation(path: object, shape: tuple[int, ...], what: str) -> None:
             f"({needed / 2**30:.1f} GiB), more than this machine's {physical / 2**30:.1f} GiB of "
             "memory; use a machine with more memory or a smaller subset"
         )
+
+
+def _checked_classes(path: object, count: int, source: str) -> int:
+    """A class count read from a file, refused when it is beyond MAX_CLASSES."""
+    if count > MAX_CLASSES:
+        raise MksgnError(
+            f"{path}: {source} implies {count} classes, more than the {MAX_CLASSES} mksgn accepts; "
+            "labels must be 0-based class indices"
+        )
+    return count
 
 
 def _texts(values: np.ndarray) -> tuple[str, ...]:
@@ -225,7 +254,7 @@ def _npz_members(path: Path) -> dict[str, _NpyMember]:
                     with archive.open(info) as handle:
                         shape, fortran, dtype = _read_npy_header(handle)
                         header_bytes = handle.tell()
-                except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+                except READ_ERRORS as error:
                     raise MksgnError(
                         f"{path}: key '{key}' is not a readable .npy array ({error}); "
                         "write the file again"
@@ -303,6 +332,8 @@ class CtrgcnNpz(DatasetFile):
                 raise self._error(f"x_{split}", f"has dtype {x.dtype}, expected float32")
             n = x.shape[0]
             one_hot_shape = len(y.shape) == 2 and y.shape[0] == n and y.shape[1] >= 1
+            if one_hot_shape:
+                _checked_classes(self.path, y.shape[1], f"the one-hot width of 'y_{split}'")
             label_shape = len(y.shape) == 1 and y.shape[0] == n and y.dtype.kind in "iu"
             if not (one_hot_shape and y.dtype.kind in "fiub") and not label_shape:
                 raise self._error(
@@ -322,6 +353,8 @@ class CtrgcnNpz(DatasetFile):
             raise self._error(
                 "class_names", f"has shape {_shape_text(names.shape)}, expected (classes,) strings"
             )
+        if names is not None:
+            _checked_classes(self.path, names.shape[0], "'class_names'")
 
     def _load_small_arrays(self) -> dict[str, np.ndarray]:
         """Labels and names (everything but x_*), which are small."""
@@ -329,7 +362,7 @@ class CtrgcnNpz(DatasetFile):
         try:
             with np.load(self.path, allow_pickle=False) as archive:
                 return {key: archive[key] for key in keys}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        except READ_ERRORS as error:
             raise MksgnError(f"{self.path}: cannot read its arrays ({error})") from None
 
     def _count_classes(self, small: dict[str, np.ndarray]) -> int:
@@ -353,7 +386,7 @@ class CtrgcnNpz(DatasetFile):
         largest = max(
             (int(small[f"y_{s}"].max()) for s in SPLITS if small[f"y_{s}"].size), default=0
         )
-        return largest + 1
+        return _checked_classes(self.path, largest + 1, f"label {largest}")
 
     def _labels_from_y(self, key: str, y: np.ndarray) -> np.ndarray:
         """0-based int64 labels from one-hot rows (argmax, as CTR-GCN does) or a label vector."""
@@ -409,7 +442,7 @@ class CtrgcnNpz(DatasetFile):
                     if len(raw) != count * row_bytes:
                         raise self._error(key, "is truncated; write the file again")
                     yield start, np.frombuffer(raw, dtype=member.dtype).reshape(count, t, width)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        except READ_ERRORS as error:
             raise self._error(key, f"cannot be read ({error}); write the file again") from None
 
     def load(self, split: str) -> SkeletonArrays:
@@ -461,7 +494,10 @@ def _stgcn_label_file(
     elif isinstance(raw_labels, (list, tuple)) and all(
         isinstance(label, (int, np.integer)) and not isinstance(label, bool) for label in raw_labels
     ):
-        labels = np.array(raw_labels, dtype=np.int64)
+        try:
+            labels = np.array(raw_labels, dtype=np.int64)
+        except OverflowError:
+            raise MksgnError(f"{path}: a label is beyond the 64-bit integer range") from None
     else:
         raise MksgnError(f"{path}: the second element must be a list of integer labels")
     if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
@@ -518,8 +554,13 @@ class StgcnNpy(DatasetFile):
                 f"{_STGCN_PREFIX['test']}_data_{modality}.npy; an ST-GCN dataset folder holds "
                 "train_data_joint.npy, train_label.pkl, val_data_joint.npy, val_label.pkl"
             )
-        largest = max((int(lab.max()) for _, lab in self._labels.values() if lab.size), default=0)
-        self.num_classes = largest + 1
+        self.num_classes = 1
+        for split, (_, labels) in self._labels.items():
+            largest = int(labels.max()) if labels.size else 0
+            self.num_classes = max(
+                self.num_classes,
+                _checked_classes(self._label_files[split], largest + 1, f"label {largest}"),
+            )
 
     @staticmethod
     def _folder_and_modality(path: Path) -> tuple[Path, str]:
@@ -541,7 +582,7 @@ class StgcnNpy(DatasetFile):
         """Memory-map the array after checking its header: nothing is read into memory."""
         try:
             data = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as error:
+        except READ_ERRORS as error:
             raise MksgnError(
                 f"{path}: not a readable .npy array ({error}); write the file again"
             ) from None
@@ -642,8 +683,8 @@ class PysklPickle(DatasetFile):
         self._split_names = self._read_split_table(content["split"])
         self._benchmarks = self._group_benchmarks()
         self.benchmark = self._choose_benchmark(benchmark)
-        labels = [sample.label for sample in self._samples.values()]
-        self.num_classes = max(labels, default=0) + 1
+        largest = max((sample.label for sample in self._samples.values()), default=0)
+        self.num_classes = _checked_classes(self.path, largest + 1, f"label {largest}")
 
     def _read_annotations(self, annotations: object) -> dict[str, _PysklSample]:
         """Validate every annotation's fields and keypoint shape; index them by frame_dir."""

@@ -4,6 +4,11 @@ A pickle can name any importable callable and have it called while loading (os.s
 The unpickler here resolves only an allow-list of globals: plain builtins containers and scalars,
 and the few numpy functions that rebuild arrays, dtypes and scalars (in both the numpy 1 `numpy.core`
 and numpy 2 `numpy._core` spellings). Everything else stops the load before anything is called.
+
+Memory is bounded by the file too: CPython's unpickler allocates what an opcode declares before
+reading it (a 10-byte pickle with memo index 2**28 makes it fill a 4 GiB table), so the opcodes are
+scanned first (`check_stream`), and `bytes(n)`, `bytearray(n)` and `numpy.ndarray(shape)` cannot be
+called with a size.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import builtins
 import codecs
 import collections
 import math
+import mmap
 import os
 import pickle
+import pickletools
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +32,9 @@ from mksgn.errors import MksgnError
 # numpy writes _reconstruct(ndarray, (0,), b"b") and then fills the array from the pickled bytes,
 # whose length numpy checks; a larger initial shape could only serve to allocate memory.
 MAX_RECONSTRUCT_ELEMENTS = 1 << 16
+# The pickler numbers memo entries 0, 1, 2, ...; allow gaps (optimised pickles) but not a jump.
+MEMO_SLACK = 1 << 16
+_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
 _SAFE_BUILTINS = (
     "bool",
@@ -32,8 +42,6 @@ _SAFE_BUILTINS = (
     "float",
     "complex",
     "str",
-    "bytes",
-    "bytearray",
     "tuple",
     "list",
     "dict",
@@ -50,8 +58,32 @@ def _multiarray() -> Any:
     )
 
 
+class _ArrayType:
+    """What `numpy.ndarray` resolves to: `_reconstruct` accepts it, calling it is refused
+    (ndarray(shape) would allocate a size taken from the file)."""
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise pickle.UnpicklingError("refused to call numpy.ndarray")
+
+
+_ARRAY_TYPE = _ArrayType()
+
+
+def _bytes_like(kind: type) -> Callable[..., Any]:
+    """bytes()/bytearray() from data only: an integer argument would allocate that many bytes."""
+
+    def build(*args: object) -> object:
+        if any(isinstance(arg, int) for arg in args):
+            raise pickle.UnpicklingError(f"refused {kind.__name__}() of an integer size")
+        return kind(*args)
+
+    return build
+
+
 def _reconstruct(subtype: object, shape: object, dtype: object) -> np.ndarray:
     """numpy's `_reconstruct` for plain ndarrays with a small initial shape only."""
+    if subtype is _ARRAY_TYPE:
+        subtype = np.ndarray
     if subtype is not np.ndarray:
         raise pickle.UnpicklingError(f"refused to rebuild an array of type {subtype!r}")
     dims = shape if isinstance(shape, tuple) else (shape,)
@@ -81,9 +113,11 @@ def _allowed_globals() -> dict[tuple[str, str], Callable[..., Any]]:
     allowed: dict[tuple[str, str], Callable[..., Any]] = {
         ("builtins", name): getattr(builtins, name) for name in _SAFE_BUILTINS
     }
+    allowed[("builtins", "bytes")] = _bytes_like(bytes)
+    allowed[("builtins", "bytearray")] = _bytes_like(bytearray)
     allowed[("collections", "OrderedDict")] = collections.OrderedDict
     allowed[("_codecs", "encode")] = _latin1_encode
-    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "ndarray")] = _ARRAY_TYPE
     allowed[("numpy", "dtype")] = np.dtype
     for core in ("numpy.core", "numpy._core"):
         allowed[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
@@ -122,6 +156,85 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused persistent id {pid!r}")
 
 
+# Opcode byte -> (name, argument width): >= 0 fixed bytes, or one of pickletools' markers for
+# "up to a newline" and "length prefix of 1/4/8 bytes, then that many bytes".
+_OPCODES: dict[int, tuple[str, int]] = {
+    ord(op.code.encode("latin-1")): (op.name, op.arg.n if op.arg is not None else 0)
+    for op in pickletools.opcodes
+}
+_PREFIX_WIDTH = {
+    pickletools.TAKEN_FROM_ARGUMENT1: (1, False),
+    pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
+    pickletools.TAKEN_FROM_ARGUMENT4U: (4, False),
+    pickletools.TAKEN_FROM_ARGUMENT8U: (8, False),
+}
+
+
+def check_stream(path: str | os.PathLike[str]) -> None:
+    """Walk the opcodes without building anything: every declared length must fit in the rest
+    of the file and memo indices must stay close to the number of entries stored so far."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise pickle.UnpicklingError("the file is empty")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            _walk_opcodes(view, size)
+
+
+def _walk_opcodes(view: mmap.mmap, size: int) -> None:
+    """The scan of `check_stream` over the mapped file."""
+    position, stored = 0, 0
+    while position < size:
+        start = position
+        name, width = _OPCODES.get(view[position], ("", 0))
+        if not name:
+            raise pickle.UnpicklingError(f"unknown opcode {view[position]:#04x} at byte {start}")
+        if name == "STOP":
+            return
+        position += 1
+        value: int | bytes | None = None
+        if width >= 0:
+            if name in ("BINPUT", "LONG_BINPUT", "FRAME"):
+                value = int.from_bytes(view[position : position + width], "little")
+            position += width
+        elif width == pickletools.UP_TO_NEWLINE:
+            end = view.find(b"\n", position)
+            if name in ("GLOBAL", "INST") and end >= 0:  # module and name: two lines
+                end = view.find(b"\n", end + 1)
+            if end < 0:
+                break
+            if name == "PUT":
+                value = view[position:end]
+            position = end + 1
+        else:
+            prefix, signed = _PREFIX_WIDTH[width]
+            length = int.from_bytes(view[position : position + prefix], "little", signed=signed)
+            position += prefix
+            if length < 0 or length > size - position:
+                raise pickle.UnpicklingError(
+                    f"{name} at byte {start} declares {length} bytes; {size - position} remain"
+                )
+            position += length
+        if name == "FRAME" and isinstance(value, int) and value > size - position:
+            raise pickle.UnpicklingError(
+                f"a frame at byte {start} declares {value} bytes; {size - position} remain"
+            )
+        if name in _MEMO_OPS:
+            try:
+                index = value if isinstance(value, int) else int(bytes(value or b""))
+            except ValueError:
+                raise pickle.UnpicklingError(f"bad memo index at byte {start}") from None
+            if index > 2 * stored + MEMO_SLACK:
+                raise pickle.UnpicklingError(
+                    f"memo index {index} at byte {start} is far beyond the {stored} entries "
+                    "stored so far"
+                )
+            stored += 1
+        elif name == "MEMOIZE":
+            stored += 1
+    raise pickle.UnpicklingError("pickle data was truncated")
+
+
 def _load_with(path: str | os.PathLike[str], encoding: str) -> object:
     """Unpickle `path` with the restricted unpickler and the given Python-2 str encoding."""
     with open(path, "rb") as handle:
@@ -131,6 +244,7 @@ def _load_with(path: str | os.PathLike[str], encoding: str) -> object:
 def load_pickle(path: str | os.PathLike[str]) -> object:
     """Load a data pickle that may come from a stranger: only builtins containers and numpy arrays."""
     try:
+        check_stream(path)
         try:
             return _load_with(path, "ASCII")
         except UnicodeDecodeError:
