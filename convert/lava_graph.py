@@ -18,7 +18,7 @@ import nir
 import numpy as np
 
 from mksgn.convert.nir_graph import back_edges, flatten_graph
-from mksgn.convert.nir_io import LINEAR_TYPES, NEURON_TYPES, SPIKING_TYPES
+from mksgn.convert.nir_io import LINEAR_TYPES, MAX_DELAY_STEPS, NEURON_TYPES, SPIKING_TYPES
 from mksgn.errors import MksgnError
 
 DEFAULT_DT = 1e-4
@@ -469,10 +469,10 @@ def build_plan(
                     if isinstance(node, nir.Delay):
                         steps = uniform(node.delay, "delay", pred) / dt
                         delay = round(steps)
-                        if abs(steps - delay) > 1e-6 or delay < 0:
+                        if abs(steps - delay) > 1e-6 or not 0 <= delay <= MAX_DELAY_STEPS:
                             raise MksgnError(
                                 f"node '{pred}' (Delay): delay must be a whole number of "
-                                f"steps of dt={dt:g}"
+                                f"steps of dt={dt:g}, at most {MAX_DELAY_STEPS}"
                             )
                     result.append(
                         Path(
@@ -588,6 +588,12 @@ def lower_path(
 ) -> Synapse:
     """One Lava synapse for a linear path, with the target's input gain folded into it."""
     source_shape = shapes[path.source]
+    arriving = shapes[path.nodes[-1]] if path.nodes else source_shape
+    if tuple(arriving) != tuple(target.nir_shape):
+        raise MksgnError(
+            f"node '{target.name}' has parameters shaped {target.nir_shape} but receives "
+            f"{arriving} from '{path.source}'; the Lava converter needs one value per neuron"
+        )
     graded = path.source == input_name
     weighted = [n for n in path.nodes if not isinstance(nodes[n], (nir.Flatten, nir.Delay))]
     name = "+".join(path.nodes)
@@ -676,6 +682,11 @@ def path_matrix(path: Path, nodes: dict, shapes: dict, source_shape: tuple[int, 
             matrix = np.diagflat(scale) if matrix is None else scale * matrix
         else:
             n = int(np.prod(shape))
+            if n * n > MAX_DENSE_ENTRIES:  # the basis below holds n² values
+                raise MksgnError(
+                    f"node '{name}' on path '{'+'.join(path.nodes)}' has {n} inputs: too many to "
+                    "compose into a Dense matrix; let a convolution feed a neuron directly"
+                )
             basis = np.eye(n).reshape((n, *shape))
             conv = linear_apply(name, node, basis, shape).reshape(n, -1).T
             matrix = conv if matrix is None else conv @ matrix

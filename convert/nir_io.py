@@ -8,6 +8,7 @@ counting grouped convolutions correctly.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -42,6 +43,30 @@ SUPPORTED_NODES: tuple[type, ...] = (
 SUPPORTED_NAMES = ", ".join(kind.__name__ for kind in SUPPORTED_NODES)
 
 Shape = tuple[int, ...]
+
+# Every backend allocates state per element of a node's output; a declared shape beyond this (the
+# largest mksgn layer has about 10**5 neurons) is refused before anything is sized by it.
+MAX_NODE_ELEMENTS = 1 << 26
+# Every delay step is a Lava process per synapse and a stored activation in the reference.
+MAX_DELAY_STEPS = 4096
+# Stride, padding, dilation, groups, kernel size and flatten axes: small integers in any real graph.
+MAX_GEOMETRY = 1 << 16
+
+FLOAT_FIELDS: dict[type, tuple[str, ...]] = {
+    nir.Affine: ("weight", "bias"),
+    nir.Linear: ("weight",),
+    nir.Conv1d: ("weight", "bias"),
+    nir.Conv2d: ("weight", "bias"),
+}
+INTEGER_FIELDS: dict[type, tuple[str, ...]] = {
+    nir.Conv1d: ("stride", "padding", "dilation", "groups"),
+    nir.Conv2d: ("stride", "padding", "dilation", "groups"),
+    nir.SumPool2d: ("kernel_size", "stride", "padding"),
+    nir.AvgPool2d: ("kernel_size", "stride", "padding"),
+    nir.Flatten: ("start_dim", "end_dim"),
+}
+WEIGHT_RANK: dict[type, int] = {nir.Affine: 2, nir.Linear: 2, nir.Conv1d: 3, nir.Conv2d: 4}
+POSITIVE_FIELDS = ("tau", "tau_syn", "tau_mem", "stride", "dilation", "groups", "kernel_size")
 
 
 def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
@@ -95,6 +120,62 @@ def plain_metadata(metadata: object) -> dict:
 def node_error(name: str, node: nir.NIRNode, problem: str) -> MksgnError:
     """An error naming a node and its type."""
     return MksgnError(f"NIR node {name!r} ({type(node).__name__}): {problem}")
+
+
+def check_parameters(name: str, node: nir.NIRNode) -> None:
+    """Parameter values a backend can use: finite real numbers, small positive integers for the
+    geometry, weights of the right rank; raises naming the node and the field."""
+    fields = NEURON_FIELDS.get(type(node), ()) + FLOAT_FIELDS.get(type(node), ())
+    for field in fields:
+        value = getattr(node, field, None)
+        if isinstance(value, str) or value is None:
+            raise node_error(name, node, f"parameter {field} is {value!r}, expected numbers")
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf" or not np.all(np.isfinite(array)):
+            raise node_error(
+                name, node, f"parameter {field} must hold finite real numbers ({array.dtype})"
+            )
+        if field in POSITIVE_FIELDS and not np.all(array > 0):
+            raise node_error(name, node, f"parameter {field} must be positive")
+        if field == "delay" and not np.all(array >= 0):
+            raise node_error(name, node, "parameter delay must not be negative")
+    if type(node) in WEIGHT_RANK:
+        weight = np.asarray(node.weight)
+        rank = WEIGHT_RANK[type(node)]
+        if weight.ndim != rank or weight.size == 0:
+            raise node_error(
+                name, node, f"weight shaped {weight.shape} must have {rank} non-empty axes"
+            )
+        bias = getattr(node, "bias", None)
+        if bias is not None and np.size(bias) not in (1, weight.shape[0]):
+            raise node_error(
+                name, node, f"bias of {np.size(bias)} values for {weight.shape[0]} outputs"
+            )
+    for field in INTEGER_FIELDS.get(type(node), ()):
+        value = getattr(node, field, None)
+        if isinstance(value, str) and field == "padding" and value in ("same", "valid"):
+            continue
+        array = np.asarray(value) if value is not None else np.zeros(0)
+        numeric = array.dtype.kind in "biuf" and array.size in (1, 2) and array.ndim <= 1
+        if not numeric or not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise node_error(name, node, f"{field} must be one or two integers, got {value!r}")
+        lowest = 1 if field in POSITIVE_FIELDS else (-MAX_GEOMETRY if "dim" in field else 0)
+        if not np.all((array >= lowest) & (array <= MAX_GEOMETRY)):
+            raise node_error(
+                name, node, f"{field} {array.tolist()} is outside {lowest}..{MAX_GEOMETRY}"
+            )
+
+
+def check_shape(name: str, node: nir.NIRNode, shape: Shape) -> Shape:
+    """A node's (declared or computed) shape: positive sizes, at most MAX_NODE_ELEMENTS."""
+    if not shape or any(size < 1 for size in shape) or math.prod(shape) > MAX_NODE_ELEMENTS:
+        raise node_error(
+            name,
+            node,
+            f"shape {shape} is empty or has more than {MAX_NODE_ELEMENTS} elements; mksgn runs "
+            "graphs whose every node has at most that many",
+        )
+    return shape
 
 
 def as_pair(value: object) -> tuple[int, int]:
@@ -216,9 +297,17 @@ def output_shape(name: str, node: nir.NIRNode, shape: Shape) -> Shape:
 
 def node_shape(node: nir.Input | nir.Output) -> np.ndarray:
     """The declared shape of an Input or Output node."""
-    if isinstance(node, nir.Input):
-        return np.asarray(node.input_type["input"]).astype(int)
-    return np.asarray(node.output_type["output"]).astype(int)
+    types = node.input_type if isinstance(node, nir.Input) else node.output_type
+    key = "input" if isinstance(node, nir.Input) else "output"
+    shape = np.atleast_1d(np.asarray(types.get(key) if isinstance(types, dict) else None))
+    if shape.ndim != 1 or shape.dtype.kind not in "iuf" or not np.all(np.isfinite(shape)):
+        raise MksgnError(f"NIR {type(node).__name__} node declares the shape {shape}, not integers")
+    if not np.all(shape == np.round(shape)) or np.any(np.abs(shape) > MAX_NODE_ELEMENTS):
+        raise MksgnError(
+            f"NIR {type(node).__name__} node declares the shape {shape.tolist()}: sizes must be "
+            f"whole numbers up to {MAX_NODE_ELEMENTS}"
+        )
+    return shape.astype(np.int64)
 
 
 def input_shape(graph: nir.NIRGraph) -> Shape:
@@ -243,6 +332,7 @@ def validate_graph(graph: nir.NIRGraph, where: str = "graph") -> dict[str, Shape
     for name, node in graph.nodes.items():
         if not isinstance(node, SUPPORTED_NODES):
             raise node_error(name, node, f"unsupported node type; supported: {SUPPORTED_NAMES}")
+        check_parameters(name, node)
     for source, target in graph.edges:
         for end in (source, target):
             if end not in graph.nodes:
@@ -262,7 +352,7 @@ def validate_graph(graph: nir.NIRGraph, where: str = "graph") -> dict[str, Shape
             raise node_error(name, node, "receives no edge, so it has no input")
     shapes: dict[str, Shape] = {}
     for name, node in graph.inputs.items():
-        shapes[name] = tuple(int(n) for n in np.atleast_1d(node_shape(node)))
+        shapes[name] = check_shape(name, node, tuple(int(n) for n in node_shape(node)))
     progress = True
     while progress:
         progress = False
@@ -273,10 +363,12 @@ def validate_graph(graph: nir.NIRGraph, where: str = "graph") -> dict[str, Shape
             if not known:
                 continue
             shape = known[0]
-            shapes[name] = (
+            shapes[name] = check_shape(
+                name,
+                node,
                 subgraph_output(name, node, shape, where)
                 if isinstance(node, nir.NIRGraph)
-                else output_shape(name, node, shape)
+                else output_shape(name, node, shape),
             )
             progress = True
     for source, target in graph.edges:

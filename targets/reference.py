@@ -18,7 +18,13 @@ import torch
 from torch.nn import functional as F
 
 from mksgn.convert.nir_graph import FlatGraph, back_edges, flatten_graph
-from mksgn.convert.nir_io import SUPPORTED_NAMES, input_shape, node_error, validate_graph
+from mksgn.convert.nir_io import (
+    MAX_DELAY_STEPS,
+    SUPPORTED_NAMES,
+    input_shape,
+    node_error,
+    validate_graph,
+)
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 
@@ -169,6 +175,8 @@ class DelayKernel(Kernel):
             raise node_error(
                 name, node, f"delays must be non-negative whole multiples of dt = {dt}"
             )
+        if np.any(rounded > MAX_DELAY_STEPS):  # the delay line stores this many steps
+            raise node_error(name, node, f"delays must be at most {MAX_DELAY_STEPS} steps")
         self.steps = torch.as_tensor(rounded.astype(np.int64))
         self.depth = int(rounded.max()) if rounded.size else 0
         self.history: list[torch.Tensor] = []
