@@ -1,0 +1,336 @@
+"""Fuzzed readers of untrusted files: every mutated file ends in success or MksgnError, within a
+time limit and without memory sized by a number read from the file (benchmarks/fuzz.py).
+
+The normal suite draws EXAMPLES mutations per reader; `python -m mksgn.benchmarks.reliability
+--long` runs thousands. Below the property tests, each hole fuzzing found has its own test.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import tracemalloc
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+from cli_runner import run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mksgn.benchmarks import fuzz
+from mksgn.errors import MksgnError
+from mksgn.train.data.safe_pickle import load_pickle
+
+EXAMPLES = 60
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,  # the same cases on every run: a failure here is reproducible
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[bytes]]:
+    """Valid seed files of every target, written once."""
+    root = tmp_path_factory.mktemp("seeds")
+    return {t.name: t.make_seeds(root / t.name.replace(" ", "_")) for t in fuzz.TARGETS}
+
+
+def steps_for(target: fuzz.Target) -> st.SearchStrategy:
+    """1-3 (mutation name, choice) pairs for a target."""
+    step = st.tuples(st.sampled_from(sorted(target.mutations)), st.integers(0, 2**31 - 1))
+    return st.lists(step, min_size=1, max_size=3)
+
+
+def check_target(target: fuzz.Target, seeds: list[bytes], data, work: Path) -> None:
+    """One drawn case: it ends ok or with MksgnError, in time, in bounded memory."""
+    seed = seeds[data.draw(st.integers(0, len(seeds) - 1), label="seed")]
+    steps = data.draw(steps_for(target), label="steps")
+    path = target.write_case(work / "case", fuzz.mutate(target, seed, steps))
+    outcome = fuzz.run_case(target.parse, path, timeout_s=30)
+    assert outcome.kind in (fuzz.OK, fuzz.ERROR), f"{steps}: {outcome}"
+
+
+@pytest.mark.parametrize("target", fuzz.TARGETS, ids=lambda t: t.name)
+def test_seeds_parse(target: fuzz.Target, seeds, tmp_path: Path) -> None:
+    """The unmutated seeds are valid files: fuzzing starts from inputs that get deep."""
+    for seed in seeds[target.name]:
+        path = target.write_case(tmp_path / "case", seed)
+        assert fuzz.run_case(target.parse, path).kind == fuzz.OK
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("target", fuzz.TARGETS, ids=lambda t: t.name)
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_mutated_files_end_in_success_or_error(target, seeds, tmp_path: Path, data) -> None:
+    check_target(target, seeds[target.name], data, tmp_path)
+
+
+def test_a_defect_is_classified(tmp_path: Path) -> None:
+    """The harness itself: other exceptions, hangs and big allocations are defects."""
+
+    def crash(_path: Path) -> None:
+        raise IndexError("boom")
+
+    def allocate(_path: Path) -> np.ndarray:
+        return np.ones(fuzz.MEMORY_LIMIT_BYTES // 4, dtype=np.float64)
+
+    def hang(_path: Path) -> None:
+        while True:
+            pass
+
+    assert fuzz.run_case(crash, tmp_path).kind == "crash"
+    assert fuzz.run_case(allocate, tmp_path).kind == "memory"
+    assert fuzz.run_case(hang, tmp_path, timeout_s=0.2).kind == "hang"
+
+
+# ------------------------------------------------------------------- holes fuzzing found
+
+
+def peak_bytes_of(function, *args) -> int:
+    """Most memory (traced) held while `function(*args)` runs; its MksgnError is expected."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(MksgnError):
+            function(*args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        # BINPUT to memo slot 2**28: CPython's unpickler would fill a 4 GiB memo table.
+        (b"\x80\x04N" + b"r" + struct.pack("<I", 2**28) + b".", "memo index"),
+        # BINBYTES8 declaring 3 GiB: allocated before the (missing) bytes are read.
+        (b"\x80\x04\x8e" + struct.pack("<Q", 3 * 2**30) + b"abc.", "declares"),
+        # A frame longer than the file.
+        (b"\x80\x04\x95" + struct.pack("<Q", 2**40) + b"N.", "frame"),
+    ],
+)
+def test_pickle_sizes_are_checked_against_the_file(tmp_path: Path, payload, message) -> None:
+    path = tmp_path / "labels.pkl"
+    path.write_bytes(payload)
+    assert peak_bytes_of(load_pickle, path) < 1 << 20
+    with pytest.raises(MksgnError, match=message):
+        load_pickle(path)
+
+
+class Call:
+    """Pickles as `function(*args)`."""
+
+    def __init__(self, function: object, *args: object) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return self.function, self.args
+
+
+@pytest.mark.parametrize(
+    "content",
+    [Call(bytes, 10**10), Call(bytearray, 10**10), Call(np.ndarray, (10**5, 10**5))],
+    ids=["bytes", "bytearray", "ndarray"],
+)
+def test_allowed_types_cannot_allocate_a_size_from_the_file(tmp_path: Path, content) -> None:
+    path = tmp_path / "labels.pkl"
+    path.write_bytes(pickle.dumps({"labels": content}, protocol=2))
+    assert peak_bytes_of(load_pickle, path) < 1 << 20
+
+
+def test_pickled_bytes_and_arrays_still_load(tmp_path: Path) -> None:
+    content = (b"", bytearray(b"ab"), np.arange(3.0), [b"x"])
+    for protocol in (2, 3, 4, 5):
+        path = tmp_path / f"p{protocol}.pkl"
+        path.write_bytes(pickle.dumps(content, protocol=protocol))
+        loaded = load_pickle(path)
+        assert loaded[:2] == content[:2] and loaded[3] == content[3]
+        np.testing.assert_array_equal(loaded[2], content[2])
+
+
+def stgcn_folder(folder: Path, labels: list) -> Path:
+    """An ST-GCN folder with two samples and the given labels."""
+    folder.mkdir()
+    np.save(folder / "train_data_joint.npy", np.zeros((2, 3, 4, 25, 1), np.float32))
+    (folder / "train_label.pkl").write_bytes(pickle.dumps((["a", "b"], labels)))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [([0, 10**30], "64-bit"), ([0, 10**12], "classes"), ([0, 2**62], "classes")],
+)
+def test_absurd_labels_are_errors_not_class_counts(tmp_path: Path, labels, message) -> None:
+    from mksgn.train.data.inspect import inspect_dataset
+
+    folder = stgcn_folder(tmp_path / "stgcn", labels)
+    assert peak_bytes_of(inspect_dataset, folder) < 16 << 20
+    with pytest.raises(MksgnError, match=message):
+        inspect_dataset(folder)
+
+
+def test_absurd_label_in_npz_and_pyskl(tmp_path: Path) -> None:
+    from mksgn.train.data.formats import open_dataset
+
+    x = np.zeros((2, 4, 150), np.float32)
+    labels = np.array([0, 10**12])
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=labels, x_test=x, y_test=labels)
+    with pytest.raises(MksgnError, match="classes"):
+        open_dataset(tmp_path / "d.npz")
+    content = fuzz.pyskl_content(0)
+    content["annotations"][0]["label"] = 10**12
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps(content))
+    with pytest.raises(MksgnError, match="classes"):
+        open_dataset(tmp_path / "p.pkl")
+
+
+def test_input_array_with_a_huge_declared_shape_is_not_allocated(tmp_path: Path) -> None:
+    from mksgn.targets.inputs import array_inputs
+
+    graph = fuzz.nir_graphs()[fuzz.INPUT_GRAPH_INDEX]
+    path = tmp_path / "x.npy"
+    path.write_bytes(fuzz.npy_with_header("<f4", (10**9, 3, 2, 6), False, b"\0" * 4096))
+    assert peak_bytes_of(array_inputs, path, graph) < 1 << 20
+    np.save(path, np.full((1, 3, 2, 6), 1e300))  # finite in float64, infinite in float32
+    with pytest.raises(MksgnError, match="beyond float32"):
+        array_inputs(path, graph)
+
+
+def nir_file(tmp_path: Path, graph: nir.NIRGraph, change) -> Path:
+    """Write `graph` and apply `change(h5 file)` to it."""
+    import h5py
+
+    path = tmp_path / "g.nir"
+    nir.write(path, graph)
+    with h5py.File(path, "r+") as handle:
+        change(handle)
+    return path
+
+
+def replace(name: str, value: object):
+    """A change that replaces one dataset."""
+
+    def change(handle) -> None:
+        del handle[name]
+        handle[name] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("graph_index", "change", "message"),
+    [
+        (0, replace("node/nodes/fc/weight", np.full((3, 4), np.nan)), "finite"),
+        (1, replace("node/nodes/conv/groups", np.array([1, 2, 3])), "groups"),
+        (1, replace("node/nodes/conv/stride", -1), "stride -1 is outside"),
+        (1, replace("node/nodes/conv/dilation", 0), "dilation 0 is outside"),
+        (1, replace("node/nodes/conv/weight", np.ones((2, 2, 3, 1))), "3 non-empty axes"),
+        (0, replace("node/nodes/fc/bias", np.ones(5)), "5 values for 3 outputs"),
+        (0, replace("node/nodes/lif/tau", np.zeros(3)), "tau must be positive"),
+        (0, replace("node/nodes/input/shape", np.array([10**12])), "whole numbers up to"),
+        (2, replace("node/nodes/input/shape", np.array([1, 2**14, 2**14])), "elements"),
+    ],
+)
+def test_nir_parameters_are_checked(tmp_path: Path, graph_index, change, message) -> None:
+    from mksgn.convert.lava_artifact import convert_nir
+
+    path = nir_file(tmp_path, fuzz.nir_graphs()[graph_index], change)
+    with pytest.raises(MksgnError, match=message):
+        convert_nir(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_broadcast_neuron_parameters_do_not_size_a_dense_basis(tmp_path: Path) -> None:
+    """Input (1, 2048, 2048) -> SumPool -> LIF with one-value parameters: the converter used to
+    build an identity of 2048**4 entries (2 PiB); now it names the mismatch."""
+    from mksgn.convert.lava_artifact import convert_nir
+
+    size = 2048
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([1, size, size])),
+            "pool": nir.SumPool2d(
+                kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])
+            ),
+            "lif": fuzz._lif((1,)),
+            "output": nir.Output(output_type=np.array([1, size // 2, size // 2])),
+        },
+        edges=[("input", "pool"), ("pool", "lif"), ("lif", "output")],
+        type_check=False,
+    )
+    nir.write(tmp_path / "g.nir", graph)
+    assert peak_bytes_of(convert_nir, tmp_path / "g.nir", tmp_path / "out") < 16 << 20
+    with pytest.raises(MksgnError, match="one value per neuron"):
+        convert_nir(tmp_path / "g.nir", tmp_path / "out")
+
+
+def test_delay_of_a_billion_steps_is_refused(tmp_path: Path) -> None:
+    from mksgn.convert.lava_graph import build_plan
+    from mksgn.targets.reference import ReferenceTarget
+
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([3])),
+            "fc": nir.Affine(weight=np.eye(3), bias=np.zeros(3)),
+            "delay": nir.Delay(delay=np.full(3, 1e5)),  # 10**9 steps of dt = 1e-4
+            "lif": fuzz._lif((3,)),
+            "output": nir.Output(output_type=np.array([3])),
+        },
+        edges=[("input", "fc"), ("fc", "delay"), ("delay", "lif"), ("lif", "output")],
+    )
+    with pytest.raises(MksgnError, match="at most"):
+        build_plan(graph)
+    with pytest.raises(MksgnError, match="at most"):
+        ReferenceTarget().run(graph, np.ones((1, 2, 3)))
+
+
+# ------------------------------------------------------------------------------- via the CLI
+
+
+def one_error_line(err: str) -> bool:
+    """The CLI convention for an expected failure: one `Error:` line, not the catch-all."""
+    lines = err.strip().splitlines()
+    return len(lines) == 1 and lines[0].startswith("Error: ") and "--debug" not in lines[0]
+
+
+@pytest.mark.timeout(240)
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(data=st.data())
+def test_cli_on_fuzzed_files_prints_one_error_line(seeds, tmp_path: Path, capsys, data) -> None:
+    """`data inspect`, `convert` and `simulate --input` on mutated files: exit 0, or exit 1 with
+    one `Error:` line that is not the catch-all for unforeseen exceptions."""
+    kind = data.draw(st.sampled_from(["inspect", "convert", "input"]), label="command")
+    target = {"inspect": fuzz.NPZ, "convert": fuzz.NIR, "input": fuzz.INPUT}[kind]
+    seed_list = seeds[target.name]
+    seed = seed_list[data.draw(st.integers(0, len(seed_list) - 1), label="seed")]
+    path = target.write_case(
+        tmp_path / "case", fuzz.mutate(target, seed, data.draw(steps_for(target)))
+    )
+    if kind == "inspect":
+        args = ["data", "inspect", str(path)]
+    elif kind == "convert":
+        args = ["convert", str(path), "--out", str(tmp_path / "case" / "artifact")]
+    else:
+        graph = tmp_path / "case" / "g.nir"
+        nir.write(graph, fuzz.nir_graphs()[fuzz.INPUT_GRAPH_INDEX])
+        args = ["simulate", str(graph), "--input", str(path), "--backend", "snntorch"]
+    capsys.readouterr()
+    code = run(args)
+    err = capsys.readouterr().err
+    assert code in (0, 1)
+    if code == 1:
+        assert one_error_line(err), err
+
+
+def test_npy_helpers_round_trip() -> None:
+    """npy_with_header writes what split_npy reads back."""
+    raw = fuzz.npy_with_header("<f4", (2, 3), False, np.arange(6, dtype="<f4").tobytes())
+    header, payload = fuzz.split_npy(raw)
+    assert header["shape"] == (2, 3) and len(payload) == 24
+    np.testing.assert_array_equal(np.load(io.BytesIO(raw)), np.arange(6).reshape(2, 3))
