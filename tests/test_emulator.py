@@ -1,0 +1,342 @@
+"""The LavaPlan emulator: loihi-emu equals lava-fixed bit for bit (voltages and spikes of every
+population) and loihi-emu-float equals lava-float spike for spike, on hand-built graphs, a tiny
+MK-SGN student and random graphs; results do not depend on the batch size."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nir
+import numpy as np
+import pytest
+import torch
+from cli_runner import run
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from model_fixtures import joints, node_major_input, spiking_student
+from test_lava_graph import cuba, lif
+
+from mksgn.convert.lava_graph import LavaPlan, build_plan
+from mksgn.convert.nir_export import student_to_nir
+from mksgn.convert.nir_io import SPIKING_TYPES
+from mksgn.errors import MksgnError
+from mksgn.targets.emulator import DEFAULT_BATCH_SIZE, EmulatorTarget
+from mksgn.targets.lava import LavaTarget
+from mksgn.targets.simulate import make_target
+
+DT = 1e-4
+
+
+def mixed_graph(seed: int = 11) -> nir.NIRGraph:
+    """One graph with every case on one Lava run: graded input through Flatten + Affine into a LIF
+    with a bias, read out by an Affine into an Output (a readout population, recorded as v); a
+    padded Conv2d into a LIF, a SumPool into a CubaLIF that a strided Conv2d (one synapse
+    shorter: an identity hop) also feeds; then a CubaLIF with a recurrent Linear (a back edge)."""
+    rng = np.random.default_rng(seed)
+
+    def conv(weight: np.ndarray, stride: int, padding: int) -> nir.Conv2d:
+        return nir.Conv2d(
+            input_shape=(6, 6),
+            weight=weight,
+            stride=(stride, stride),
+            padding=(padding, padding),
+            dilation=(1, 1),
+            groups=1,
+            bias=np.full(weight.shape[0], 0.02),
+        )
+
+    nodes = {
+        "input": nir.Input(input_type=np.array([2, 6, 6])),
+        "flat_in": nir.Flatten(input_type={"input": np.array([2, 6, 6])}, start_dim=0),
+        "fc_d": nir.Affine(weight=rng.normal(0, 0.1, (5, 72)), bias=rng.normal(0, 0.1, 5)),
+        "lif_d": lif((5,), tau=5e-4, r=3.0, vth=0.5, leak=0.1),
+        "readout": nir.Affine(weight=rng.normal(0, 1, (3, 5)), bias=np.array([0.1, 0, -0.2])),
+        "logits": nir.Output(output_type=np.array([3])),
+        "conv_a": conv(rng.normal(0.2, 0.7, (3, 2, 3, 3)), 1, 1),
+        "lif_a": lif((3, 6, 6), tau=2e-4, vth=1.0),
+        "pool": nir.SumPool2d(
+            kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])
+        ),
+        "conv_b": conv(rng.normal(0, 0.5, (3, 2, 2, 2)), 2, 0),
+        "cuba_b": cuba((3, 3, 3), vth=0.8),
+        "flat": nir.Flatten(input_type={"input": np.array([3, 3, 3])}, start_dim=0),
+        "fc": nir.Affine(weight=rng.normal(0.1, 0.6, (4, 27)), bias=np.zeros(4)),
+        "cuba_c": cuba((4,), vth=0.5),
+        "rec": nir.Linear(weight=rng.normal(0, 0.8, (4, 4))),
+        "output": nir.Output(output_type=np.array([4])),
+    }
+    edges = [
+        ("input", "flat_in"),
+        ("flat_in", "fc_d"),
+        ("fc_d", "lif_d"),
+        ("lif_d", "readout"),
+        ("readout", "logits"),
+        ("input", "conv_a"),
+        ("conv_a", "lif_a"),
+        ("lif_a", "pool"),
+        ("pool", "cuba_b"),
+        ("input", "conv_b"),
+        ("conv_b", "cuba_b"),
+        ("cuba_b", "flat"),
+        ("flat", "fc"),
+        ("fc", "cuba_c"),
+        ("cuba_c", "rec"),
+        ("rec", "cuba_c"),
+        ("cuba_c", "output"),
+    ]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def mixed_plan() -> LavaPlan:
+    """The mixed graph's plan with conv_a kept as a Lava Conv (no weight exponent, 24-bit
+    output) and conv_b and the pool as Lava Sparse matrices."""
+    plan = build_plan(mixed_graph(), DT, conv_lowering="sparse")
+    by_name = {syn.name: syn for syn in plan.synapses}
+    by_name["conv_a"].sparse = False
+    assert by_name["conv_b"].extra_hops == 1 and by_name["rec"].back_edge
+    assert [by_name[n].lava_process for n in ("conv_a", "conv_b", "pool")] == [
+        "Conv",
+        "Sparse",
+        "Sparse",
+    ]
+    assert by_name["flat_in+fc_d"].graded and by_name["readout"].target == "logits.readout"
+    return plan
+
+
+MIXED_RECORD = ("lif_d", "lif_a", "cuba_b", "cuba_c")
+
+
+def assert_equal_runs(lava, emulated, exact_values: bool, first_only: tuple[str, ...] = ()) -> None:
+    """Identical recordings (values to float rounding unless exact_values); the nodes in
+    first_only on the first sample only."""
+    assert set(lava.recorded) == set(emulated.recorded)
+    for node, expected in lava.recorded.items():
+        got = emulated.recorded[node]
+        if node in first_only:
+            expected, got = expected[:1], got[:1]
+        assert got.shape == expected.shape, node
+        if exact_values or np.isin(expected, (0.0, 1.0)).all():
+            np.testing.assert_array_equal(got, expected, err_msg=node)
+        else:
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=node)
+
+
+@pytest.fixture(scope="module")
+def mixed_inputs() -> np.ndarray:
+    """Three samples of six steps for the mixed graph."""
+    return np.random.default_rng(5).uniform(0, 1.2, (3, 6, 2, 6, 6))
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "float"])
+def test_mixed_graph_equals_lava(fixed: bool, mixed_inputs: np.ndarray) -> None:
+    """Dense (graded, with bias), readout, Lava Conv, Sparse convs, identity hop and a recurrent
+    CubaLIF: every population's spikes and the readout's voltage equal Lava's (fixed point: to
+    the bit) on every sample, and the recurrent CubaLIF's on the first.
+
+    Lava runs the samples back to back: on the step a population resets for a new sample, its
+    back edge delivers its spikes of the step before, which belong to the previous sample's tail
+    (measured here: cuba_c differs from a fresh run on samples 2 and 3), while the emulator
+    starts every sample from a zero state, as Lava starts the first."""
+    plan = mixed_plan()
+    lava = LavaTarget(fixed_point=fixed, timeout_s=200).run_plan(plan, mixed_inputs, MIXED_RECORD)
+    emulated = EmulatorTarget(fixed_point=fixed, batch_size=2).run_plan(
+        plan, mixed_inputs, MIXED_RECORD
+    )
+    assert_equal_runs(lava, emulated, exact_values=fixed, first_only=("cuba_c", "output"))
+    for node in MIXED_RECORD:
+        assert 0 < lava.recorded[node].mean() < 1, f"{node}: trivial test"
+    assert np.abs(lava.recorded["logits"]).max() > 0
+    assert emulated.backend == ("loihi-emu" if fixed else "loihi-emu-float")
+    assert emulated.steps_per_sample == lava.steps_per_sample == 6 + plan.depth
+
+
+def quantisable_student() -> torch.nn.Module:
+    """spiking_student('mk-sgn') with a tenth of its BN shifts and readout bias: the full ones
+    do not fit the 13-bit bias of Loihi fixed point (quantize_plan refuses them)."""
+    model = spiking_student("mk-sgn")
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.bias.mul_(0.1)
+                module.running_mean.mul_(0.1)
+            if isinstance(module, torch.nn.Linear) and module.bias is not None:
+                module.bias.mul_(0.1)
+    return model
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "float"])
+def test_student_equals_lava_on_every_layer(fixed: bool) -> None:
+    """An exported MK-SGN student (graded graph-conv inputs of four branches, fusion, strided
+    temporal convs as Sparse, Dense readout): every spiking layer and the logits equal Lava's."""
+    model = quantisable_student()
+    graph = student_to_nir(model)
+    spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
+    inputs = node_major_input(model, joints(batch=2))
+    plan = build_plan(graph, DT)
+    lava = LavaTarget(fixed_point=fixed, timeout_s=280).run_plan(plan, inputs, spiking)
+    emulated = EmulatorTarget(fixed_point=fixed).run_plan(plan, inputs, spiking)
+    assert_equal_runs(lava, emulated, exact_values=fixed)
+    for node in spiking:
+        assert lava.recorded[node].sum() > 0, f"{node} is silent: the test would prove little"
+
+
+# ---------------------------------------------------------------------------- random graphs
+
+
+@st.composite
+def random_chains(draw: st.DrawFn) -> tuple[nir.NIRGraph, np.ndarray]:
+    """A dense chain of 1-3 LIF/CubaLIF/IF layers of random widths, weights, thresholds, decays
+    and biases on a graded input, sometimes with a skip connection from the input to the last
+    layer (identity hops), read out by an Affine or output directly; and 2-3 samples of random
+    inputs."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    widths = [draw(st.integers(1, 4)), *draw(st.lists(st.integers(1, 6), min_size=1, max_size=3))]
+    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array([widths[0]]))}
+    edges: list[tuple[str, str]] = []
+    previous = "input"
+    for index, width in enumerate(widths[1:]):
+        shape = (width,)
+        kind = draw(st.sampled_from(["lif", "cuba", "if"]))
+        vth = draw(st.floats(0.1, 2.0))
+        tau = draw(st.floats(1e-4, 1e-3))
+        if kind == "lif":
+            r, leak = draw(st.floats(0.5, 5.0)), draw(st.floats(-0.2, 0.5))
+            neuron = lif(shape, tau=tau, r=r, vth=vth, leak=leak)
+        elif kind == "cuba":
+            neuron = cuba(shape, tau_syn=draw(st.floats(1e-4, 1e-3)), tau_mem=tau, vth=vth)
+        else:
+            neuron = nir.IF(
+                r=np.full(shape, draw(st.floats(0.2, 2.0))),
+                v_threshold=np.full(shape, vth),
+                v_reset=np.zeros(shape),
+            )
+        scale = draw(st.floats(0.2, 2.0))
+        nodes[f"fc{index}"] = nir.Affine(
+            weight=rng.normal(0.2, scale, (width, widths[index])),
+            bias=rng.normal(0, 0.1, width),
+        )
+        nodes[f"n{index}"] = neuron
+        edges += [(previous, f"fc{index}"), (f"fc{index}", f"n{index}")]
+        previous = f"n{index}"
+    last = len(widths) - 2
+    if last > 0 and draw(st.booleans()):
+        nodes["skip"] = nir.Linear(weight=rng.normal(0, 0.5, (widths[-1], widths[0])))
+        edges += [("input", "skip"), ("skip", f"n{last}")]
+    if draw(st.booleans()):
+        nodes["readout"] = nir.Affine(weight=rng.normal(0, 1, (2, widths[-1])), bias=np.zeros(2))
+        nodes["output"] = nir.Output(output_type=np.array([2]))
+        edges += [(previous, "readout"), ("readout", "output")]
+    else:
+        nodes["output"] = nir.Output(output_type=np.array([widths[-1]]))
+        edges.append((previous, "output"))
+    samples, steps = draw(st.integers(2, 3)), draw(st.integers(2, 5))
+    inputs = rng.uniform(-1.0, 2.0, (samples, steps, widths[0]))
+    return nir.NIRGraph(nodes=nodes, edges=edges), inputs
+
+
+@pytest.mark.timeout(600)
+@settings(
+    max_examples=5,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=random_chains(), fixed=st.booleans())
+def test_random_graphs_equal_lava(case: tuple[nir.NIRGraph, np.ndarray], fixed: bool) -> None:
+    """Random dense chains: spikes of every layer equal (and fixed-point voltages of the
+    readout equal to the bit), or both backends refuse the graph with the same error."""
+    graph, inputs = case
+    plan = build_plan(graph, DT)
+    record = tuple(name for name in plan.populations if not name.endswith(".readout"))
+    try:
+        emulated = EmulatorTarget(fixed_point=fixed, batch_size=2).run_plan(plan, inputs, record)
+    except MksgnError as error:  # a graph quantize_plan cannot represent: Lava refuses it too
+        event("refused")
+        with pytest.raises(MksgnError, match=re.escape(str(error))):
+            LavaTarget(fixed_point=fixed, timeout_s=120).run_plan(plan, inputs, record)
+        return
+    event("compared with lava-fixed" if fixed else "compared with lava-float")
+    lava = LavaTarget(fixed_point=fixed, timeout_s=120).run_plan(plan, inputs, record)
+    assert_equal_runs(lava, emulated, exact_values=fixed)
+
+
+# ---------------------------------------------------------------------------- emulator only
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "float"])
+def test_batch_size_does_not_change_results(fixed: bool) -> None:
+    """Batches of 1, 7 and all 15 samples give identical recordings (one FixedPlan per run)."""
+    plan = mixed_plan()
+    inputs = np.random.default_rng(2).uniform(0, 1.2, (15, 5, 2, 6, 6))
+    runs = [
+        EmulatorTarget(fixed_point=fixed, batch_size=size).run_plan(plan, inputs, MIXED_RECORD)
+        for size in (1, 7, 15)
+    ]
+    for other in runs[1:]:
+        for node, values in runs[0].recorded.items():
+            np.testing.assert_array_equal(other.recorded[node], values, err_msg=node)
+    assert runs[0].recorded["cuba_c"].shape == (15, 5, 4)
+    assert 0 < runs[0].recorded["lif_a"].mean() < 1
+
+
+def test_wrong_input_shape_is_refused() -> None:
+    """Inputs must be (samples, T, *input shape)."""
+    with pytest.raises(MksgnError, match=r"expected \(samples, time steps, 2, 6, 6\)"):
+        EmulatorTarget().run_plan(mixed_plan(), np.zeros((1, 4, 2, 6, 5)))
+
+
+def test_fixed_point_overflow_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights too large for the 24-bit current (Lava would wrap it around) stop the run with
+    an error naming the layer."""
+    import mksgn.convert.fixed_point as fixed_point
+
+    quantize = fixed_point.quantize_plan
+
+    def too_large(plan: LavaPlan, *args: object, **kwargs: object) -> fixed_point.FixedPlan:
+        fixed = quantize(plan, *args, **kwargs)
+        for syn in fixed.synapses:
+            if syn.name == "flat+fc":
+                syn.weight, syn.weight_exp = np.abs(syn.weight), 7
+        return fixed
+
+    monkeypatch.setattr(fixed_point, "quantize_plan", too_large)
+    inputs = np.random.default_rng(2).uniform(0, 1.2, (2, 5, 2, 6, 6))
+    with pytest.raises(MksgnError, match=r"layer 'cuba_c': fixed-point overflow"):
+        EmulatorTarget().run_plan(mixed_plan(), inputs)
+
+
+def test_backends_and_cli_default() -> None:
+    """make_target knows both emulator backends; the CLI's --batch-size default is the
+    emulator's."""
+    from mksgn.cli import cli
+
+    assert make_target("loihi-emu", batch_size=3).name == "loihi-emu"
+    assert make_target("loihi-emu-float").batch_size == DEFAULT_BATCH_SIZE
+    params = {p.name: p for p in cli.commands["simulate"].params}
+    assert params["batch_size"].default == DEFAULT_BATCH_SIZE
+    assert {p.name for p in cli.commands["energy"].params} >= {"batch_size"}
+    with pytest.raises(MksgnError, match="batch size"):
+        EmulatorTarget(batch_size=0)
+
+
+def test_simulate_cli_with_batches(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`mksgn simulate --backend loihi-emu --batch-size 2` runs 5 samples in 3 batches (a progress
+    bar on stderr) and predicts what the emulator's own run predicts."""
+    graph = mixed_graph()
+    graph_file = tmp_path / "mixed.nir"
+    nir.write(graph_file, graph)
+    inputs = np.random.default_rng(4).uniform(0, 1.2, (5, 4, 2, 6, 6))
+    np.save(tmp_path / "x.npy", inputs)
+    args = ["simulate", str(graph_file), "--input", str(tmp_path / "x.npy"), "--json"]
+    assert run([*args, "--backend", "loihi-emu", "--batch-size", "2"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["backend"] == "loihi-emu" and summary["samples"] == 5
+    assert "5/5" in captured.err  # the progress bar
+    expected = EmulatorTarget().run(graph, inputs).recorded[next(iter(graph.outputs))]
+    assert summary["predictions"] == expected.mean(axis=1).argmax(axis=1).tolist()
+    assert run([*args, "--backend", "loihi-emu", "--batch-size", "0"]) == 2
