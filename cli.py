@@ -616,7 +616,8 @@ def main(argv: list[str] | None = None) -> None:
     except MksgnError as error:
         if debug:
             traceback.print_exc()
-        click.echo(f"Error: {error}", err=True)
+        # One line, whatever the message holds (a value from a file may span lines).
+        click.echo(f"Error: {' '.join(str(error).split())}", err=True)
         sys.exit(1)
     except Exception as error:  # a bug or an unforeseen condition: still one line
         if debug:

@@ -301,7 +301,10 @@ def node_shape(node: nir.Input | nir.Output) -> np.ndarray:
     key = "input" if isinstance(node, nir.Input) else "output"
     shape = np.atleast_1d(np.asarray(types.get(key) if isinstance(types, dict) else None))
     if shape.ndim != 1 or shape.dtype.kind not in "iuf" or not np.all(np.isfinite(shape)):
-        raise MksgnError(f"NIR {type(node).__name__} node declares the shape {shape}, not integers")
+        raise MksgnError(
+            f"NIR {type(node).__name__} node declares a shape that is not a list of integers "
+            f"({shape.dtype}, {shape.ndim} dimensions)"
+        )
     if not np.all(shape == np.round(shape)) or np.any(np.abs(shape) > MAX_NODE_ELEMENTS):
         raise MksgnError(
             f"NIR {type(node).__name__} node declares the shape {shape.tolist()}: sizes must be "

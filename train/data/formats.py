@@ -117,6 +117,8 @@ READ_ERRORS = (
     MemoryError,
     OSError,
     EOFError,
+    NotImplementedError,  # zipfile: an unknown compression method
+    RuntimeError,  # zipfile: an encrypted member
     SyntaxError,
     tokenize.TokenError,
     zipfile.BadZipFile,
