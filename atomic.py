@@ -1,4 +1,8 @@
-"""Atomic output: write to a temporary file beside the target, then rename over it."""
+"""Atomic output: write to a temporary file beside the target, then rename over it.
+
+A write that fails for lack of space or permission (OSError) becomes MksgnError naming the target,
+and leaves nothing behind: no temporary, and no folder that was created for the output.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import contextlib
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from mksgn.errors import MksgnError
 
 
 def current_umask() -> int:
@@ -20,25 +27,60 @@ def current_umask() -> int:
     return mask
 
 
+def write_error(target: Path, error: OSError) -> MksgnError:
+    """The error for an output that could not be written (disk full, read-only, ...)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return MksgnError(
+        f"{target}: cannot write it ({reason}); nothing was written. Free some space or "
+        "choose a writable location"
+    )
+
+
+@contextlib.contextmanager
+def created_parent(target: Path) -> Iterator[None]:
+    """Create `target`'s missing parent folders; remove them again if the block fails."""
+    missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(target, error) from None
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # innermost first; stops at the first that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to `target`; rename it onto `target` only if the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary keeps the target's suffix so that writers which append one (np.savez) do not.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates 0600; outputs get the permissions a plain open() would give them.
-    tmp.chmod(0o666 & ~current_umask())
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with created_parent(target):
+        try:
+            # The temporary keeps the target's suffix so that writers which append one (np.savez)
+            # do not.
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent
+            )
+        except OSError as error:
+            raise write_error(target, error) from None
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            # mkstemp creates 0600; outputs get the permissions a plain open() would give them.
+            tmp.chmod(0o666 & ~current_umask())
+            yield tmp
+            os.replace(tmp, target)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise write_error(target, error) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 @contextlib.contextmanager
@@ -54,21 +96,35 @@ def atomic_savez(
     target: str | os.PathLike[str], compressed: bool = True, **arrays: np.ndarray
 ) -> None:
     """Write arrays to an .npz file atomically."""
-    with atomic_path(target, suffix=".npz") as tmp:
-        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    # What np.savez writes, but with the archive closed on failure: numpy leaves it to the
+    # garbage collector, which on a full disk printed a second traceback.
+    with (
+        atomic_path(target, suffix=".npz") as tmp,
+        zipfile.ZipFile(tmp, "w", compression=method, allowZip64=True) as archive,
+    ):
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory that replaces `target` (file tree) when the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with created_parent(target):
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        except OSError as error:
+            raise write_error(target, error) from None
+        try:
+            yield tmp
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except OSError as error:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise write_error(target, error) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -105,7 +106,9 @@ def write_netx(plan: LavaPlan, fixed: FixedPlan | None, path: Path) -> None:
     if fixed is None:
         raise MksgnError("netx export needs fixed-point parameters")
     order = netx_chain(plan)
-    with h5py.File(path, "w") as handle:
+    # Built in memory and written by Python: HDF5 writing straight to a full disk crashes.
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
         layers = handle.create_group("layer")
         first = layers.create_group("0")
         first["type"] = "input"
@@ -156,6 +159,7 @@ def write_netx(plan: LavaPlan, fixed: FixedPlan | None, path: Path) -> None:
         # netx counts the layers from the file; keep lava-dl's simulation keys present
         handle["simulation/Ts"] = 1
         handle["simulation/tSample"] = 1
+    path.write_bytes(buffer.getbuffer())
 
 
 def describe(graph: nir.NIRGraph) -> str:

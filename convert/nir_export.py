@@ -9,6 +9,7 @@ the readout is Flatten then Affine (the mean over frames and nodes folded into t
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -217,7 +218,11 @@ def write_nir(graph: nir.NIRGraph, path: str | os.PathLike[str]) -> Path:
     """Write a graph atomically with nir.write, then re-read it and check it is the same graph."""
     path = Path(path)
     with atomic_path(path, suffix=".nir") as tmp:
-        nir.write(tmp, graph)
+        # Built in memory, then written by Python: HDF5 writing straight to a full disk printed
+        # hundreds of tracebacks and crashed the interpreter at exit.
+        buffer = io.BytesIO()
+        nir.write(buffer, graph)
+        tmp.write_bytes(buffer.getbuffer())
         check_same_graph(graph, read_nir(tmp), path)
     return path
 

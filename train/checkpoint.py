@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,11 @@ def save_checkpoint(
         "extra": extra or {},
     }
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+        # Serialised in memory, then written by Python: torch.save to a full disk raises an
+        # opaque RuntimeError ("unexpected pos"), a plain write an OSError that names the file.
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def read_payload(path: Path) -> dict[str, Any]:
