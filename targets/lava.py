@@ -266,6 +266,19 @@ def session_rss(session: int) -> int:
     return total
 
 
+def killed_by_signal(session: int) -> list[tuple[int, int]]:
+    """(pid, signal) of the session's processes that a signal ended: a killed Lava process model
+    stays a zombie of the worker, and without this check the run would wait for the watchdog."""
+    found = []
+    for pid in session_processes(session):
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+            fields = stat[stat.rindex(")") + 2 :].split()  # state is first, exit_code 50th
+            if fields[0] == "Z" and int(fields[49]) & 0x7F:
+                found.append((pid, int(fields[49]) & 0x7F))
+    return found
+
+
 def shm_segments() -> set[str]:
     """Paths of the current /dev/shm segments."""
     return {f"/dev/shm/{name}" for name in os.listdir("/dev/shm")}
@@ -311,15 +324,19 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
                 # Poll so that the result is read once it exists, even if Lava's shutdown hangs.
                 deadline = time.monotonic() + timeout_s
                 next_sample = 0.0
+                killed: list[tuple[int, int]] = []
                 while child.poll() is None and time.monotonic() < deadline:
                     if (work / "done").exists():
                         child.wait(timeout=10)
                         break
                     if time.monotonic() >= next_sample:
                         PEAK_RSS["bytes"] = max(PEAK_RSS["bytes"], session_rss(session))
+                        killed = killed_by_signal(session)
+                        if killed:
+                            break
                         next_sample = time.monotonic() + 0.25
                     time.sleep(0.05)
-                timed_out = child.poll() is None and not (work / "done").exists()
+                timed_out = not killed and child.poll() is None and not (work / "done").exists()
             except subprocess.TimeoutExpired:
                 timed_out = False
             finally:
@@ -328,6 +345,12 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
         if (work / "error.txt").exists():
             message = (work / "error.txt").read_text().strip().splitlines()
             raise MksgnError(f"Lava simulation failed: {message[-1] if message else 'unknown'}")
+        if killed and not (work / "done").exists():
+            pid, number = killed[0]
+            raise MksgnError(
+                f"Lava simulation failed: one of its processes (pid {pid}) was killed by "
+                f"{signal.Signals(number).name}; the run was stopped and its processes removed"
+            )
         if timed_out:
             raise MksgnError(
                 f"Lava simulation did not finish within {timeout_s:.0f} s (watchdog); it was "
