@@ -103,6 +103,22 @@ def quantize_decay(value: float, offset: int, what: str, layer: str) -> int:
     return int(integer)
 
 
+def sum_preserving_round(values: np.ndarray) -> np.ndarray:
+    """Round each row (first axis: one target neuron or output channel) to integers whose sum
+    is the row's rounded sum, rounding up the entries with the largest remainders.
+
+    Round-to-nearest drops every weight below half a step: in a folded SA-SGC layer that was
+    94 % of the weights and 4-9 % of each row's mass, always in the same direction, and deeper
+    layers drifted by 3-6 % in spike count. Each entry still moves by less than one step."""
+    rows = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(-1, 1)
+    floor = np.floor(rows)
+    remainder = rows - floor
+    deficit = np.round(remainder.sum(axis=1)).astype(np.int64)
+    rank = np.argsort(np.argsort(-remainder, axis=1, kind="stable"), axis=1, kind="stable")
+    rounded = floor + (rank < deficit[:, None])
+    return rounded.reshape(values.shape)
+
+
 def quantize_weights(
     weight: np.ndarray, exp_fixed: bool, layer: str
 ) -> tuple[np.ndarray, int, float, float]:
@@ -118,7 +134,7 @@ def quantize_weights(
                 f"<< {WEIGHT_EXP_MAX}; lower the layer's threshold-to-weight ratio"
             )
         exp = max(exp, WEIGHT_EXP_MIN)
-    integer = 2 * np.round(weight / 2.0**exp / 2.0)
+    integer = 2 * sum_preserving_round(weight / 2.0**exp / 2.0)
     if integer.max(initial=0) > WEIGHT_MAX or integer.min(initial=0) < WEIGHT_MIN:
         raise MksgnError(
             f"layer '{layer}': weights reach {peak:.4g} fixed-point units, beyond the 8-bit "
