@@ -6,6 +6,8 @@ import abc
 import math
 import os
 import re
+import shutil
+import tempfile
 import tokenize
 import zipfile
 import zlib
@@ -16,7 +18,7 @@ from typing import IO
 
 import numpy as np
 
-from mksgn.atomic import atomic_savez
+from mksgn.atomic import atomic_path, atomic_savez, write_error
 from mksgn.errors import MksgnError
 from mksgn.train.data.safe_pickle import load_pickle
 
@@ -90,6 +92,77 @@ def write_ctrgcn_npz(
     if class_names is not None:
         arrays["class_names"] = np.array(class_names, dtype=np.str_)
     atomic_savez(path, compressed=compressed, **arrays)
+
+
+class CtrgcnSpool:
+    """A CTR-GCN npz built one sample at a time: samples go to raw temporary files beside the
+    output (one per split) and are copied into the npz at the end, so memory stays flat however
+    many samples there are (NTU's 56,880 would need 20 GB held at once; disk holds them twice
+    until the npz is written). Use as a context manager; the temporaries always go."""
+
+    def __init__(self, out: str | os.PathLike[str], frames: int) -> None:
+        self.out = Path(out)
+        self.frames = frames
+        self.labels: dict[str, list[int]] = {split: [] for split in SPLITS}
+        self.names: dict[str, list[str]] = {split: [] for split in SPLITS}
+        self._folder: Path | None = None
+        self._files: dict[str, IO[bytes]] = {}
+
+    def __enter__(self) -> CtrgcnSpool:
+        try:
+            self._folder = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+            self._files = {s: open(self._folder / f"x_{s}.raw", "wb") for s in SPLITS}  # noqa: SIM115
+        except OSError as error:
+            self.__exit__()
+            raise write_error(self.out, error) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._files.values():
+            handle.close()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def add(self, split: str, name: str, label: int, joints: np.ndarray) -> None:
+        """Append one sample, joints (T', M <= 2, 25, 3): cut or zero-padded to `frames`."""
+        row = np.zeros((self.frames, MAX_BODIES, NUM_JOINTS, COORDS), dtype="<f4")
+        length = min(len(joints), self.frames)
+        row[:length, : joints.shape[1]] = joints[:length]
+        try:
+            self._files[split].write(row.tobytes())
+        except OSError as error:  # the disk filled up while parsing
+            raise write_error(self.out, error) from None
+        self.labels[split].append(int(label))
+        self.names[split].append(name)
+
+    def write(self, num_classes: int) -> None:
+        """Write the npz (uncompressed, as write_ctrgcn_npz would) atomically."""
+        width = MAX_BODIES * NUM_JOINTS * COORDS
+        with (
+            atomic_path(self.out, suffix=".npz") as tmp,
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf,
+        ):
+            for split in SPLITS:
+                self._files[split].close()  # flushes; an OSError here is the atomic write's
+                count = len(self.labels[split])
+                header = {
+                    "descr": "<f4",
+                    "fortran_order": False,
+                    "shape": (count, self.frames, width),
+                }
+                with zf.open(f"x_{split}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array_header_1_0(member, header)
+                    with open(self._folder / f"x_{split}.raw", "rb") as raw:
+                        shutil.copyfileobj(raw, member, CHUNK_BYTES)
+                small = {
+                    f"y_{split}": one_hot(
+                        np.asarray(self.labels[split], dtype=np.int64), num_classes
+                    ),
+                    f"names_{split}": np.array(self.names[split], dtype=np.str_),
+                }
+                for key, value in small.items():
+                    with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, value, allow_pickle=False)
 
 
 # ---------------------------------------------------------------------------------------------

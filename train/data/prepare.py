@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from mksgn.errors import MksgnError
 from mksgn.train.data.body_selection import NoUsableBody, select_bodies
-from mksgn.train.data.formats import MAX_BODIES, NUM_JOINTS, SkeletonArrays, write_ctrgcn_npz
+from mksgn.train.data.formats import MAX_BODIES, CtrgcnSpool
 from mksgn.train.data.ntu import (
     BENCHMARKS,
     benchmark_split,
@@ -205,15 +205,6 @@ def _results(paths: list[str], workers: int) -> Iterator[_FileResult]:
         yield from pool.imap(_process_file, paths, chunksize=chunksize)
 
 
-def _split_arrays(samples: list[tuple[str, int, np.ndarray]], frames: int) -> SkeletonArrays:
-    data = np.zeros((len(samples), 3, frames, NUM_JOINTS, MAX_BODIES), dtype=np.float32)
-    for index, (_, _, joints) in enumerate(samples):
-        # (T', 2, 25, 3) -> (3, T', 25, 2); frames after T' stay zero, as CTR-GCN pads.
-        data[index, :, : len(joints)] = joints[:frames].transpose(3, 0, 2, 1)
-    labels = np.array([label for _, label, _ in samples], dtype=np.int64)
-    return SkeletonArrays(data, labels, tuple(name for name, _, _ in samples))
-
-
 def prepare_ntu(
     raw_dir: str | os.PathLike[str],
     benchmark: str,
@@ -243,7 +234,6 @@ def prepare_ntu(
     )
     to_parse = _select_files(raw_dir, benchmark, summary)
 
-    samples: dict[str, list[tuple[str, int, np.ndarray]]] = {"train": [], "test": []}
     bar = tqdm(
         total=len(to_parse),
         desc="Parsing .skeleton files",
@@ -254,7 +244,8 @@ def prepare_ntu(
     paths = [str(path) for path, _, _ in to_parse]
     # closing() stops the workers at once when the loop ends early (--strict, Ctrl-C).
     results = contextlib.closing(_results(paths, workers or os.cpu_count() or 1))
-    with bar, results as file_results:
+    # Samples go to disk as they come: memory stays flat over tens of thousands of files.
+    with bar, results as file_results, CtrgcnSpool(out, frames) as spool:
         for (path, name, split), result in zip(to_parse, file_results, strict=True):
             bar.update()
             summary.parsed += 1
@@ -266,30 +257,22 @@ def prepare_ntu(
                 continue
             summary.empty_frames_dropped += result.empty_frames
             summary.longer_than_frames += int(len(result.joints) > frames)
-            joints = result.joints
-            if len(joints) > frames:  # copy, so the cut-off frames are freed
-                joints = joints[:frames].copy()
-            samples[split].append((name, parse_sample_name(name).label, joints))
+            spool.add(split, name, parse_sample_name(name).label, result.joints)
 
-    total = len(samples["train"]) + len(samples["test"])
-    if total == 0:
-        counts = ", ".join(f"{r}: {c}" for r, c in summary.skipped_counts().items()) or "none"
-        raise MksgnError(
-            f"{raw_dir}: no usable {benchmark} sample among {summary.files_found} .skeleton files "
-            f"(skipped {counts}); nothing was written to {out}"
-        )
-    for split, counts in (
-        ("train", summary.train_class_counts),
-        ("test", summary.test_class_counts),
-    ):
-        labels = [label for _, label, _ in samples[split]]
-        counts.extend(np.bincount(labels, minlength=summary.num_classes).tolist())
-    train = _split_arrays(samples.pop("train"), frames)
-    test = _split_arrays(samples.pop("test"), frames)
-    try:
-        write_ctrgcn_npz(out, train, test, summary.num_classes, compressed=False)
-    except OSError as error:
-        raise MksgnError(f"{out}: cannot write the npz ({error.strerror or error})") from None
+        total = len(spool.labels["train"]) + len(spool.labels["test"])
+        if total == 0:
+            counts = ", ".join(f"{r}: {c}" for r, c in summary.skipped_counts().items()) or "none"
+            raise MksgnError(
+                f"{raw_dir}: no usable {benchmark} sample among {summary.files_found} .skeleton "
+                f"files (skipped {counts}); nothing was written to {out}"
+            )
+        for split, counts in (
+            ("train", summary.train_class_counts),
+            ("test", summary.test_class_counts),
+        ):
+            labels = spool.labels[split]
+            counts.extend(np.bincount(labels, minlength=summary.num_classes).tolist())
+        spool.write(summary.num_classes)
     summary.seconds = time.perf_counter() - started
     return summary
 
