@@ -198,7 +198,9 @@ def gather(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
     ):
         if key not in summary:
             absent.append(what)
-    nodes = spiking_nodes(spikes["snntorch"], summary)
+    nodes = [
+        node for node in spiking_nodes(spikes["snntorch"], summary) if node in spikes["lava-float"]
+    ]
     firing = {
         backend: {
             node: float(arrays[node].mean(dtype=np.float64)) for node in nodes if node in arrays
