@@ -67,16 +67,21 @@ class EmulatorTarget:
     """Run a NIR graph through the LavaPlan emulator, `batch_size` samples at a time."""
 
     def __init__(
-        self, fixed_point: bool = True, batch_size: int | None = None, dt: float = DEFAULT_DT
+        self,
+        fixed_point: bool = True,
+        batch_size: int | None = None,
+        dt: float = DEFAULT_DT,
+        input_abs_max: float | None = None,
     ) -> None:
         """Fixed point (`loihi-emu`, equal to lava-fixed) or float (`loihi-emu-float`);
-        batch_size None takes DEFAULT_BATCH_SIZE."""
+        batch_size None takes DEFAULT_BATCH_SIZE; input_abs_max as for LavaTarget."""
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if batch_size < 1:
             raise MksgnError(f"batch size must be at least 1, got {batch_size}")
         self.fixed_point = fixed_point
         self.batch_size = int(batch_size)
         self.dt = dt
+        self.input_abs_max = input_abs_max
         self.name = "loihi-emu" if fixed_point else "loihi-emu-float"
 
     def run(
@@ -91,7 +96,7 @@ class EmulatorTarget:
         """Run an already lowered plan (see `run`)."""
         from tqdm import tqdm
 
-        job = prepare_job(plan, inputs, record, self.fixed_point)
+        job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max)
         started = time.perf_counter()
         network = Network(job)
         parts: list[dict[str, np.ndarray]] = []

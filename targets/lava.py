@@ -62,12 +62,19 @@ class LavaTarget:
     """Run a NIR graph on Lava's CPU simulator (Loihi2SimCfg), float or Loihi 2 fixed point."""
 
     def __init__(
-        self, fixed_point: bool = False, timeout_s: float | None = None, dt: float = DEFAULT_DT
+        self,
+        fixed_point: bool = False,
+        timeout_s: float | None = None,
+        dt: float = DEFAULT_DT,
+        input_abs_max: float | None = None,
     ) -> None:
-        """Choose fixed point or float; timeout_s None derives the watchdog from the work size."""
+        """Choose fixed point or float; timeout_s None derives the watchdog from the work size;
+        input_abs_max fixes the input range quantisation assumes (None: that of the inputs run,
+        a shard passes the whole data's so that every shard quantises alike)."""
         self.fixed_point = fixed_point
         self.timeout_s = timeout_s
         self.dt = dt
+        self.input_abs_max = input_abs_max
         self.name = "lava-fixed" if fixed_point else "lava-float"
 
     def run(
@@ -81,7 +88,7 @@ class LavaTarget:
         self, plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...] = ()
     ) -> RunResult:
         """Run an already lowered plan (see `run`)."""
-        job = prepare_job(plan, inputs, record, self.fixed_point)
+        job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max)
         lava_job = dict(
             plan=plan,
             fixed=job.fixed,
@@ -114,7 +121,7 @@ class LavaJob:
 
     plan: LavaPlan
     fixed: FixedPlan | None
-    inputs: np.ndarray  # (samples, T, *input NIR shape), float64
+    inputs: np.ndarray  # (samples, T, *input NIR shape); any real dtype, read per batch
     nodes: tuple[str, ...]  # NIR nodes to record
 
     @property
@@ -187,19 +194,44 @@ class LavaJob:
         )
 
 
+def input_abs_max(inputs: np.ndarray) -> float:
+    """max |x| over all inputs, in chunks of samples (a direct-coded set is a broadcast view
+    that would take T times its memory as one array); MksgnError on NaN or infinity."""
+    largest = 0.0
+    chunk = max(1, (1 << 24) // max(1, int(np.prod(inputs.shape[1:]))))
+    for start in range(0, len(inputs), chunk):
+        part = np.asarray(inputs[start : start + chunk], dtype=np.float64)
+        if not np.all(np.isfinite(part)):
+            raise MksgnError("input contains NaN or infinite values")
+        largest = max(largest, float(np.abs(part).max(initial=0.0)))
+    return largest
+
+
 def prepare_job(
-    plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...], fixed_point: bool
+    plan: LavaPlan,
+    inputs: np.ndarray,
+    record: tuple[str, ...],
+    fixed_point: bool,
+    abs_max: float | None = None,
 ) -> LavaJob:
-    """Check the inputs and the recorded nodes against the plan; quantise it in fixed point."""
-    inputs = np.asarray(inputs, dtype=np.float64)
+    """Check the inputs and the recorded nodes against the plan; quantise it in fixed point for
+    inputs up to `abs_max` (None: the largest |x| of these inputs)."""
+    inputs = np.asarray(inputs)
     expected = plan.input_nir_shape
     if inputs.ndim != 2 + len(expected) or tuple(inputs.shape[2:]) != tuple(expected):
         raise MksgnError(
             f"input shaped {inputs.shape} does not fit the graph's Input '{plan.input_name}': "
             f"expected (samples, time steps, {', '.join(map(str, expected))})"
         )
-    if not np.all(np.isfinite(inputs)):
-        raise MksgnError("input contains NaN or infinite values")
+    if inputs.dtype.kind not in "biuf":
+        raise MksgnError(f"input holds {inputs.dtype} values; it needs real numbers")
+    largest = input_abs_max(inputs)
+    if abs_max is not None:
+        if not (np.isfinite(abs_max) and abs_max >= largest):
+            raise MksgnError(
+                f"the given input range {abs_max} does not cover these inputs (max |x| {largest})"
+            )
+        largest = float(abs_max)
     nodes = tuple(dict.fromkeys(tuple(plan.outputs) + tuple(record)))
     for node in nodes:
         if node not in plan.records:
@@ -211,7 +243,7 @@ def prepare_job(
     if fixed_point:
         from mksgn.convert.fixed_point import quantize_plan
 
-        fixed = quantize_plan(plan, float(np.abs(inputs).max(initial=0.0)))
+        fixed = quantize_plan(plan, largest)
     return LavaJob(plan, fixed, inputs, nodes)
 
 

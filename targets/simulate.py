@@ -19,10 +19,14 @@ SPIKING_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 
 
 def make_target(
-    backend: str, timeout_s: float | None = None, batch_size: int | None = None
+    backend: str,
+    timeout_s: float | None = None,
+    batch_size: int | None = None,
+    input_abs_max: float | None = None,
 ) -> Target:
     """The backend object for a name in BACKENDS (Lava is imported only when asked for);
-    `timeout_s` overrides the Lava watchdog's estimate; `batch_size` is the emulator's (None: its default)."""
+    `timeout_s` overrides the Lava watchdog's estimate; `batch_size` is the emulator's (None: its
+    default); `input_abs_max` the input range fixed point assumes (None: the run's own)."""
     if backend == "snntorch":
         from mksgn.targets.reference import ReferenceTarget
 
@@ -30,11 +34,15 @@ def make_target(
     if backend in ("lava-float", "lava-fixed"):
         from mksgn.targets.lava import LavaTarget
 
-        return LavaTarget(fixed_point=backend == "lava-fixed", timeout_s=timeout_s)
+        return LavaTarget(
+            fixed_point=backend == "lava-fixed", timeout_s=timeout_s, input_abs_max=input_abs_max
+        )
     if backend in ("loihi-emu", "loihi-emu-float"):
         from mksgn.targets.emulator import EmulatorTarget
 
-        return EmulatorTarget(fixed_point=backend == "loihi-emu", batch_size=batch_size)
+        return EmulatorTarget(
+            fixed_point=backend == "loihi-emu", batch_size=batch_size, input_abs_max=input_abs_max
+        )
     raise MksgnError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
