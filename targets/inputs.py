@@ -63,7 +63,8 @@ def array_inputs(path: str | os.PathLike[str], graph: nir.NIRGraph) -> np.ndarra
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise MksgnError(f"{path} holds no samples or no time steps (shape {array.shape})")
     # Checked after the cast: float64 values beyond float32's range become infinite.
-    array = np.array(array, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, as one Error line
+        array = np.array(array, dtype=np.float32)
     if not np.all(np.isfinite(array)):
         raise MksgnError(f"{path} contains NaN or infinite values (or values beyond float32)")
     return array

@@ -110,7 +110,7 @@ def _mount_tmpfs(folder: Path, options: str) -> bool:
 
 
 @contextlib.contextmanager
-def full_disk(folder: Path, size_kb: int = 24) -> Iterator[Path]:
+def full_disk(folder: Path, size_kb: int = 12) -> Iterator[Path]:
     """A folder where writing more than about `size_kb` kB fails: a tiny tmpfs (ENOSPC) when
     this runs as root, otherwise a file-size limit on this process (EFBIG)."""
     folder.mkdir(parents=True, exist_ok=True)

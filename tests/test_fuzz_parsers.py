@@ -24,7 +24,7 @@ from mksgn.benchmarks import fuzz
 from mksgn.errors import MksgnError
 from mksgn.train.data.safe_pickle import load_pickle
 
-EXAMPLES = 60
+EXAMPLES = 40
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -299,7 +299,7 @@ def one_error_line(err: str) -> bool:
 
 
 @pytest.mark.timeout(240)
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=15, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(data=st.data())
 def test_cli_on_fuzzed_files_prints_one_error_line(seeds, tmp_path: Path, capsys, data) -> None:
