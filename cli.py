@@ -354,9 +354,21 @@ def export_command(
         click.echo(f"Wrote {summary['path']} ({summary['format']}, {summary['bytes']} bytes)")
 
 
+def parse_shard_option(_ctx: click.Context, _param: click.Parameter, value: str | None):
+    """--shard i/n as a targets.shard.Shard (a usage error if malformed)."""
+    if value is None:
+        return None
+    from mksgn.targets.shard import parse_shard
+
+    try:
+        return parse_shard(value)
+    except MksgnError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 def graph_run_options(command):
     """The options of every command that runs a NIR graph on samples: what to feed it, how
-    many samples, the Lava watchdog's limit and the emulator's batch size."""
+    many samples, the Lava watchdog's limit, the emulator's batch size and the shard."""
     options = [
         click.option(
             "--data",
@@ -385,6 +397,13 @@ def graph_run_options(command):
             default=32,  # targets.emulator.DEFAULT_BATCH_SIZE (tested)
             show_default=True,
             help="Samples the loihi-emu backends run side by side (Lava runs one at a time).",
+        ),
+        click.option(
+            "--shard",
+            metavar="I/N",
+            callback=parse_shard_option,
+            help="Run only contiguous slice I of N of the samples (needs --out; fixed point "
+            "quantises for the range of all samples); combine the parts with 'mksgn merge'.",
         ),
     ]
     for option in reversed(options):
@@ -425,6 +444,7 @@ def simulate_command(
     out: Path | None,
     timeout_s: float | None,
     batch_size: int,
+    shard: object,
     as_json: bool,
 ) -> None:
     """Run a NIR graph (or a converted folder) on a backend, step by step."""
@@ -432,8 +452,10 @@ def simulate_command(
 
     if (data_path is None) == (input_path is None):
         raise click.UsageError("give exactly one of --data PATH or --input X.npy")
+    if shard is not None and out is None:
+        raise click.UsageError("--shard needs --out PART.npz (the file 'mksgn merge' reads)")
     result = simulate(
-        model, backend, data_path, input_path, samples, record, out, timeout_s, batch_size
+        model, backend, data_path, input_path, samples, record, out, timeout_s, batch_size, shard
     )
     if as_json:
         emit_json(result.to_dict())
@@ -505,6 +527,12 @@ def convert_command(
 @click.option("--ac-pj", type=float, help="Override the preset's pJ per accumulate.")
 @click.option("--mac-pj", type=float, help="Override the preset's pJ per multiply-accumulate.")
 @click.option("--update-pj", type=float, help="Override the preset's pJ per neuron update.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the report as JSON (with --shard: the part 'mksgn merge' reads).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the energy report as JSON.")
 def energy_command(
     model: Path,
@@ -519,6 +547,8 @@ def energy_command(
     update_pj: float | None,
     timeout_s: float | None,
     batch_size: int,
+    shard: object,
+    out: Path | None,
     as_json: bool,
 ) -> None:
     """Synaptic operations and energy per sample of a student (MODEL.nir or checkpoint), counted
@@ -527,6 +557,8 @@ def energy_command(
 
     if (data_path is None) == (input_path is None):
         raise click.UsageError("give exactly one of --data PATH or --input X.npy")
+    if shard is not None and out is None:
+        raise click.UsageError("--shard needs --out PART.json (the file 'mksgn merge' reads)")
     report = energy_report(
         model,
         data_path,
@@ -540,11 +572,38 @@ def energy_command(
         update_pj,
         timeout_s,
         batch_size,
+        shard,
+        out,
     )
     if as_json:
         emit_json(report)
     else:
         click.echo(format_energy(report))
+
+
+@cli.command("merge")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "parts", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the merged summary as JSON.")
+def merge_command(out: Path, parts: tuple[Path, ...], as_json: bool) -> None:
+    """Combine the parts of a sharded run into OUT: 'simulate --shard I/N --out PART.npz' parts
+    into the .npz (and summary) one run over all samples writes, or 'energy --shard I/N --out
+    PART.json' parts into its report. All N parts are needed, in any order.
+
+    \b
+    Example (4 processes or machines, then one merge):
+      mksgn simulate M.nir --data D.npz --backend loihi-emu --shard 2/4 --out part2.npz
+      mksgn merge all.npz part1.npz part2.npz part3.npz part4.npz --json"""
+    from mksgn.benchmarks.energy import format_energy
+    from mksgn.targets.shard import merge
+
+    kind, merged = merge(out, list(parts))
+    if as_json:
+        emit_json(merged.to_dict() if kind == "simulate" else merged)
+    else:
+        click.echo(merged.format() if kind == "simulate" else format_energy(merged))
 
 
 @cli.command()

@@ -64,6 +64,10 @@ class LayerCount:
     direct_coded: bool  # a MAC layer counted once per sample (input identical at every step)
     neuron_node: str | None = None
     neuron_firing_rate: float | None = None
+    # What the rates are computed from (totals over the samples, kept so shards can be merged):
+    # active input elements (spikes, or non-zero values) and the element-steps observed.
+    input_events: float = 0.0
+    input_slots: float = 0.0
 
 
 @dataclass
@@ -74,6 +78,9 @@ class GraphCount:
     samples: int
     time_steps: int
     spikes: dict[str, float] = field(default_factory=dict)  # per neuron node, per sample
+    averaged: bool = True  # False: the layers hold totals over the samples (count_totals)
+    # Totals: neuron node -> [spikes (None if it does not spike), neuron updates].
+    neurons: dict[str, list] = field(default_factory=dict)
 
     @property
     def acs(self) -> float:
@@ -239,7 +246,8 @@ def count_layer(name: str, node: nir.NIRNode, sources: list[SourceValues]) -> La
     if all(source.binary for source in sources):
         spikes = sum(float(np.sum(source.values, dtype=np.float64)) for source in sources)
         acs = sum(per_element_sum(source.values, fanout) for source in sources)
-        rate = spikes / (samples * steps * elements * len(sources))
+        slots = float(samples * steps * elements * len(sources))
+        rate = spikes / slots
         return LayerCount(
             name=name,
             kind="ac",
@@ -252,6 +260,8 @@ def count_layer(name: str, node: nir.NIRNode, sources: list[SourceValues]) -> La
             paper_sop=rate * steps * dense_fanout * samples * len(sources),
             flops_per_step=dense_fanout * len(sources),
             direct_coded=False,
+            input_events=spikes,
+            input_slots=slots,
         )
     total = sum(source.values for source in sources)
     direct = steps > 1 and identical_over_steps(total)
@@ -269,6 +279,8 @@ def count_layer(name: str, node: nir.NIRNode, sources: list[SourceValues]) -> La
         paper_sop=0.0,
         flops_per_step=dense_fanout,
         direct_coded=direct,
+        input_events=float(nonzero.sum()),
+        input_slots=float(nonzero.size),
     )
 
 
@@ -284,6 +296,14 @@ def count_operations(
 ) -> GraphCount:
     """Per-layer counts per sample from the inputs (samples, T, *input shape) and the recorded
     values of every node `required_records` names (shaped (samples, T, *shape))."""
+    return average_counts(count_totals(graph, inputs, recorded))
+
+
+def count_totals(
+    graph: nir.NIRGraph, inputs: np.ndarray, recorded: dict[str, np.ndarray]
+) -> GraphCount:
+    """Like count_operations, but every layer's counts are totals over the samples (what shards
+    of one evaluation add up; `average_counts` turns them into per-sample counts)."""
     flat, nodes, edges, cyclic = flat_structure(graph)
     missing = [name for name in required_records(graph) if name not in recorded]
     if missing:
@@ -299,16 +319,16 @@ def count_operations(
             sources = synapse_sources(name, nodes, edges, cyclic, values_of)
             layers.append(count_layer(name, nodes[name], sources))
     neuron_nodes = [name for name in order if isinstance(nodes[name], NEURON_TYPES)]
-    spikes: dict[str, float] = {}
     by_name = {layer.name: layer for layer in layers}
+    per_neuron: dict[str, list] = {}
     for neuron in neuron_nodes:
         values = values_of[neuron]
         neurons = int(np.prod(values.shape[2:]))
         updates = float(neurons * steps * samples)
-        rate = None
+        fired = None
         if isinstance(nodes[neuron], SPIKING_TYPES):
-            spikes[neuron] = float(np.sum(values, dtype=np.float64)) / samples
-            rate = spikes[neuron] * samples / updates
+            fired = float(np.sum(values, dtype=np.float64))
+        per_neuron[neuron] = [fired, updates]
         feeders = [s for s, t in edges if t == neuron and s in by_name]
         if feeders:
             owner = by_name[min(feeders, key=order.index)]
@@ -316,11 +336,61 @@ def count_operations(
             owner = LayerCount(neuron, "none", (), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False)
             layers.append(owner)
         owner.neuron_updates += updates
-        owner.neuron_node, owner.neuron_firing_rate = neuron, rate
-    for layer in layers:
+        owner.neuron_node = neuron
+    return GraphCount(layers, int(samples), int(steps), averaged=False, neurons=per_neuron)
+
+
+def average_counts(totals: GraphCount) -> GraphCount:
+    """Per-sample counts, rates and spikes from totals over the samples (count_totals or
+    merge_counts)."""
+    samples, steps = totals.samples, totals.time_steps
+    spikes = {
+        neuron: fired / samples
+        for neuron, (fired, _) in totals.neurons.items()
+        if fired is not None
+    }
+    layers = []
+    for total in totals.layers:
+        layer = dataclasses.replace(total)
+        if layer.kind != "none":
+            layer.firing_rate = layer.input_events / layer.input_slots
+        if layer.kind == "ac":
+            layer.paper_sop = layer.firing_rate * steps * layer.flops_per_step * samples
+        if layer.neuron_node in spikes:
+            updates = totals.neurons[layer.neuron_node][1]
+            layer.neuron_firing_rate = spikes[layer.neuron_node] * samples / updates
         for key in ("acs", "macs", "neuron_updates", "dense_ops", "paper_sop"):
             setattr(layer, key, getattr(layer, key) / samples)
-    return GraphCount(layers, int(samples), int(steps), spikes)
+        layers.append(layer)
+    return GraphCount(layers, int(samples), int(steps), spikes, neurons=totals.neurons)
+
+
+def merge_counts(parts: list[GraphCount]) -> GraphCount:
+    """Totals of one evaluation from the totals of its shards (count_totals of each slice)."""
+    first = parts[0]
+    merged = [dataclasses.replace(layer) for layer in first.layers]
+    for part in parts[1:]:
+        if part.time_steps != first.time_steps or [
+            (layer.name, layer.kind, layer.neuron_node) for layer in part.layers
+        ] != [(layer.name, layer.kind, layer.neuron_node) for layer in merged]:
+            raise MksgnError("the shards counted different graphs or time steps; cannot merge")
+        for into, layer in zip(merged, part.layers, strict=True):
+            if into.direct_coded != layer.direct_coded:
+                raise MksgnError(
+                    f"layer '{layer.name}' is direct-coded in some shards only, so a single "
+                    "run would count it differently; run the evaluation unsharded"
+                )
+            for key in ("acs", "macs", "neuron_updates", "dense_ops", "input_events"):
+                setattr(into, key, getattr(into, key) + getattr(layer, key))
+            into.input_slots += layer.input_slots
+    neurons = {name: list(values) for name, values in first.neurons.items()}
+    for part in parts[1:]:
+        for name, (fired, updates) in part.neurons.items():
+            if fired is not None:
+                neurons[name][0] += fired
+            neurons[name][1] += updates
+    samples = sum(part.samples for part in parts)
+    return GraphCount(merged, samples, first.time_steps, averaged=False, neurons=neurons)
 
 
 def run_and_count(
@@ -329,14 +399,18 @@ def run_and_count(
     backend: str,
     timeout_s: float | None = None,
     batch_size: int | None = None,
+    input_abs_max: float | None = None,
+    totals: bool = False,
 ) -> tuple[GraphCount, RunResult]:
-    """Run the graph on a backend, recording what counting needs, and count (batch_size: the
-    emulator's samples per batch; None for its default)."""
+    """Run the graph on a backend, recording what counting needs, and count per sample (with
+    `totals`, totals over the samples: count_totals); batch_size and input_abs_max as for
+    make_target."""
     from mksgn.targets.simulate import make_target
 
-    target = make_target(backend, timeout_s, batch_size)
+    target = make_target(backend, timeout_s, batch_size, input_abs_max)
     result = target.run(graph, inputs, required_records(graph))
-    return count_operations(graph, inputs, result.recorded), result
+    counts = count_totals(graph, inputs, result.recorded)
+    return (counts if totals else average_counts(counts)), result
 
 
 # ---------------------------------------------------------------------------------------------

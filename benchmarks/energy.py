@@ -16,6 +16,8 @@ of a directly coded first layer are counted once per sample, not once per step).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,8 +26,16 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from mksgn.benchmarks.counting import GraphCount, LayerCount, run_and_count, teacher_macs
+from mksgn.benchmarks.counting import (
+    GraphCount,
+    LayerCount,
+    average_counts,
+    merge_counts,
+    run_and_count,
+    teacher_macs,
+)
 from mksgn.errors import MksgnError
+from mksgn.targets.shard import Shard
 
 PJ_PER_MJ = 1e9
 
@@ -183,13 +193,20 @@ def energy_report(
     update_pj: float | None = None,
     timeout_s: float | None = None,
     batch_size: int | None = None,
+    shard: Shard | None = None,
+    out: str | os.PathLike[str] | None = None,
 ) -> dict[str, object]:
     """Run a student on --data (test split) or --input, count its operations and price them
-    (batch_size: the emulator's samples per batch; None for its default)."""
+    (batch_size: the emulator's samples per batch; None for its default); write the report to
+    `out` if given. With `shard`, only its slice of the samples, and the report carries the
+    totals `mksgn merge` adds up (key targets.shard.SHARD_KEY)."""
     from mksgn.targets.inputs import array_inputs, data_inputs
+    from mksgn.targets.shard import SHARD_KEY, shard_inputs
 
     if (data_path is None) == (input_path is None):
         raise MksgnError("give exactly one of --data PATH or --input X.npy")
+    if shard is not None and out is None:
+        raise MksgnError("--shard needs --out PART.json: 'mksgn merge' combines the parts' files")
     prices = resolve_preset(preset, ac_pj, mac_pj, update_pj)
     teacher_count = None if teacher is None else teacher_macs(teacher)
     with tempfile.TemporaryDirectory(prefix="mksgn-energy-") as workdir:
@@ -199,15 +216,91 @@ def energy_report(
     else:
         inputs = array_inputs(input_path, graph)
         inputs = inputs if samples is None else inputs[:samples]
-    counts, result = run_and_count(graph, inputs, backend, timeout_s, batch_size)
-    return build_report(
-        counts,
+    abs_max, total = None, len(inputs)
+    if shard is not None:
+        inputs, _, abs_max = shard_inputs(inputs, None, shard)
+    totals, result = run_and_count(
+        graph, inputs, backend, timeout_s, batch_size, abs_max, totals=True
+    )
+    report = build_report(
+        average_counts(totals),
         prices,
         backend,
         result.wall_s_per_sample,
         result.steps_per_sample,
         teacher_count,
     )
+    if shard is not None:
+        report[SHARD_KEY] = shard.metadata(
+            "energy",
+            total,
+            abs_max,
+            model=str(model),
+            backend=backend,
+            time_steps=int(totals.time_steps),
+            steps_per_sample=int(result.steps_per_sample),
+            wall_s=result.wall_s_per_sample * len(inputs),
+            prices=dataclasses.asdict(prices),
+            teacher_macs=teacher_count,
+            totals=dataclasses.asdict(totals),
+        )
+    if out is not None:
+        write_report(out, report)
+    return report
+
+
+def write_report(out: str | os.PathLike[str], report: dict) -> None:
+    """The report as JSON, written atomically."""
+    from mksgn.atomic import atomic_open
+
+    with atomic_open(out, "w") as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")
+
+
+def merge_energy(out: str | os.PathLike[str], paths: list[Path]) -> dict[str, object]:
+    """The report of one run over all samples from the parts of a sharded `mksgn energy`
+    (their totals added up, then priced as a single run prices them), written to OUT."""
+    from mksgn.targets.shard import SHARD_KEY, check_parts
+
+    metas = []
+    for path in paths:
+        try:
+            metas.append(json.loads(Path(path).read_text())[SHARD_KEY])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise MksgnError(
+                f"{path} is not a part written by 'mksgn energy --shard ... --out'"
+            ) from None
+    names = [str(path) for path in paths]
+    order = check_parts(metas, names, "energy")
+    for field in ("prices", "teacher_macs"):
+        if len({json.dumps(meta.get(field)) for meta in metas}) > 1:
+            raise MksgnError(f"the parts were priced differently ({field} differ); cannot merge")
+    try:
+        parts = [graph_count(metas[k]["totals"]) for k in order]
+        prices = EnergyPreset(**metas[0]["prices"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise MksgnError(f"a part's totals are malformed ({error})") from None
+    first = metas[order[0]]
+    total = int(first["total_samples"])
+    report = build_report(
+        average_counts(merge_counts(parts)),
+        prices,
+        first["backend"],
+        sum(float(meta["wall_s"]) for meta in metas) / total,
+        int(first["steps_per_sample"]),
+        first["teacher_macs"],
+    )
+    write_report(out, report)
+    return report
+
+
+def graph_count(data: dict) -> GraphCount:
+    """A GraphCount from its dataclasses.asdict form (a part's totals)."""
+    layers = [
+        LayerCount(**{**layer, "sources": tuple(layer["sources"])}) for layer in data["layers"]
+    ]
+    return GraphCount(**{**data, "layers": layers})
 
 
 def format_energy(report: dict) -> str:

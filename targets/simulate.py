@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from mksgn.atomic import atomic_savez
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target
 from mksgn.targets.inputs import array_inputs, data_inputs, load_graph
+from mksgn.targets.shard import SHARD_KEY, Shard, shard_inputs
 
 BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")
 SPIKING_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
@@ -56,6 +58,7 @@ class Simulation:
     predictions: np.ndarray
     labels: np.ndarray | None
     spike_counts: dict[str, int] = field(default_factory=dict)
+    shard: dict | None = None  # with --shard: the slice run (targets.shard metadata)
 
     def to_dict(self) -> dict[str, object]:
         """The --json summary."""
@@ -71,11 +74,14 @@ class Simulation:
         summary["spike_counts"] = self.spike_counts
         summary["steps_per_sample"] = self.result.steps_per_sample
         summary["wall_s_per_sample"] = self.result.wall_s_per_sample
+        if self.shard is not None:
+            summary["shard"] = self.shard
         return summary
 
     def format(self) -> str:
         """A human-readable summary."""
-        lines = [
+        lines = [] if self.shard is None else [self.shard_line()]
+        lines += [
             f"{self.result.backend}: {self.predictions.size} samples × {self.result.time_steps} "
             f"steps of {self.graph_file} ({self.result.wall_s_per_sample:.3g} s/sample, "
             f"{self.result.steps_per_sample} simulator steps/sample)"
@@ -84,6 +90,14 @@ class Simulation:
             lines.append(f"accuracy {np.mean(self.predictions == self.labels):.4f}")
         lines += [f"spikes {name}: {count}" for name, count in self.spike_counts.items()]
         return "\n".join(lines)
+
+    def shard_line(self) -> str:
+        """Which slice this part holds."""
+        shard = self.shard or {}
+        return (
+            f"shard {shard['index']}/{shard['count']}: samples {shard['start']}..{shard['stop'] - 1}"
+            f" of {shard['total_samples']} (merge the parts with 'mksgn merge')"
+        )
 
 
 def node_types(graph: nir.NIRGraph) -> dict[str, type]:
@@ -103,10 +117,14 @@ def simulate(
     out: str | os.PathLike[str] | None = None,
     timeout_s: float | None = None,
     batch_size: int | None = None,
+    shard: Shard | None = None,
 ) -> Simulation:
-    """Run a graph on --data (test split, encoded) or --input (an array) and summarise it."""
+    """Run a graph on --data (test split, encoded) or --input (an array) and summarise it; with
+    `shard` only its slice of the samples, written to `out` with what `mksgn merge` needs."""
     if (data_path is None) == (input_path is None):
         raise MksgnError("give exactly one of --data PATH or --input X.npy")
+    if shard is not None and out is None:
+        raise MksgnError("--shard needs --out PART.npz: 'mksgn merge' combines the parts' files")
     graph, graph_file = load_graph(model_path)
     labels = None
     if data_path is not None:
@@ -114,7 +132,11 @@ def simulate(
     else:
         inputs = array_inputs(input_path, graph)
         inputs = inputs if samples is None else inputs[:samples]
-    target = make_target(backend, timeout_s, batch_size)
+    abs_max = None
+    if shard is not None:
+        total = len(inputs)
+        inputs, labels, abs_max = shard_inputs(inputs, labels, shard)
+    target = make_target(backend, timeout_s, batch_size, abs_max)
     result = target.run(graph, inputs, tuple(record))
     output = next(iter(graph.outputs))
     mean_output = result.recorded[output].mean(axis=1).reshape(len(inputs), -1)
@@ -125,10 +147,26 @@ def simulate(
         for name, values in result.recorded.items()
         if issubclass(types.get(name, nir.Output), SPIKING_NODES)
     }
+    meta = None
+    if shard is not None:
+        meta = shard.metadata(
+            "simulate",
+            total,
+            abs_max,
+            model=str(graph_file),
+            backend=result.backend,
+            output=output,
+            time_steps=result.time_steps,
+            steps_per_sample=result.steps_per_sample,
+            wall_s=result.wall_s_per_sample * len(inputs),
+            spike_counts=counts,
+        )
     if out is not None:
         arrays = dict(result.recorded)
         arrays["predictions"] = predictions
         if labels is not None:
             arrays["labels"] = labels
+        if meta is not None:
+            arrays[SHARD_KEY] = np.array(json.dumps(meta))
         atomic_savez(out, **arrays)
-    return Simulation(graph_file, result, output, predictions, labels, counts)
+    return Simulation(graph_file, result, output, predictions, labels, counts, meta)
