@@ -825,7 +825,6 @@ def build_lava(
     time last). Returns (the source process, population name -> LIF process)."""
     import scipy.sparse
     from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFReset
     from lava.proc.sparse.process import Sparse
@@ -860,18 +859,21 @@ def build_lava(
             last = proc.a_out
             last_shape = proc.a_out.shape
         else:
-            kwargs = {} if qsyn is None else dict(weight_exp=qsyn.weight_exp)
-            if syn.sparse:
-                matrix = conv_sparse_matrix(
-                    weight, syn.conv, plan.populations[syn.target].lava_shape
-                )
-                proc = Sparse(weights=matrix, num_message_bits=bits, name=f"syn{index}", **kwargs)
-                del matrix  # the process holds its own copy
-            else:
-                proc = Dense(weights=weight, num_message_bits=bits, name=f"syn{index}", **kwargs)
-            (out_port.flatten() if len(out_port.shape) > 1 else out_port).connect(proc.s_in)
+            exp = 0 if qsyn is None else qsyn.weight_exp
+            proc = matrix_synapse(syn, weight, exp, bits, f"syn{index}", plan, qsyn is not None)
+            flat(out_port).connect(proc.s_in)
             last = proc.a_out
             last_shape = proc.a_out.shape
+            if qsyn is not None and qsyn.residual is not None:
+                # A second synapse with a finer exponent beside it; Lava sums both into a_in.
+                residual = matrix_synapse(
+                    syn, qsyn.residual, qsyn.residual_exp, bits, f"syn{index}.residual", plan, True
+                )
+                flat(out_port).connect(residual.s_in)
+                port = residual.a_out
+                if tuple(port.shape) != tuple(target.a_in.shape):
+                    port = port.reshape(tuple(target.a_in.shape))
+                port.connect(target.a_in)
         for hop in range(syn.extra_hops):
             size = int(np.prod(last_shape))
             # A sparse identity: a dense one would hold size² weights and cost size² per step.
@@ -881,12 +883,31 @@ def build_lava(
             delay = Sparse(
                 weights=identity, num_message_bits=GRADED_MESSAGE_BITS, name=f"syn{index}.hop{hop}"
             )
-            (last.flatten() if len(last_shape) > 1 else last).connect(delay.s_in)
+            flat(last).connect(delay.s_in)
             last, last_shape = delay.a_out, delay.a_out.shape
         if tuple(last_shape) != tuple(target.a_in.shape):
             last = last.reshape(tuple(target.a_in.shape))
         last.connect(target.a_in)
     return source, lifs
+
+
+def flat(port: object) -> object:
+    """A Lava port as the 1-D port a Dense or Sparse process connects to."""
+    return port.flatten() if len(port.shape) > 1 else port
+
+
+def matrix_synapse(
+    syn: Synapse, weight: np.ndarray, exp: int, bits: int, name: str, plan: LavaPlan, fixed: bool
+) -> object:
+    """A Lava Dense (or Sparse, for a conv lowered to a matrix) process for `weight`."""
+    from lava.proc.dense.process import Dense
+    from lava.proc.sparse.process import Sparse
+
+    kwargs = dict(weight_exp=exp) if fixed else {}
+    if not syn.sparse:
+        return Dense(weights=weight, num_message_bits=bits, name=name, **kwargs)
+    matrix = conv_sparse_matrix(weight, syn.conv, plan.populations[syn.target].lava_shape)
+    return Sparse(weights=matrix, num_message_bits=bits, name=name, **kwargs)
 
 
 def nir_node_kinds(plan: LavaPlan) -> dict[str, dict[str, object]]:

@@ -139,14 +139,20 @@ class Network:
                 bias = (mant << int(params["bias_exp"])).reshape(size, 1)
             self.populations[name] = EmulatedPopulation(name, size, pop.depth, du, dv, vth, bias)
         self.synapses = [self.synapse(index, syn) for index, syn in enumerate(plan.synapses)]
+        # A fixed-point synapse's residual part is a second Lava synapse beside it.
+        self.synapses += [
+            self.synapse(index, syn, residual=True)
+            for index, syn in enumerate(plan.synapses)
+            if fixed is not None and fixed.synapses[index].residual is not None
+        ]
 
-    def synapse(self, index: int, syn: object) -> EmulatedSynapse:
-        """One plan synapse as an EmulatedSynapse."""
+    def synapse(self, index: int, syn: object, residual: bool = False) -> EmulatedSynapse:
+        """One plan synapse (or, with `residual`, its fixed-point residual part) to run."""
         import scipy.sparse
 
         plan, fixed = self.job.plan, self.job.fixed
         qsyn = None if fixed is None else fixed.synapses[index]
-        weight = syn.weight if qsyn is None else qsyn.weight
+        weight = syn.weight if qsyn is None else qsyn.residual if residual else qsyn.weight
         lava_conv = syn.kind == "conv" and not syn.sparse
         if syn.kind == "conv":
             matrix = conv_sparse_matrix(weight, syn.conv, plan.populations[syn.target].lava_shape)
@@ -161,7 +167,7 @@ class Network:
             sign_mode = determine_sign_mode(matrix)
             matrix = clip_weights(matrix, sign_mode, num_bits=8)
             matrix = truncate_weights(matrix, sign_mode, 8)
-            weight_exp = int(qsyn.weight_exp)
+            weight_exp = int(qsyn.residual_exp if residual else qsyn.weight_exp)
         if qsyn is not None:
             largest_input = GRADED_MAX if syn.graded else 1
             row_sums = np.asarray(abs(matrix).sum(axis=1))
@@ -176,7 +182,7 @@ class Network:
         else:
             matrix = np.ascontiguousarray(matrix, dtype=np.float64)
         return EmulatedSynapse(
-            name=syn.name,
+            name=f"{syn.name} (residual)" if residual else syn.name,
             source=syn.source,
             target=syn.target,
             matrix=matrix,

@@ -10,7 +10,6 @@ import re
 import nir
 import numpy as np
 import pytest
-import torch
 from cli_runner import run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -152,26 +151,13 @@ def test_mixed_graph_equals_lava(fixed: bool, mixed_inputs: np.ndarray) -> None:
     assert emulated.steps_per_sample == lava.steps_per_sample == 6 + plan.depth
 
 
-def quantisable_student() -> torch.nn.Module:
-    """spiking_student('mk-sgn') with a tenth of its BN shifts and readout bias: the full ones
-    do not fit the 13-bit bias of Loihi fixed point (quantize_plan refuses them)."""
-    model = spiking_student("mk-sgn")
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.bias.mul_(0.1)
-                module.running_mean.mul_(0.1)
-            if isinstance(module, torch.nn.Linear) and module.bias is not None:
-                module.bias.mul_(0.1)
-    return model
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "float"])
 def test_student_equals_lava_on_every_layer(fixed: bool) -> None:
     """An exported MK-SGN student (graded graph-conv inputs of four branches, fusion, strided
-    temporal convs as Sparse, Dense readout): every spiking layer and the logits equal Lava's."""
-    model = quantisable_student()
+    temporal convs as Sparse, Dense readout; in fixed point its SA-SGC layer gets a residual
+    synapse): every spiking layer and the logits equal Lava's."""
+    model = spiking_student("mk-sgn")
     graph = student_to_nir(model)
     spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
     inputs = node_major_input(model, joints(batch=2))
@@ -179,6 +165,8 @@ def test_student_equals_lava_on_every_layer(fixed: bool) -> None:
     lava = LavaTarget(fixed_point=fixed, timeout_s=280).run_plan(plan, inputs, spiking)
     emulated = EmulatorTarget(fixed_point=fixed).run_plan(plan, inputs, spiking)
     assert_equal_runs(lava, emulated, exact_values=fixed)
+    if fixed:
+        assert lava.extra["quantisation"]["layer3.synapse"]["residual_exp"] is not None
     for node in spiking:
         assert lava.recorded[node].sum() > 0, f"{node} is silent: the test would prove little"
 

@@ -78,6 +78,24 @@ def test_rounding_keeps_each_rows_sum() -> None:
     assert (integer[:, 1:] != 0).sum() > 100  # plain rounding would zero every one of them
 
 
+def test_wide_range_synapse_gets_a_residual_part() -> None:
+    """A synapse whose 8-bit weights are mostly lost (a few graph-edge weights beside many small
+    attention weights) gets a second, finer part; together they are far more accurate. netx
+    artifacts (no exponents) and residual_synapses=False keep one part."""
+    graph = dense_graph()
+    weight = RNG.uniform(0.001, 0.004, (3, 6))
+    weight[:, 0] = 1.0
+    graph.nodes["readout"] = nir.Affine(weight=weight, bias=np.zeros(3))
+    plan = build_plan(graph)
+    one_part = quantize_plan(plan, 1.0, residual_synapses=False).synapses[1]
+    two_parts = quantize_plan(plan, 1.0).synapses[1]
+    assert one_part.residual is None and one_part.mean_rel_error > 0.25
+    assert two_parts.residual is not None and two_parts.residual_exp < two_parts.weight_exp
+    assert two_parts.mean_rel_error < one_part.mean_rel_error / 10
+    assert np.array_equal(two_parts.weight, one_part.weight)
+    assert quantize_plan(plan, 1.0, weight_exponents=False).synapses[1].residual is None
+
+
 def test_input_gets_the_bits_the_accumulator_allows() -> None:
     """The graded input's shift grows until Lava's int32 sum could overflow: a wider fan-in or a
     larger input range leaves fewer input bits, and the worst case stays below 2**31."""
@@ -126,9 +144,10 @@ def test_plan_parameters_are_integers_with_report() -> None:
 
 
 def test_bias_overflow_names_the_layer() -> None:
-    """A bias far beyond the threshold cannot be represented: Error naming the layer."""
+    """A bias far beyond the threshold cannot be represented: the scale that fits the bias
+    leaves no threshold, and the Error names the layer."""
     plan = build_plan(dense_graph(vth=1e-3, bias=1e4))
-    with pytest.raises(MksgnError, match=r"layer 'lif': bias"):
+    with pytest.raises(MksgnError, match=r"layer 'lif': threshold .* too small relative"):
         quantize_plan(plan, 1.0)
 
 
