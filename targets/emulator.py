@@ -22,7 +22,7 @@ import time
 import nir
 import numpy as np
 
-from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, conv_sparse_matrix
+from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, conv_taps, max_row_sum
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 from mksgn.targets.lava import LavaJob, prepare_job
@@ -33,6 +33,7 @@ STATE_LIMIT = 2**23  # Lava's 24-bit u wraps above it; v clips at STATE_LIMIT - 
 DECAY_SHIFT = 12
 ACTIVATION_SHIFT = 6  # Lava left-shifts a_in and vth by 6 bits
 EXACT_FLOAT = 2**53  # integers up to this add exactly in float64
+EXACT_FLOAT32 = 2**24  # ... and in float32
 GRADED_MAX = 2**23  # 24-bit graded messages
 
 
@@ -43,11 +44,71 @@ class EmulatedSynapse:
     name: str
     source: str
     target: str
-    matrix: object  # float64 ndarray (fixed-point dense) or scipy csr (everything else)
+    matrix: object  # ConvKernel (convs), float64 ndarray (fixed-point dense) or scipy csr
     graded: bool
     delay: int  # steps between the source's output and its delivery: 1 + identity hops
     lava_conv: bool  # a Lava Conv: no weight exponent, 24-bit wrap of its output
     weight_exp: int
+
+
+class ConvKernel:
+    """A conv synapse run as a torch convolution (a matrix product for 1x1 kernels) on the
+    source's Lava-layout spikes, instead of an expanded (N_out, N_in) matrix: far fewer bytes
+    and vectorised, multithreaded kernels. `kernel @ source` maps (N_in, batch) to (N_out,
+    batch) float64 like the matrix it stands for."""
+
+    def __init__(self, kernel: np.ndarray, conv: dict, out_shape: tuple, float32: bool) -> None:
+        """A Lava-layout kernel (C_out, kw, kh, C_in/groups) with geometry `conv` (W, H order)
+        into a population of Lava shape `out_shape`; float32 only where sums stay exact."""
+        import torch
+
+        self.dtype = torch.float32 if float32 else torch.float64
+        # Lava's Conv is a true convolution over (W, H): back to torch's cross-correlation.
+        weight = np.asarray(kernel, dtype=np.float64).transpose(0, 3, 2, 1)[:, :, ::-1, ::-1]
+        self.weight = torch.from_numpy(weight.copy()).to(self.dtype)
+        self.in_shape, self.out_shape = tuple(conv["input_shape"]), tuple(out_shape)
+        self.stride = tuple(conv["stride"])[::-1]
+        self.padding = tuple(conv["padding"])[::-1]
+        self.dilation = tuple(conv["dilation"])[::-1]
+        self.groups = int(conv["groups"])
+        self.pointwise = (
+            weight.shape[2:] == (1, 1)
+            and self.groups == 1
+            and self.stride == (1, 1)
+            and self.padding == (0, 0)
+        )
+        if self.pointwise:
+            self.weight = self.weight[:, :, 0, 0].contiguous()
+
+    def __matmul__(self, source: np.ndarray) -> np.ndarray:
+        """The synapse's output (N_out, batch) for the source's values (N_in, batch)."""
+        import torch
+
+        batch = source.shape[1]
+        size = int(np.prod(self.out_shape))
+        if not source.any():  # a silent source: binary spikes are often all zero
+            return np.zeros((size, batch))
+        in_w, in_h, in_c = self.in_shape
+        x = torch.from_numpy(np.asarray(source)).to(self.dtype)
+        if self.pointwise:
+            # (W·H, C, B) -> (C, W·H·B); the product; back to (W·H·C_out, B)
+            x = x.reshape(in_w * in_h, in_c, batch).transpose(0, 1).reshape(in_c, -1)
+            y = (self.weight @ x).reshape(-1, in_w * in_h, batch).transpose(0, 1)
+        else:
+            x = x.reshape(in_w, in_h, in_c, batch).permute(3, 2, 1, 0)  # (B, C, H, W)
+            y = torch.nn.functional.conv2d(
+                x,
+                self.weight,
+                stride=self.stride,
+                padding=self.padding,
+                dilation=self.dilation,
+                groups=self.groups,
+            ).permute(3, 2, 1, 0)  # (W', H', C_out, B)
+        return y.reshape(size, batch).to(torch.float64).numpy()
+
+    def nbytes(self) -> int:
+        """Bytes the kernel takes."""
+        return self.weight.element_size() * self.weight.nelement()
 
 
 @dataclasses.dataclass
@@ -154,29 +215,37 @@ class Network:
         qsyn = None if fixed is None else fixed.synapses[index]
         weight = syn.weight if qsyn is None else qsyn.residual if residual else qsyn.weight
         lava_conv = syn.kind == "conv" and not syn.sparse
-        if syn.kind == "conv":
-            matrix = conv_sparse_matrix(weight, syn.conv, plan.populations[syn.target].lava_shape)
-        else:
-            matrix = np.asarray(weight)
+        out_shape = plan.populations[syn.target].lava_shape
+        matrix = np.asarray(weight)
         weight_exp = 0
         if qsyn is not None and not lava_conv:
             # Lava's Dense and Sparse clip and truncate the weights on their first step (Conv
             # does neither and ignores the exponent).
             from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
-            sign_mode = determine_sign_mode(matrix)
+            if syn.kind == "conv":
+                # The sign mode of the Sparse matrix: the kernel taps it holds, and its zeros.
+                held = [tap[tap != 0] for tap, out, _ in conv_taps(matrix, syn.conv, out_shape)]
+                sign_mode = determine_sign_mode(np.concatenate([*held, np.zeros(1)]))
+            else:
+                sign_mode = determine_sign_mode(matrix)
             matrix = clip_weights(matrix, sign_mode, num_bits=8)
             matrix = truncate_weights(matrix, sign_mode, 8)
             weight_exp = int(qsyn.residual_exp if residual else qsyn.weight_exp)
+        largest_sum = 0.0
         if qsyn is not None:
             largest_input = GRADED_MAX if syn.graded else 1
-            row_sums = np.asarray(abs(matrix).sum(axis=1))
-            if float(row_sums.max(initial=0)) * largest_input >= EXACT_FLOAT:
+            largest_sum = float(max_row_sum(syn, matrix)) * largest_input
+            if largest_sum >= EXACT_FLOAT:
                 raise MksgnError(
                     f"synapse '{syn.name}': its fixed-point sums could exceed 2**53; the "
                     "emulator cannot add them exactly"
                 )
-        if qsyn is None or syn.kind == "conv":
+        if syn.kind == "conv":
+            # float32 adds integers exactly while every partial sum stays below 2**24.
+            exact32 = qsyn is not None and largest_sum < EXACT_FLOAT32
+            matrix = ConvKernel(matrix, syn.conv, out_shape, exact32)
+        elif qsyn is None:
             matrix = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
             matrix.sort_indices()
         else:
