@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,27 +88,40 @@ class LavaTarget:
     def run_plan(
         self, plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...] = ()
     ) -> RunResult:
-        """Run an already lowered plan (see `run`)."""
+        """Run an already lowered plan (see `run`).
+
+        A graph with a recurrent edge gets a fresh Lava network per sample: LIFReset clears u
+        and v, but on the reset step a back edge still delivers the previous sample's last
+        spikes from its synapse's one-step buffer, which nothing in Lava can clear."""
         job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max)
-        lava_job = dict(
-            plan=plan,
-            fixed=job.fixed,
-            data=job.stream_data(0, job.samples),
-            period=job.period,
-            total_steps=job.samples * job.period,
-            populations=job.populations,
-        )
-        timeout = self.timeout_s
-        if timeout is None:
-            processes = 2 * len(plan.synapses) + len(plan.populations) + len(job.populations) + 1
-            timeout = watchdog_timeout(plan, processes, job.samples * job.period)
+        recurrent = any(syn.back_edge for syn in plan.synapses)
+        runs = [(i, i + 1) for i in range(job.samples)] if recurrent else [(0, job.samples)]
         started = time.perf_counter()
         PEAK_RSS["bytes"] = 0
-        raw = run_watched(lava_job, timeout)
+        parts = [self.execute(job, start, stop) for start, stop in runs]
+        raw = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         wall = time.perf_counter() - started
         recorded = job.align(raw, job.samples)
         extra = {"lava_peak_rss_mb": PEAK_RSS["bytes"] / 2**20}
         return job.result(self.name, recorded, wall, extra)
+
+    def execute(self, job: LavaJob, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Samples [start, stop) streamed through one Lava network in a watched child."""
+        samples = stop - start
+        lava_job = dict(
+            plan=job.plan,
+            fixed=job.fixed,
+            data=job.stream_data(start, stop),
+            period=job.period,
+            total_steps=samples * job.period,
+            populations=job.populations,
+        )
+        timeout = self.timeout_s
+        if timeout is None:
+            plan = job.plan
+            processes = 2 * len(plan.synapses) + len(plan.populations) + len(job.populations) + 1
+            timeout = watchdog_timeout(plan, processes, samples * job.period)
+        return run_watched(lava_job, timeout)
 
 
 # ---------------------------------------------------------------------------- job
@@ -399,9 +413,25 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
             return {key: result[key] for key in result.files}
 
 
+PARENT_POLL_S = 0.5
+
+
+def end_session_with(parent: int) -> None:
+    """Worker thread: once `parent` is gone (even SIGKILLed, which no handler sees), remove the
+    shared memory the session maps and kill the whole session, so no Lava process outlives it."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    session = os.getsid(0)
+    for segment in mapped_shm(session_processes(session)):
+        with contextlib.suppress(OSError):
+            os.unlink(segment)  # unlink first: the kill below ends this thread too
+    os.killpg(session, signal.SIGKILL)
+
+
 def worker_main(work_dir: str) -> None:
     """Child process: build the Lava network, run it, write result.npz or error.txt."""
     work = Path(work_dir)
+    threading.Thread(target=end_session_with, args=(os.getppid(),), daemon=True).start()
     try:
         with open(work / "job.pkl", "rb") as handle:
             job = pickle.load(handle)  # our own parent's job file in a private temp dir

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -183,5 +184,42 @@ def test_sigterm_to_simulate_leaves_no_lava_session_behind(tmp_path) -> None:
     assert simulate.returncode == 130
     assert err.strip().splitlines()[-1].startswith("Error: interrupted")
     time.sleep(0.5)
+    assert processes_where("session", sessions[0]) == []
+    assert shm() - before == set()
+
+
+@pytest.mark.timeout(120)
+def test_sigkilled_caller_takes_its_lava_session_along(tmp_path) -> None:
+    """A program running Lava that is SIGKILLed (no handler runs: the OOM killer, kill -9) leaves
+    no Lava process and no shared memory behind: the worker notices its parent is gone."""
+    graph_file = tmp_path / "tiny.nir"
+    nir.write(graph_file, tiny_graph())
+    caller = textwrap.dedent(
+        f"""
+        import numpy as np
+        from mksgn.convert.nir_io import read_nir
+        from mksgn.targets.lava import LavaTarget
+        LavaTarget(timeout_s=600).run(read_nir({str(graph_file)!r}), np.ones((20_000, 4, 3)))
+        """
+    )
+    before = shm()
+    program = subprocess.Popen([sys.executable, "-c", caller])
+    try:
+        deadline = time.monotonic() + 60
+        sessions: list[int] = []
+        while not sessions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            sessions = processes_where("ppid", program.pid)
+        assert sessions, "the Lava child session never started"
+        while len(processes_where("session", sessions[0])) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(processes_where("session", sessions[0])) >= 3
+        program.send_signal(signal.SIGKILL)
+        program.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while processes_where("session", sessions[0]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        program.kill()
     assert processes_where("session", sessions[0]) == []
     assert shm() - before == set()
