@@ -90,15 +90,16 @@ def run_fresh(*args: object) -> dict:
             return dict(error="the measuring process died (out of memory?)")
 
 
-def emulator_memory_mb(graph_file: Path) -> float:
-    """What the emulator's synapse matrices take: every convolution as a float64 csr matrix
-    (12 bytes per stored weight), twice while it is built."""
+def emulator_memory_mb(graph_file: Path, batch_size: int = max(BATCH_SIZES)) -> float:
+    """A bound on what the emulator holds: every synapse's weights as float64 (conv kernels are
+    not expanded), and per neuron and sample its state, inputs in flight and recorded steps."""
     from mksgn.convert.lava_graph import build_plan
     from mksgn.convert.nir_io import read_nir
 
     plan = build_plan(read_nir(graph_file))
-    weights = sum(s.nonzeros if s.kind == "conv" else s.weight.size for s in plan.synapses)
-    return 2 * 12 * weights / 2**20
+    weights = sum(s.weight.size for s in plan.synapses)
+    neurons = sum(int(np.prod(p.lava_shape)) for p in plan.populations.values())
+    return (8 * weights + 8 * 16 * neurons * batch_size) / 2**20
 
 
 def available_mb() -> float:
