@@ -241,3 +241,15 @@ def test_report_refuses_to_replace_what_is_not_a_report(demo, tmp_path: Path, ca
     assert run(["report", str(run_dir), "--out", str(keep)]) == 1
     assert "holds no earlier report" in capsys.readouterr().err
     assert (keep / "mine.txt").read_text() == "keep me"
+
+
+def test_agreement_counts_spikes_exactly_and_the_readout_within_float32_rounding() -> None:
+    from mksgn.benchmarks.demo import agreement
+
+    spikes = np.array([[0.0, 1.0, 1.0, 0.0]])
+    readout = np.array([[3.691899, -0.25, 0.0, 1.5]])
+    reference = {"lif": spikes.astype(np.float32), "output": readout.astype(np.float32)}
+    lava = {"lif": np.array([[0.0, 1.0, 0.0, 0.0]]), "output": readout.astype(np.float64)}
+    assert agreement(reference, lava) == {"lif": 0.75, "output": 1.0}
+    lava["output"] = readout + np.array([[0.0, 0.01, 0.0, 0.0]])
+    assert agreement(reference, lava)["output"] == 0.75
