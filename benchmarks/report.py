@@ -33,7 +33,7 @@ PLOTS = {
     "energy": "energy-per-layer.png",
     "raster": "spike-raster.png",
 }
-RASTER_NEURONS = 48  # per layer: the most active neurons of the sample, so the plot stays legible
+RASTER_NEURONS = 48  # neurons shown per layer, so the plot stays legible
 PJ_PER_MJ = 1e9
 
 
@@ -522,22 +522,25 @@ def plot_energy(report: dict[str, Any], path: Path) -> None:
 
 
 def raster_rows(arrays: dict[str, np.ndarray], nodes: list[str], sample: int) -> list[np.ndarray]:
-    """Per layer, the neurons shown: the most active in the sample over both backends."""
+    """Per layer, the neurons shown: evenly spread over those that spiked in the sample in either
+    backend (the most active ones fire at every one of the few steps and would show nothing)."""
     rows = []
     for node in nodes:
         activity = sum(
             a[node][sample].reshape(a[node].shape[1], -1).sum(0) for a in arrays.values()
         )
-        order = np.argsort(-activity, kind="stable")[:RASTER_NEURONS]
-        rows.append(np.sort(order))
+        active = np.flatnonzero(activity)
+        if len(active) > RASTER_NEURONS:
+            active = active[np.linspace(0, len(active) - 1, RASTER_NEURONS).round().astype(int)]
+        rows.append(active if len(active) else np.arange(min(RASTER_NEURONS, activity.size)))
     return rows
 
 
 def plot_raster(
     report: dict[str, Any], spikes: dict[str, dict[str, np.ndarray]], path: Path
 ) -> None:
-    """Spikes of sample 0, snnTorch beside Lava float: per layer its most active neurons (rows)
-    over the time steps (columns); differing entries are marked in the Lava panel."""
+    """Spikes of sample 0, snnTorch beside Lava float: per layer some of its active neurons
+    (rows) over the time steps (columns); differing entries are marked in the Lava panel."""
     nodes = report["simulation"]["spiking_layers"]
     shown = {backend: spikes[backend] for backend in RASTER_BACKENDS}
     rows = raster_rows(shown, nodes, 0)
@@ -553,13 +556,15 @@ def plot_raster(
     boundaries = np.cumsum([len(chosen) for chosen in rows])
     differs = stacked["snntorch"] != stacked["lava-float"]
     for axes, backend in zip(panels, RASTER_BACKENDS, strict=True):
-        neuron, step = np.nonzero(stacked[backend])
-        axes.scatter(step, neuron, marker="|", s=60, color="black", linewidths=1.5)
+        # An image, not markers: a few hundred rows in a few hundred pixels would merge markers.
+        axes.imshow(
+            stacked[backend], aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest"
+        )
         if backend == "lava-float" and differs.any():
             bad_neuron, bad_step = np.nonzero(differs)
-            axes.scatter(bad_step, bad_neuron, marker="o", s=30, facecolors="none", color="red")
+            axes.scatter(bad_step, bad_neuron, marker="o", s=12, facecolors="none", color="red")
         for boundary in boundaries[:-1]:
-            axes.axhline(boundary - 0.5, color="0.7", linewidth=0.8)
+            axes.axhline(boundary - 0.5, color="C0", linewidth=1.2)
         axes.set(
             xlabel="time step",
             title=f"{backend}"
@@ -571,7 +576,7 @@ def plot_raster(
     panels[0].set_yticks(
         [start + len(chosen) / 2 for start, chosen in zip(starts, rows, strict=True)], nodes
     )
-    figure.suptitle(f"sample 0: up to {RASTER_NEURONS} most active neurons per layer")
+    figure.suptitle(f"sample 0: up to {RASTER_NEURONS} of the active neurons of each layer")
     figure.savefig(path, format="png")
 
 
