@@ -22,6 +22,7 @@ from mksgn.convert.nir_io import SPIKING_TYPES
 from mksgn.errors import MksgnError
 from mksgn.targets.emulator import DEFAULT_BATCH_SIZE, EmulatorTarget
 from mksgn.targets.lava import LavaTarget
+from mksgn.targets.reference import ReferenceTarget
 from mksgn.targets.simulate import make_target
 
 DT = 1e-4
@@ -150,7 +151,8 @@ def test_mixed_graph_equals_lava(fixed: bool, mixed_inputs: np.ndarray) -> None:
 def test_student_equals_lava_on_every_layer(fixed: bool) -> None:
     """An exported MK-SGN student (graded graph-conv inputs of four branches, fusion, strided
     temporal convs as Sparse, Dense readout; in fixed point its SA-SGC layer gets a residual
-    synapse): every spiking layer and the logits equal Lava's."""
+    synapse): every spiking layer and the logits equal Lava's; in float, Lava's spikes also
+    equal the snnTorch reference's (tests/test_student_lava.py does Base-SGN)."""
     model = spiking_student("mk-sgn")
     graph = student_to_nir(model)
     spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
@@ -161,6 +163,10 @@ def test_student_equals_lava_on_every_layer(fixed: bool) -> None:
     assert_equal_runs(lava, emulated, exact_values=fixed)
     if fixed:
         assert lava.extra["quantisation"]["layer3.synapse"]["residual_exp"] is not None
+    else:
+        reference = ReferenceTarget().run(graph, inputs, spiking)
+        for node in spiking:
+            np.testing.assert_array_equal(lava.recorded[node], reference.recorded[node], node)
     for node in spiking:
         assert lava.recorded[node].sum() > 0, f"{node} is silent: the test would prove little"
 
