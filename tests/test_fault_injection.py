@@ -76,6 +76,7 @@ def test_sigkill_of_a_lava_process_ends_the_run_at_once(dense_graph: Path) -> No
         took = time.monotonic() - signal_sent
     finally:
         command.kill()
+        command.wait()  # reap it: a zombie child would fail later tests' no-children checks
     assert command.returncode == 1
     assert "killed by SIGKILL" in one_error_line(err)
     assert took < KILL_TO_EXIT_S
@@ -97,6 +98,7 @@ def test_interrupted_lava_command_leaves_nothing(dense_graph: Path, kind: str, s
         _, err = command.communicate(timeout=60)
     finally:
         command.kill()
+        command.wait()  # reap it: a zombie child would fail later tests' no-children checks
     assert command.returncode == 130
     assert one_error_line(err).startswith("Error: interrupted")
     time.sleep(0.5)
@@ -128,6 +130,7 @@ def test_sigterm_during_data_prepare_leaves_no_npz_and_no_workers(tmp_path: Path
         _, err = command.communicate(timeout=60)
     finally:
         command.kill()
+        command.wait()  # reap it: a zombie child would fail later tests' no-children checks
     assert command.returncode == 130
     assert err.strip().splitlines()[-1].startswith("Error: interrupted")  # after tqdm's bar
     wait_until(lambda: not alive(workers), 10, "the parser workers to exit")
@@ -148,6 +151,7 @@ def test_sigterm_during_train_keeps_the_last_checkpoint_and_resumes(tmp_path: Pa
         _, err = command.communicate(timeout=60)
     finally:
         command.kill()
+        command.wait()  # reap it: a zombie child would fail later tests' no-children checks
     assert command.returncode == 130
     assert "Error: interrupted" in err
     assert leftovers(out) == []

@@ -182,6 +182,7 @@ def test_sigterm_to_simulate_leaves_no_lava_session_behind(tmp_path) -> None:
         _, err = simulate.communicate(timeout=30)
     finally:
         simulate.kill()
+        simulate.wait()  # reap it: a zombie child would fail later tests' no-children checks
     assert simulate.returncode == 130
     assert err.strip().splitlines()[-1].startswith("Error: interrupted")
     time.sleep(0.5)
@@ -222,5 +223,6 @@ def test_sigkilled_caller_takes_its_lava_session_along(tmp_path) -> None:
             time.sleep(0.2)
     finally:
         program.kill()
+        program.wait()  # reap it: a zombie child would fail later tests' no-children checks
     assert processes_where("session", sessions[0]) == []
     assert shm() - before == set()
