@@ -659,6 +659,9 @@ def interrupt_on_terminate(_signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the click app with the project's error convention."""
     signal.signal(signal.SIGTERM, interrupt_on_terminate)
+    # A shell's background job (`mksgn ... &`) starts with SIGINT ignored, and Python then keeps
+    # it ignored: Ctrl-C or kill -INT would not stop the command or clean up its outputs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in args or os.environ.get("MKSGN_DEBUG") == "1"
     args = [a for a in args if a != DEBUG_FLAG]
