@@ -438,7 +438,7 @@ def worker_main(work_dir: str) -> None:
     try:
         with open(work / "job.pkl", "rb") as handle:
             job = pickle.load(handle)  # our own parent's job file in a private temp dir
-        results = simulate(job)
+        results = simulate(job, work)
         np.savez(work / "result.npz", **results)
     except BaseException as error:  # report every failure to the parent, then exit non-zero
         (work / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
@@ -448,30 +448,31 @@ def worker_main(work_dir: str) -> None:
     os._exit(0)  # skip interpreter teardown: Lava's leftovers are the parent's to kill
 
 
-def simulate(job: dict) -> dict[str, np.ndarray]:
-    """Build the plan's processes once and run all samples back to back."""
+def simulate(job: dict, record_dir: Path) -> dict[str, np.ndarray]:
+    """Build the plan's processes once and run all samples back to back; the recorders save
+    each population's series into `record_dir`."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.monitor.process import Monitor
 
     from mksgn.convert.lava_graph import build_lava
+    from mksgn.targets.lava_recorder import SpikeRecorder, VoltageRecorder
 
     plan: LavaPlan = job["plan"]
     total = int(job["total_steps"])
     source, lifs = build_lava(plan, job["data"], int(job["period"]), job["fixed"])
-    monitors = {}
-    for population, kind in job["populations"].items():
-        monitor = Monitor()
+    files = {}
+    for number, (population, kind) in enumerate(job["populations"].items()):
         lif = lifs[population]
-        monitor.probe(lif.s_out if kind == "spikes" else lif.v, total)
-        monitors[population] = (monitor, lif, kind)
+        files[population] = record_dir / f"record-{number}.npy"
+        if kind == "spikes":
+            recorder = SpikeRecorder(lif.s_out.shape, total, str(files[population]))
+            lif.s_out.connect(recorder.a_in)
+        else:
+            recorder = VoltageRecorder(lif.v.shape, total, str(files[population]))
+            recorder.ref.connect_var(lif.v)
     tag = "fixed_pt" if job["fixed"] is not None else "floating_pt"
     try:
         source.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=tag))
-        results = {}
-        for population, (monitor, lif, kind) in monitors.items():
-            data = monitor.get_data()[lif.name]["s_out" if kind == "spikes" else "v"]
-            results[population] = np.asarray(data)
     finally:
         source.stop()
-    return results
+    return {population: np.load(file) for population, file in files.items()}
