@@ -394,9 +394,7 @@ def graph_run_options(command):
         click.option(
             "--batch-size",
             type=click.IntRange(1, None),
-            default=32,  # targets.emulator.DEFAULT_BATCH_SIZE (tested)
-            show_default=True,
-            help="Samples the loihi-emu backends run side by side (Lava runs one at a time).",
+            help="Samples run side by side [default: 32 on loihi-emu, 8 on Lava].",
         ),
         click.option(
             "--shard",

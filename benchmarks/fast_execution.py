@@ -1,11 +1,12 @@
-"""Samples/s of the snnTorch reference, naive Lava (lava-float, samples streamed one after the
-other) and the LavaPlan emulator (loihi-emu, loihi-emu-float) at batch sizes 1, 8 and 32, on an
-untrained MK-SGN (tiny and paper presets) fed with the synthetic skeleton set; with the ratios
-to naive Lava and to the reference, and the peak resident memory of each run.
+"""Samples/s of the snnTorch reference, naive Lava (lava-float, a new Lava network per sample),
+batched Lava (one network, samples side by side in blocks of 1, 8 and 32, groups of them streamed
+one after the other) and the LavaPlan emulator (loihi-emu, loihi-emu-float) at batch sizes 1, 8
+and 32, on an untrained MK-SGN (tiny and paper presets) fed with the synthetic skeleton set; with
+the ratios to naive Lava and to the reference, and the peak resident memory of each run.
 
 Every measurement runs in its own fresh process (so its peak RSS is its own; Lava's adds the
 Lava session's). Run: .venv/bin/python -m mksgn.benchmarks.fast_execution [--samples N]
-[--lava-samples N] [--paper-samples N] [--lava-paper]
+[--lava-samples N] [--lava-batched-samples N] [--paper-samples N] [--lava-paper]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 BATCH_SIZES = (1, 8, 32)
+NAIVE = " naive"
 CLASSES = 8
 
 
@@ -54,17 +56,22 @@ def prepare(preset: str, folder: Path, samples: int) -> tuple[Path, Path]:
 
 
 def measure(graph_file: str, input_file: str, backend: str, batch_size: int, samples: int) -> dict:
-    """In a fresh process: run `samples` samples on a backend; wall time and peak RSS."""
+    """In a fresh process: run `samples` samples on a backend ("lava-float naive": lava-float, a
+    network per sample); wall time and peak RSS."""
     from mksgn.convert.lava_graph import build_plan
     from mksgn.convert.nir_io import read_nir
     from mksgn.targets.simulate import make_target
 
     graph = read_nir(graph_file)
     inputs = np.load(input_file)[:samples]
-    target = make_target(backend, batch_size=batch_size)
+    naive = backend.endswith(NAIVE)
+    target = make_target(backend.removesuffix(NAIVE), batch_size=batch_size)
     started = time.perf_counter()
     if backend == "snntorch":
         target.run(graph, inputs)
+    elif naive:
+        for sample in range(samples):
+            target.run_plan(build_plan(graph), inputs[sample : sample + 1])
     else:
         # Lowering the graph is part of every Lava-plan backend's run.
         target.run_plan(build_plan(graph), inputs)
@@ -116,17 +123,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=64, help="emulator/reference, tiny")
     parser.add_argument("--lava-samples", type=int, default=2, help="naive Lava, tiny")
+    parser.add_argument(
+        "--lava-batched-samples", type=int, default=32, help="batched Lava (at least the batch)"
+    )
     parser.add_argument("--paper-samples", type=int, default=8, help="emulator/reference, paper")
     parser.add_argument("--lava-paper", action="store_true", help="also run Lava on paper")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mksgn-fast-") as tmp:
         for preset, samples in (("tiny", args.samples), ("paper", args.paper_samples)):
-            lava_samples = args.lava_samples if preset == "tiny" or args.lava_paper else 0
-            graph_file, input_file = prepare(preset, Path(tmp), max(samples, lava_samples))
+            with_lava = preset == "tiny" or args.lava_paper
+            lava_samples = args.lava_samples if with_lava else 0
+            batched = args.lava_batched_samples if with_lava else 0
+            graph_file, input_file = prepare(preset, Path(tmp), max(samples, batched))
             runs = [("snntorch", 1, samples)]
-            if lava_samples:
-                runs.append(("lava-float", 1, lava_samples))
+            if with_lava:
+                runs.append(("lava-float" + NAIVE, 1, lava_samples))
+                runs += [("lava-float", size, max(size, batched)) for size in BATCH_SIZES]
             runs += [
                 (backend, size, samples)
                 for backend in ("loihi-emu", "loihi-emu-float")
@@ -154,7 +167,7 @@ def main() -> None:
             print(f"{row['preset']:6} {row['backend']:16} {row['batch_size']:>5} {row['error']}")
             continue
         same = {r["backend"]: r for r in rows if r["preset"] == row["preset"] and "wall_s" in r}
-        lava = same.get("lava-float")
+        lava = same.get("lava-float" + NAIVE)
         ref = same.get("snntorch")
         vs_lava = f"{row['samples_per_s'] / lava['samples_per_s']:.1f}" if lava else "-"
         vs_ref = f"{row['samples_per_s'] / ref['samples_per_s']:.2f}" if ref else "-"

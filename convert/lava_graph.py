@@ -820,9 +820,15 @@ def build_lava(
     input_data: np.ndarray,
     reset_interval: int,
     fixed: object | None = None,
+    batch: int = 1,
 ) -> tuple[object, dict[str, object]]:
     """Create the Lava processes for `plan` fed by a RingBuffer over `input_data` (lava layout,
-    time last). Returns (the source process, population name -> LIF process)."""
+    time last). Returns (the source process, population name -> LIF process).
+
+    With `batch` > 1 the network holds `batch` copies side by side, so that one Lava step (and
+    its per-process overhead) serves `batch` samples: every population is flat, sample b in the
+    b-th block of `batch` equal blocks (input_data (batch * input size, time) likewise), and every
+    synapse is a Sparse process with a block-diagonal matrix (batched_matrix)."""
     import scipy.sparse
     from lava.proc.conv.process import Conv
     from lava.proc.io.source import RingBuffer
@@ -837,8 +843,13 @@ def build_lava(
             params = dict(du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias, bias_exp=0)
         else:
             params = fixed.populations[name].lava_params()
+        shape = pop.lava_shape
+        if batch > 1:
+            shape = (batch * int(np.prod(shape)),)
+            bias = np.broadcast_to(params["bias_mant"], pop.lava_shape)
+            params["bias_mant"] = np.tile(bias.ravel(), batch)
         lifs[name] = LIFReset(
-            shape=pop.lava_shape,
+            shape=shape,
             reset_interval=reset_interval,
             reset_offset=(pop.depth + 1) % reset_interval,
             name=name,
@@ -850,7 +861,7 @@ def build_lava(
         bits = GRADED_MESSAGE_BITS if syn.graded else 0
         qsyn = None if fixed is None else fixed.synapses[index]
         weight = syn.weight if qsyn is None else qsyn.weight
-        if syn.kind == "conv" and not syn.sparse:
+        if syn.kind == "conv" and not syn.sparse and batch == 1:
             kwargs = dict(syn.conv)
             if qsyn is not None:
                 kwargs["weight_exp"] = qsyn.weight_exp
@@ -860,14 +871,23 @@ def build_lava(
             last_shape = proc.a_out.shape
         else:
             exp = 0 if qsyn is None else qsyn.weight_exp
-            proc = matrix_synapse(syn, weight, exp, bits, f"syn{index}", plan, qsyn is not None)
+            proc = matrix_synapse(
+                syn, weight, exp, bits, f"syn{index}", plan, qsyn is not None, batch
+            )
             flat(out_port).connect(proc.s_in)
             last = proc.a_out
             last_shape = proc.a_out.shape
             if qsyn is not None and qsyn.residual is not None:
                 # A second synapse with a finer exponent beside it; Lava sums both into a_in.
                 residual = matrix_synapse(
-                    syn, qsyn.residual, qsyn.residual_exp, bits, f"syn{index}.residual", plan, True
+                    syn,
+                    qsyn.residual,
+                    qsyn.residual_exp,
+                    bits,
+                    f"syn{index}.residual",
+                    plan,
+                    True,
+                    batch,
                 )
                 flat(out_port).connect(residual.s_in)
                 port = residual.a_out
@@ -897,17 +917,43 @@ def flat(port: object) -> object:
 
 
 def matrix_synapse(
-    syn: Synapse, weight: np.ndarray, exp: int, bits: int, name: str, plan: LavaPlan, fixed: bool
+    syn: Synapse,
+    weight: np.ndarray,
+    exp: int,
+    bits: int,
+    name: str,
+    plan: LavaPlan,
+    fixed: bool,
+    batch: int = 1,
 ) -> object:
-    """A Lava Dense (or Sparse, for a conv lowered to a matrix) process for `weight`."""
+    """A Lava Dense (or Sparse, for a conv lowered to a matrix or a batched network) process for
+    `weight`."""
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
     kwargs = dict(weight_exp=exp) if fixed else {}
-    if not syn.sparse:
+    if not syn.sparse and batch == 1:
         return Dense(weights=weight, num_message_bits=bits, name=name, **kwargs)
-    matrix = conv_sparse_matrix(weight, syn.conv, plan.populations[syn.target].lava_shape)
+    matrix = batched_matrix(synapse_matrix(syn, weight, plan), batch)
     return Sparse(weights=matrix, num_message_bits=bits, name=name, **kwargs)
+
+
+def synapse_matrix(syn: Synapse, weight: np.ndarray, plan: LavaPlan) -> object:
+    """`weight` (laid out like syn.weight) as a scipy csr (N_out, N_in) in Lava flat order."""
+    import scipy.sparse
+
+    if syn.kind == "dense":
+        return scipy.sparse.csr_matrix(weight)
+    return conv_sparse_matrix(weight, syn.conv, plan.populations[syn.target].lava_shape)
+
+
+def batched_matrix(matrix: object, batch: int) -> object:
+    """`batch` copies of a csr matrix on the diagonal: sample b's inputs reach only its outputs."""
+    import scipy.sparse
+
+    if batch == 1:
+        return matrix
+    return scipy.sparse.block_diag([matrix] * batch, format="csr", dtype=matrix.dtype)
 
 
 def nir_node_kinds(plan: LavaPlan) -> dict[str, dict[str, object]]:

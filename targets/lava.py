@@ -41,6 +41,7 @@ SETUP_SECONDS_PER_SPARSE_NONZERO = 1e-7
 # 157 s on a machine running three other jobs; a child that dies is caught at once
 # (killed_by_signal, error.txt), so the watchdog only has true hangs left to catch.
 WATCHDOG_MARGIN = 10.0
+DEFAULT_BATCH_SIZE = 8
 
 
 def step_seconds_estimate(plan: LavaPlan) -> float:
@@ -55,10 +56,11 @@ def setup_seconds_estimate(plan: LavaPlan) -> float:
     return nonzeros * SETUP_SECONDS_PER_SPARSE_NONZERO
 
 
-def watchdog_timeout(plan: LavaPlan, processes: int, steps: int) -> float:
-    """Seconds after which a Lava run of `steps` steps is considered hung."""
-    per_step = TIMEOUT_S_PER_PROCESS_STEP * processes + step_seconds_estimate(plan)
-    once = setup_seconds_estimate(plan)
+def watchdog_timeout(plan: LavaPlan, processes: int, steps: int, batch: int = 1) -> float:
+    """Seconds after which a Lava run of `steps` steps, `batch` samples side by side, is
+    considered hung."""
+    per_step = TIMEOUT_S_PER_PROCESS_STEP * processes + batch * step_seconds_estimate(plan)
+    once = batch * setup_seconds_estimate(plan)
     return BASE_TIMEOUT_S + WATCHDOG_MARGIN * (once + per_step * steps)
 
 
@@ -71,10 +73,15 @@ class LavaTarget:
         timeout_s: float | None = None,
         dt: float = DEFAULT_DT,
         input_abs_max: float | None = None,
+        batch_size: int | None = None,
     ) -> None:
         """Choose fixed point or float; timeout_s None derives the watchdog from the work size;
         input_abs_max fixes the input range quantisation assumes (None: that of the inputs run,
-        a shard passes the whole data's so that every shard quantises alike)."""
+        a shard passes the whole data's so that every shard quantises alike); batch_size is how
+        many samples one network runs side by side (None: DEFAULT_BATCH_SIZE)."""
+        if batch_size is not None and batch_size < 1:
+            raise MksgnError(f"batch size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
         self.fixed_point = fixed_point
         self.timeout_s = timeout_s
         self.dt = dt
@@ -98,33 +105,47 @@ class LavaTarget:
         spikes from its synapse's one-step buffer, which nothing in Lava can clear."""
         job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max)
         recurrent = any(syn.back_edge for syn in plan.synapses)
-        runs = [(i, i + 1) for i in range(job.samples)] if recurrent else [(0, job.samples)]
+        batch = min(self.batch_size, job.samples)
+        whole = [(0, job.samples)]
+        runs = [(i, min(i + batch, job.samples)) for i in range(0, job.samples, batch)]
+        runs = runs if recurrent else whole
         started = time.perf_counter()
         PEAK_RSS["bytes"] = 0
-        parts = [self.execute(job, start, stop) for start, stop in runs]
+        parts = [self.execute(job, start, stop, batch) for start, stop in runs]
         raw = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         wall = time.perf_counter() - started
         recorded = job.align(raw, job.samples)
         extra = {"lava_peak_rss_mb": PEAK_RSS["bytes"] / 2**20}
         return job.result(self.name, recorded, wall, extra)
 
-    def execute(self, job: LavaJob, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Samples [start, stop) streamed through one Lava network in a watched child."""
+    def execute(self, job: LavaJob, start: int, stop: int, batch: int = 1) -> dict[str, np.ndarray]:
+        """Samples [start, stop) through one Lava network in a watched child, `batch` side by
+        side, groups of them back to back; returns the series as one-at-a-time streaming would."""
         samples = stop - start
+        groups = -(-samples // batch)
+        data = job.stream_data(start, stop)
         lava_job = dict(
             plan=job.plan,
             fixed=job.fixed,
-            data=job.stream_data(start, stop),
+            data=data if batch == 1 else side_by_side(data, samples, job.period, batch),
             period=job.period,
-            total_steps=samples * job.period,
+            total_steps=groups * job.period,
             populations=job.populations,
+            batch=batch,
         )
         timeout = self.timeout_s
         if timeout is None:
             plan = job.plan
             processes = 2 * len(plan.synapses) + len(plan.populations) + len(job.populations) + 1
-            timeout = watchdog_timeout(plan, processes, samples * job.period)
-        return run_watched(lava_job, timeout)
+            timeout = watchdog_timeout(plan, processes, groups * job.period, batch)
+        raw = run_watched(lava_job, timeout)
+        if batch == 1:
+            return raw
+        shapes = {name: job.plan.populations[name].lava_shape for name in raw}
+        return {
+            name: one_after_another(series, samples, job.period, batch, shapes[name])
+            for name, series in raw.items()
+        }
 
 
 # ---------------------------------------------------------------------------- job
@@ -209,6 +230,30 @@ class LavaJob:
             wall_s_per_sample=wall_s / max(self.samples, 1),
             extra=extra,
         )
+
+
+def side_by_side(data: np.ndarray, samples: int, period: int, batch: int) -> np.ndarray:
+    """A stream of samples one after another, (*shape, samples · period), as a batched network's
+    input: (batch · size, groups · period), sample g·batch + b in block b during group g's
+    steps; a last group that is not full is padded with silent samples."""
+    groups = -(-samples // batch)
+    size = int(np.prod(data.shape[:-1]))
+    padded = np.zeros((size, groups * batch, period), dtype=data.dtype)
+    padded[:, :samples] = data.reshape(size, samples, period)
+    padded = padded.reshape(size, groups, batch, period).transpose(2, 0, 1, 3)
+    return padded.reshape(batch * size, groups * period)
+
+
+def one_after_another(
+    series: np.ndarray, samples: int, period: int, batch: int, lava_shape: tuple[int, ...]
+) -> np.ndarray:
+    """The inverse of side_by_side for a recorded series (groups · period, batch · size):
+    (samples · period, *lava_shape), as the population of an unbatched network records it."""
+    groups = -(-samples // batch)
+    size = int(np.prod(lava_shape))
+    series = series.reshape(groups, period, batch, size).transpose(0, 2, 1, 3)
+    series = series.reshape(groups * batch * period, size)[: samples * period]
+    return series.reshape((samples * period, *lava_shape))
 
 
 def input_abs_max(inputs: np.ndarray) -> float:
@@ -459,7 +504,9 @@ def simulate(job: dict, record_dir: Path) -> dict[str, np.ndarray]:
 
     plan: LavaPlan = job["plan"]
     total = int(job["total_steps"])
-    source, lifs = build_lava(plan, job["data"], int(job["period"]), job["fixed"])
+    source, lifs = build_lava(
+        plan, job["data"], int(job["period"]), job["fixed"], int(job.get("batch", 1))
+    )
     files = {}
     for number, (population, kind) in enumerate(job["populations"].items()):
         lif = lifs[population]

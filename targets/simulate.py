@@ -27,8 +27,9 @@ def make_target(
     input_abs_max: float | None = None,
 ) -> Target:
     """The backend object for a name in BACKENDS (Lava is imported only when asked for);
-    `timeout_s` overrides the Lava watchdog's estimate; `batch_size` is the emulator's (None: its
-    default); `input_abs_max` the input range fixed point assumes (None: the run's own)."""
+    `timeout_s` overrides the Lava watchdog's estimate; `batch_size` is how many samples run side
+    by side (None: the backend's default); `input_abs_max` the input range fixed point assumes
+    (None: the run's own)."""
     if backend == "snntorch":
         from mksgn.targets.reference import ReferenceTarget
 
@@ -37,7 +38,10 @@ def make_target(
         from mksgn.targets.lava import LavaTarget
 
         return LavaTarget(
-            fixed_point=backend == "lava-fixed", timeout_s=timeout_s, input_abs_max=input_abs_max
+            fixed_point=backend == "lava-fixed",
+            timeout_s=timeout_s,
+            input_abs_max=input_abs_max,
+            batch_size=batch_size,
         )
     if backend in ("loihi-emu", "loihi-emu-float"):
         from mksgn.targets.emulator import EmulatorTarget

@@ -21,7 +21,8 @@ from mksgn.convert.nir_export import student_to_nir
 from mksgn.convert.nir_io import SPIKING_TYPES
 from mksgn.errors import MksgnError
 from mksgn.targets.emulator import DEFAULT_BATCH_SIZE, EmulatorTarget
-from mksgn.targets.lava import LavaTarget
+from mksgn.targets.lava import DEFAULT_BATCH_SIZE as LAVA_BATCH_SIZE
+from mksgn.targets.lava import LavaTarget, one_after_another, side_by_side
 from mksgn.targets.reference import ReferenceTarget
 from mksgn.targets.simulate import make_target
 
@@ -132,9 +133,12 @@ def test_mixed_graph_equals_lava(fixed: bool, mixed_inputs: np.ndarray) -> None:
     CubaLIF: every population's spikes and the readout's voltage equal Lava's (fixed point: to
     the bit) on every sample. (Lava runs a recurrent graph one sample per network: streamed, a
     back edge carried the previous sample's last spikes into the next; cuba_c differed on
-    samples 2 and 3.)"""
+    samples 2 and 3.) Fixed point runs Lava batched, two samples side by side (then the third
+    alone in a half-empty network), float one sample per network: both equal the emulator."""
     plan = mixed_plan()
-    lava = LavaTarget(fixed_point=fixed, timeout_s=200).run_plan(plan, mixed_inputs, MIXED_RECORD)
+    lava = LavaTarget(fixed_point=fixed, timeout_s=200, batch_size=2 if fixed else 1).run_plan(
+        plan, mixed_inputs, MIXED_RECORD
+    )
     emulated = EmulatorTarget(fixed_point=fixed, batch_size=2).run_plan(
         plan, mixed_inputs, MIXED_RECORD
     )
@@ -298,14 +302,18 @@ def test_fixed_point_overflow_is_an_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_backends_and_cli_default() -> None:
-    """make_target knows both emulator backends; the CLI's --batch-size default is the
-    emulator's."""
+    """make_target knows both emulator backends; without --batch-size each backend takes its own
+    default."""
     from mksgn.cli import cli
 
     assert make_target("loihi-emu", batch_size=3).name == "loihi-emu"
     assert make_target("loihi-emu-float").batch_size == DEFAULT_BATCH_SIZE
     params = {p.name: p for p in cli.commands["simulate"].params}
-    assert params["batch_size"].default == DEFAULT_BATCH_SIZE
+    assert (
+        f"{DEFAULT_BATCH_SIZE} on loihi-emu, {LAVA_BATCH_SIZE} on Lava" in params["batch_size"].help
+    )
+    assert make_target("lava-float").batch_size == LAVA_BATCH_SIZE
+    assert make_target("lava-fixed", batch_size=3).batch_size == 3
     assert {p.name for p in cli.commands["energy"].params} >= {"batch_size"}
     with pytest.raises(MksgnError, match="batch size"):
         EmulatorTarget(batch_size=0)
@@ -346,3 +354,24 @@ def test_convolutions_run_as_kernels_float32_only_where_exact() -> None:
     assert len(kernels) >= sum(s.kind == "conv" for s in plan.synapses)
     dtypes = {(s.graded, s.matrix.dtype) for s in kernels}
     assert dtypes == {(True, torch.float64), (False, torch.float32)}
+
+
+@pytest.mark.parametrize(("samples", "batch"), [(5, 2), (4, 4), (3, 8), (1, 1)])
+def test_batched_stream_round_trip(samples: int, batch: int) -> None:
+    """side_by_side puts sample g·batch + b in block b during group g (a short last group padded
+    with silence); one_after_another undoes it for a population's series."""
+    period, shape = 3, (2, 1, 2)
+    stream = np.arange(samples * period * 4, dtype=np.float64).reshape(samples * period, *shape)
+    lava_input = np.moveaxis(stream, 0, -1)  # (*shape, time), as LavaJob.stream_data gives
+    batched = side_by_side(lava_input, samples, period, batch)
+    groups = -(-samples // batch)
+    assert batched.shape == (batch * 4, groups * period)
+    for sample in range(samples):
+        group, block = divmod(sample, batch)
+        expected = stream[sample * period : (sample + 1) * period].reshape(period, 4).T
+        got = batched[block * 4 : (block + 1) * 4, group * period : (group + 1) * period]
+        np.testing.assert_array_equal(got, expected)
+    assert not batched[:, -period:][4 * (samples - (groups - 1) * batch) :].any()
+    np.testing.assert_array_equal(
+        one_after_another(batched.T, samples, period, batch, shape), stream
+    )
