@@ -25,9 +25,11 @@ def train_one(data: str, teacher: str | None, out: str, seed: int, epochs: int) 
     """Train and evaluate one MK-SGN in this (worker) process; its metrics and wall time."""
     import torch
 
+    from mksgn.lifetime import exit_when_orphaned
     from mksgn.train.evaluate import evaluate_checkpoint
     from mksgn.train.loop import TrainSettings, config_for_data, train
 
+    exit_when_orphaned()  # a killed benchmark must not leave its training runs going
     torch.set_num_threads(1)  # the runs share the cores; threads would only contend
     started = time.perf_counter()
     config = config_for_data(data, "mk-sgn", "tiny")

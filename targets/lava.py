@@ -26,6 +26,7 @@ import numpy as np
 
 from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, from_lava, to_lava
 from mksgn.errors import MksgnError
+from mksgn.lifetime import wait_until_orphaned
 from mksgn.targets.base import RunResult
 
 if TYPE_CHECKING:
@@ -461,14 +462,10 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
             return {key: result[key] for key in result.files}
 
 
-PARENT_POLL_S = 0.5
-
-
 def end_session_with(parent: int) -> None:
     """Worker thread: once `parent` is gone (even SIGKILLed, which no handler sees), remove the
     shared memory the session maps and kill the whole session, so no Lava process outlives it."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_POLL_S)
+    wait_until_orphaned(parent)
     session = os.getsid(0)
     for segment in mapped_shm(session_processes(session)):
         with contextlib.suppress(OSError):
