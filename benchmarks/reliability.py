@@ -30,7 +30,14 @@ import numpy as np
 
 from mksgn.benchmarks import fuzz
 from mksgn.benchmarks.prepare_speed import write_realistic_raw_files
-from mksgn.targets.lava import processes_where
+from mksgn.processes import (
+    alive,
+    descendants,
+    lava_process_models,
+    processes_where,
+    shm_segments,
+    started_lava_session,
+)
 
 MKSGN = str(Path(sys.executable).with_name("mksgn"))
 NORMAL = {"cases": 200, "simulate": (200, 2000), "prepare": (500, 2000)}
@@ -50,76 +57,45 @@ def peak_rss_mib(args: list[str]) -> tuple[float, int]:
     return int(out[0]) / 1024, int(out[1])
 
 
+def memory_row(job: str, size: str, args: list[str]) -> dict[str, object]:
+    """Peak RSS, exit code and wall time of one `mksgn ARGS` run, as a summary row."""
+    started = time.perf_counter()
+    mib, code = peak_rss_mib(args)
+    return {
+        "job": job,
+        "size": size,
+        "peak_rss_mib": round(mib),
+        "exit": code,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def measure_memory(work: Path, sizes: dict) -> list[dict[str, object]]:
     """Peak RSS of a long simulate (snntorch) and of data prepare, at two sizes each."""
     rows = []
-    graph = work / "conv.nir"
+    graph, out = work / "conv.nir", work / "out.npz"
     nir.write(graph, fuzz.nir_graphs()[1])
     for samples in sizes["simulate"]:
         inputs = work / f"x{samples}.npy"
         rng = np.random.default_rng(0)
         np.save(inputs, rng.normal(0, 2, (samples, 8, 2, 6)).astype(np.float32))
-        started = time.perf_counter()
-        mib, code = peak_rss_mib(
-            [
-                "simulate",
-                str(graph),
-                "--input",
-                str(inputs),
-                "--backend",
-                "snntorch",
-                "--out",
-                str(work / "sim.npz"),
-            ]
-        )
+        args = ["simulate", str(graph), "--input", str(inputs), "--backend", "snntorch"]
         rows.append(
-            {
-                "job": "simulate snntorch",
-                "size": f"{samples} samples",
-                "peak_rss_mib": round(mib),
-                "exit": code,
-                "seconds": round(time.perf_counter() - started, 1),
-            }
+            memory_row("simulate snntorch", f"{samples} samples", [*args, "--out", str(out)])
         )
         inputs.unlink()
     for files in sizes["prepare"]:
         raw = work / f"raw{files}"
         raw.mkdir()
         write_realistic_raw_files(raw, files)
-        started = time.perf_counter()
-        mib, code = peak_rss_mib(
-            [
-                "data",
-                "prepare",
-                "--raw",
-                str(raw),
-                "--benchmark",
-                "ntu60-xsub",
-                "--out",
-                str(work / "prep.npz"),
-                "--json",
-            ]
-        )
-        rows.append(
-            {
-                "job": "data prepare",
-                "size": f"{files} files",
-                "peak_rss_mib": round(mib),
-                "exit": code,
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-        )
+        args = ["data", "prepare", "--raw", str(raw), "--benchmark", "ntu60-xsub", "--json"]
+        rows.append(memory_row("data prepare", f"{files} files", [*args, "--out", str(out)]))
         shutil.rmtree(raw)
-        (work / "prep.npz").unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
     return rows
 
 
 # ---------------------------------------------------------------------------------- faults
-
-
-def shm() -> set[str]:
-    """Current /dev/shm entries."""
-    return set(os.listdir("/dev/shm"))
 
 
 def temporaries(folder: Path) -> list[str]:
@@ -144,52 +120,26 @@ def tmpfs(folder: Path, options: str) -> Iterator[bool]:
             subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def lava_session(command: subprocess.Popen, timeout_s: float = 120) -> int | None:
-    """The command's Lava session once its process models run and start-up has settled."""
-    deadline = time.monotonic() + timeout_s
-    counts: list[int] = []
-    while time.monotonic() < deadline and command.poll() is None:
-        sessions = processes_where("ppid", command.pid)
-        if sessions:
-            counts.append(len(processes_where("session", sessions[0])))
-            if counts[-1] >= 4 and len(counts) > 10 and len(set(counts[-10:])) == 1:
-                return sessions[0]
-        time.sleep(0.1)
-    return None
-
-
 def fault_lava(work: Path, kind: str) -> dict[str, object]:
     """SIGKILL a Lava process model, or SIGTERM the command, during `simulate --out`."""
     graph, inputs, out = work / "dense.nir", work / "long.npy", work / "out.npz"
     nir.write(graph, fuzz.nir_graphs()[0])
     np.save(inputs, np.ones((20_000, 4, 4), dtype=np.float32))
-    before = shm()
+    before = shm_segments()
+    args = ["simulate", str(graph), "--input", str(inputs), "--backend", "lava-float"]
+    # One sample per Lava group keeps the run long enough to be hit (batched: ~10 s in all).
+    args += ["--batch-size", "1", "--out", str(out)]
     command = subprocess.Popen(
-        [
-            MKSGN,
-            "simulate",
-            str(graph),
-            "--input",
-            str(inputs),
-            "--backend",
-            "lava-float",
-            "--out",
-            str(out),
-        ],
+        [MKSGN, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    session = lava_session(command)
+    session = started_lava_session(command.pid, members=4, timeout_s=120)
     started = time.monotonic()
     if session is not None:
         if kind == "sigkill-lava-process":
-            models = [
-                pid
-                for pid in processes_where("ppid", session)
-                if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
-            ]
-            os.kill(models[-1], signal.SIGKILL)
+            os.kill(lava_process_models(session)[-1], signal.SIGKILL)
         else:
             command.send_signal(signal.SIGTERM)
     try:
@@ -201,7 +151,7 @@ def fault_lava(work: Path, kind: str) -> dict[str, object]:
     time.sleep(0.5)
     orphans = len(processes_where("session", session)) if session else 0
     expected = 1 if kind == "sigkill-lava-process" else 130
-    leaks = orphans + len(shm() - before) + int(out.exists()) + len(temporaries(work))
+    leaks = orphans + len(shm_segments() - before) + int(out.exists()) + len(temporaries(work))
     return {
         "fault": kind,
         "survived": session is not None and command.returncode == expected and leaks == 0,
@@ -210,17 +160,6 @@ def fault_lava(work: Path, kind: str) -> dict[str, object]:
         "leaks": leaks,
         "error": err.strip().splitlines()[-1] if err.strip() else "",
     }
-
-
-def living(pids: set[int]) -> set[int]:
-    """The pids that still run (zombies excluded)."""
-    alive = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat[stat.rindex(")") + 2] != "Z":
-                alive.add(pid)
-    return alive
 
 
 def fault_prepare_sigint(work: Path) -> dict[str, object]:
@@ -250,18 +189,14 @@ def fault_prepare_sigint(work: Path) -> dict[str, object]:
     workers: set[int] = set()
     while len(workers) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-        workers = {
-            g
-            for c in processes_where("ppid", command.pid)
-            for g in [c, *processes_where("ppid", c)]
-        }
+        workers = descendants(command.pid)
     time.sleep(0.5)
     command.send_signal(signal.SIGINT)
     _, err = command.communicate(timeout=60)
     deadline = time.monotonic() + 10  # the pool's workers and forkserver exit on their own
-    while living(workers) and time.monotonic() < deadline:
+    while alive(workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    orphans = len(living(workers))
+    orphans = len(alive(workers))
     leaks = orphans + int(out.exists()) + len(temporaries(work))
     return {
         "fault": "sigint-data-prepare",

@@ -27,6 +27,7 @@ import numpy as np
 from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, from_lava, to_lava
 from mksgn.errors import MksgnError
 from mksgn.lifetime import wait_until_orphaned
+from mksgn.processes import mapped_shm, processes_where, shm_segments
 from mksgn.targets.base import RunResult
 
 if TYPE_CHECKING:
@@ -313,38 +314,9 @@ def prepare_job(
 # ---------------------------------------------------------------------------- watchdog
 
 
-def processes_where(field: str, value: int) -> list[int]:
-    """Process ids whose /proc stat `field` ("ppid", "pgrp" or "session") equals `value`."""
-    index = {"ppid": 1, "pgrp": 2, "session": 3}[field]  # after the name: state ppid pgrp session
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[index]) == value:
-            found.append(int(entry))
-    return found
-
-
 def session_processes(session: int) -> list[int]:
     """Process ids in Lava's session `session`."""
     return processes_where("session", session)
-
-
-def mapped_shm(pids: list[int]) -> set[str]:
-    """/dev/shm files mapped by the given processes."""
-    paths: set[str] = set()
-    for pid in pids:
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/maps") as handle:
-            for line in handle:
-                parts = line.split(maxsplit=5)
-                if len(parts) == 6 and parts[5].startswith("/dev/shm/"):
-                    paths.add(parts[5].strip().removesuffix(" (deleted)"))
-    return paths
 
 
 PEAK_RSS = {"bytes": 0}  # largest resident memory of a Lava session seen by run_watched
@@ -372,11 +344,6 @@ def killed_by_signal(session: int) -> list[tuple[int, int]]:
             if fields[0] == "Z" and int(fields[49]) & 0x7F:
                 found.append((pid, int(fields[49]) & 0x7F))
     return found
-
-
-def shm_segments() -> set[str]:
-    """Paths of the current /dev/shm segments."""
-    return {f"/dev/shm/{name}" for name in os.listdir("/dev/shm")}
 
 
 def kill_session(session: int, shm_before: set[str] = frozenset()) -> None:

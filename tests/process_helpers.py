@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mksgn.targets.lava import processes_where
+from mksgn.processes import started_lava_session
 
 MKSGN = str(Path(sys.executable).with_name("mksgn"))
 
@@ -38,60 +38,15 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> 
 
 def lava_session(command: subprocess.Popen, members: int = 3, timeout_s: float = 90) -> int:
     """The session id of the command's Lava worker, once it runs `members` processes."""
-    sessions = wait_until(
-        lambda: processes_where("ppid", command.pid), timeout_s, "the Lava worker to start"
-    )
-    session = sessions[0]
-    wait_until(
-        lambda: len(processes_where("session", session)) >= members,
-        timeout_s,
-        "Lava's process models",
-    )
-    # Started means running: the member count has stopped changing for a second.
-    counts: list[int] = []
-
-    def settled() -> bool:
-        counts.append(len(processes_where("session", session)))
-        return len(counts) > 10 and len(set(counts[-10:])) == 1
-
-    wait_until(settled, timeout_s, "Lava's start-up to finish")
+    session = started_lava_session(command.pid, members, timeout_s)
+    assert session is not None, f"no Lava session of {members} processes within {timeout_s:.0f} s"
     return session
 
 
-def lava_process_models(session: int) -> list[int]:
-    """The worker's children that run Lava process models (not multiprocessing's tracker)."""
-    return [
-        pid
-        for pid in processes_where("ppid", session)
-        if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-    ]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (children, their children, ...)."""
-    found: set[int] = set()
-    frontier = [pid]
-    while frontier:
-        children = processes_where("ppid", frontier.pop())
-        frontier += [c for c in children if c not in found]
-        found.update(children)
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    """The pids that still exist and are not zombies."""
-    living = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat[stat.rindex(")") + 2] != "Z":
-                living.add(pid)
-    return living
-
-
-def shm() -> set[str]:
-    """Current /dev/shm entries."""
-    return set(os.listdir("/dev/shm"))
+def stop(process: subprocess.Popen) -> None:
+    """Kill a child and reap it: a zombie child would fail later tests' no-children checks."""
+    process.kill()
+    process.wait()
 
 
 def leftovers(folder: Path) -> list[str]:

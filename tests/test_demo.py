@@ -15,7 +15,7 @@ from cli_runner import run
 
 from mksgn.benchmarks.demo import DemoSize, run_demo
 from mksgn.benchmarks.report import PLOTS
-from mksgn.targets.lava import processes_where
+from mksgn.processes import processes_where
 
 SMALLEST = DemoSize(
     classes=3,

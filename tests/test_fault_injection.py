@@ -17,21 +17,24 @@ import pytest
 from cli_runner import run
 from model_fixtures import tiny_config
 from process_helpers import (
-    alive,
-    descendants,
     full_disk,
-    lava_process_models,
     lava_session,
     leftovers,
     read_only_dir,
-    shm,
     start_mksgn,
+    stop,
     wait_until,
 )
 
 from mksgn.benchmarks import fuzz
 from mksgn.benchmarks.prepare_speed import write_realistic_raw_files
-from mksgn.targets.lava import processes_where
+from mksgn.processes import (
+    alive,
+    descendants,
+    lava_process_models,
+    processes_where,
+    shm_segments,
+)
 from mksgn.train.checkpoint import load_checkpoint, save_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.models import build_model
@@ -49,7 +52,9 @@ def dense_graph(tmp_path: Path) -> Path:
 
 def graph_command(kind: str, graph: Path, out: Path) -> list[str]:
     """A Lava run of `graph` on x.npy beside it: `simulate --out` or `energy`."""
+    # One sample per Lava group: 100k steps take minutes; batched, the run ends in seconds.
     inputs = ["--input", str(graph.with_name("x.npy")), "--backend", "lava-float"]
+    inputs += ["--batch-size", "1"]
     if kind == "simulate":
         return ["simulate", str(graph), *inputs, "--out", str(out)]
     return ["energy", str(graph), *inputs]
@@ -65,7 +70,7 @@ def one_error_line(err: str) -> str:
 @pytest.mark.timeout(180)
 def test_sigkill_of_a_lava_process_ends_the_run_at_once(dense_graph: Path) -> None:
     out = dense_graph.with_name("out.npz")
-    before = shm()
+    before = shm_segments()
     command = start_mksgn(*graph_command("simulate", dense_graph, out))
     try:
         session = lava_session(command, members=4)
@@ -75,13 +80,12 @@ def test_sigkill_of_a_lava_process_ends_the_run_at_once(dense_graph: Path) -> No
         _, err = command.communicate(timeout=KILL_TO_EXIT_S + 30)
         took = time.monotonic() - signal_sent
     finally:
-        command.kill()
-        command.wait()  # reap it: a zombie child would fail later tests' no-children checks
+        stop(command)
     assert command.returncode == 1
     assert "killed by SIGKILL" in one_error_line(err)
     assert took < KILL_TO_EXIT_S
     assert alive(set(processes_where("session", session))) == set()
-    assert shm() - before == set()
+    assert shm_segments() - before == set()
     assert not out.exists() and leftovers(out.parent) == []
 
 
@@ -90,20 +94,19 @@ def test_sigkill_of_a_lava_process_ends_the_run_at_once(dense_graph: Path) -> No
 @pytest.mark.parametrize(("kind", "signum"), [("energy", signal.SIGINT)])
 def test_interrupted_lava_command_leaves_nothing(dense_graph: Path, kind: str, signum) -> None:
     out = dense_graph.with_name("out.npz")
-    before = shm()
+    before = shm_segments()
     command = start_mksgn(*graph_command(kind, dense_graph, out))
     try:
         session = lava_session(command)
         command.send_signal(signum)
         _, err = command.communicate(timeout=60)
     finally:
-        command.kill()
-        command.wait()  # reap it: a zombie child would fail later tests' no-children checks
+        stop(command)
     assert command.returncode == 130
     assert one_error_line(err).startswith("Error: interrupted")
     time.sleep(0.5)
     assert alive(set(processes_where("session", session))) == set()
-    assert shm() - before == set()
+    assert shm_segments() - before == set()
     assert not out.exists() and leftovers(out.parent) == []
 
 
@@ -129,8 +132,7 @@ def test_sigterm_during_data_prepare_leaves_no_npz_and_no_workers(tmp_path: Path
         command.send_signal(signal.SIGTERM)
         _, err = command.communicate(timeout=60)
     finally:
-        command.kill()
-        command.wait()  # reap it: a zombie child would fail later tests' no-children checks
+        stop(command)
     assert command.returncode == 130
     assert err.strip().splitlines()[-1].startswith("Error: interrupted")  # after tqdm's bar
     wait_until(lambda: not alive(workers), 10, "the parser workers to exit")
@@ -150,8 +152,7 @@ def test_sigterm_during_train_keeps_the_last_checkpoint_and_resumes(tmp_path: Pa
         command.send_signal(signal.SIGTERM)
         _, err = command.communicate(timeout=60)
     finally:
-        command.kill()
-        command.wait()  # reap it: a zombie child would fail later tests' no-children checks
+        stop(command)
     assert command.returncode == 130
     assert "Error: interrupted" in err
     assert leftovers(out) == []

@@ -8,19 +8,19 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import nir
 import numpy as np
 import pytest
+from process_helpers import lava_session, start_mksgn, stop, wait_until
 
 from mksgn.convert.fixed_point import quantize_plan
 from mksgn.convert.lava_graph import build_plan
 from mksgn.errors import MksgnError
+from mksgn.processes import processes_where, shm_segments
 from mksgn.targets.lava import (
     BASE_TIMEOUT_S,
     LavaTarget,
-    processes_where,
     run_watched,
     step_seconds_estimate,
     watchdog_timeout,
@@ -52,11 +52,6 @@ def lava_descendants() -> list[int]:
     return processes_where("ppid", os.getpid())
 
 
-def shm() -> set[str]:
-    """Current /dev/shm entries."""
-    return set(os.listdir("/dev/shm"))
-
-
 def job_for(plan, fixed, data) -> dict:
     """A worker job for one 4-step sample recording the LIF."""
     return dict(
@@ -72,7 +67,7 @@ def job_for(plan, fixed, data) -> dict:
 @pytest.mark.timeout(60)
 def test_float_parameter_in_fixed_point_model_is_an_error() -> None:
     """A float threshold handed to a fixed-point LIF fails inside Lava: Error, no leftovers."""
-    before = shm()
+    before = shm_segments()
     plan = build_plan(tiny_graph())
     fixed = quantize_plan(plan, 1.0)
     fixed.populations["lif"].dv = 0.25  # what the converter never does
@@ -82,30 +77,30 @@ def test_float_parameter_in_fixed_point_model_is_an_error() -> None:
         run_watched(job_for(plan, fixed, data), timeout_s=20)
     assert time.monotonic() - started < 25
     assert lava_descendants() == []
-    assert shm() - before == set()
+    assert shm_segments() - before == set()
 
 
 @pytest.mark.timeout(60)
 def test_exception_inside_a_process_is_reported() -> None:
     """Input data of the wrong shape makes a Lava process raise: Error naming the failure."""
-    before = shm()
+    before = shm_segments()
     plan = build_plan(tiny_graph())
     with pytest.raises(MksgnError, match=r"Lava simulation failed"):
         run_watched(job_for(plan, None, np.ones((7, 5))), timeout_s=30)
     assert lava_descendants() == []
-    assert shm() - before == set()
+    assert shm_segments() - before == set()
 
 
 @pytest.mark.timeout(60)
 def test_timeout_kills_the_whole_session() -> None:
     """A run that cannot finish in time is stopped at the deadline with every process killed."""
-    before = shm()
+    before = shm_segments()
     started = time.monotonic()
     with pytest.raises(MksgnError, match=r"did not finish within"):
         LavaTarget(timeout_s=0.3).run(tiny_graph(), np.ones((2, 4, 3)))
     assert time.monotonic() - started < 15
     assert lava_descendants() == []
-    assert shm() - before == set()
+    assert shm_segments() - before == set()
 
 
 def conv_graph(out_channels: int, in_channels: int) -> nir.NIRGraph:
@@ -156,38 +151,22 @@ def test_sigterm_to_simulate_leaves_no_lava_session_behind(tmp_path) -> None:
     graph_file, inputs = tmp_path / "tiny.nir", tmp_path / "x.npy"
     nir.write(graph_file, tiny_graph())
     np.save(inputs, np.ones((20_000, 4, 3), dtype=np.float32))  # 120k Lava steps: minutes
-    command = [
-        str(Path(sys.executable).with_name("mksgn")),
-        "simulate",
-        str(graph_file),
-        "--input",
-        str(inputs),
-        "--backend",
-        "lava-float",
-    ]
-    before = shm()
-    simulate = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    before = shm_segments()
+    simulate = start_mksgn(
+        *("simulate", str(graph_file), "--input", str(inputs), "--backend", "lava-float"),
+        *("--batch-size", "1"),  # one sample per group: minutes; batched, seconds
+    )
     try:
-        deadline = time.monotonic() + 60
-        sessions: list[int] = []
-        while not sessions and time.monotonic() < deadline:
-            time.sleep(0.2)
-            sessions = processes_where("ppid", simulate.pid)
-        assert sessions, "the Lava child session never started"
-        while len(processes_where("session", sessions[0])) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)  # until Lava has spawned its process models
-        assert len(processes_where("session", sessions[0])) >= 3
+        session = lava_session(simulate)
         assert simulate.poll() is None
         simulate.send_signal(signal.SIGTERM)
         _, err = simulate.communicate(timeout=30)
     finally:
-        simulate.kill()
-        simulate.wait()  # reap it: a zombie child would fail later tests' no-children checks
+        stop(simulate)
     assert simulate.returncode == 130
     assert err.strip().splitlines()[-1].startswith("Error: interrupted")
-    time.sleep(0.5)
-    assert processes_where("session", sessions[0]) == []
-    assert shm() - before == set()
+    wait_until(lambda: not processes_where("session", session), 5, "the Lava session to end")
+    assert shm_segments() - before == set()
 
 
 @pytest.mark.timeout(120)
@@ -201,28 +180,16 @@ def test_sigkilled_caller_takes_its_lava_session_along(tmp_path) -> None:
         import numpy as np
         from mksgn.convert.nir_io import read_nir
         from mksgn.targets.lava import LavaTarget
-        LavaTarget(timeout_s=600).run(read_nir({str(graph_file)!r}), np.ones((20_000, 4, 3)))
+        LavaTarget(timeout_s=600, batch_size=1).run(read_nir({str(graph_file)!r}), np.ones((20_000, 4, 3)))
         """
     )
-    before = shm()
+    before = shm_segments()
     program = subprocess.Popen([sys.executable, "-c", caller])
     try:
-        deadline = time.monotonic() + 60
-        sessions: list[int] = []
-        while not sessions and time.monotonic() < deadline:
-            time.sleep(0.2)
-            sessions = processes_where("ppid", program.pid)
-        assert sessions, "the Lava child session never started"
-        while len(processes_where("session", sessions[0])) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(processes_where("session", sessions[0])) >= 3
+        session = lava_session(program)
         program.send_signal(signal.SIGKILL)
         program.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while processes_where("session", sessions[0]) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: not processes_where("session", session), 15, "the session to end")
     finally:
-        program.kill()
-        program.wait()  # reap it: a zombie child would fail later tests' no-children checks
-    assert processes_where("session", sessions[0]) == []
-    assert shm() - before == set()
+        stop(program)
+    assert shm_segments() - before == set()

@@ -1,0 +1,92 @@
+"""The process table and /dev/shm as Linux shows them in /proc: what the Lava watchdog cleans up
+and what the fault-injection tests and the reliability benchmark check was cleaned up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+SHM = "/dev/shm"
+
+
+def processes_where(field: str, value: int) -> list[int]:
+    """Process ids whose /proc stat `field` ("ppid", "pgrp" or "session") equals `value`."""
+    index = {"ppid": 1, "pgrp": 2, "session": 3}[field]  # after the name: state ppid pgrp session
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[index]) == value:
+            found.append(int(entry))
+    return found
+
+
+def lava_process_models(session: int) -> list[int]:
+    """The Lava worker's children that run process models (not multiprocessing's tracker)."""
+    return [
+        pid
+        for pid in processes_where("ppid", session)
+        if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, their children, ...)."""
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        children = processes_where("ppid", frontier.pop())
+        frontier += [c for c in children if c not in found]
+        found.update(children)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """The pids that still exist and are not zombies."""
+    living = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if stat[stat.rindex(")") + 2] != "Z":
+                living.add(pid)
+    return living
+
+
+def mapped_shm(pids: list[int]) -> set[str]:
+    """/dev/shm files mapped by the given processes."""
+    paths: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/maps") as handle:
+            for line in handle:
+                parts = line.split(maxsplit=5)
+                if len(parts) == 6 and parts[5].startswith(f"{SHM}/"):
+                    paths.add(parts[5].strip().removesuffix(" (deleted)"))
+    return paths
+
+
+def shm_segments() -> set[str]:
+    """Paths of the current /dev/shm segments."""
+    return {f"{SHM}/{name}" for name in os.listdir(SHM)}
+
+
+def started_lava_session(pid: int, members: int = 3, timeout_s: float = 90) -> int | None:
+    """The session id of the Lava worker that process `pid` started, once it runs at least
+    `members` processes and their count has stopped changing for a second; None if that does
+    not happen within `timeout_s` or `pid` ends first."""
+    deadline = time.monotonic() + timeout_s
+    counts: list[int] = []
+    while time.monotonic() < deadline and pid in alive({pid}):
+        sessions = processes_where("ppid", pid)
+        if sessions:
+            counts.append(len(processes_where("session", sessions[0])))
+            if counts[-1] >= members and len(counts) > 10 and len(set(counts[-10:])) == 1:
+                return sessions[0]
+        time.sleep(0.1)
+    return None
