@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,7 +22,7 @@ from pathlib import Path
 VARIANTS = ("student", "distilled")
 
 
-def train_one(data: str, teacher: str | None, out: str, seed: int, epochs: int) -> dict:
+def train_one(data: str, teacher: str | None, out: str, seed: int, epochs: int, owner: int) -> dict:
     """Train and evaluate one MK-SGN in this (worker) process; its metrics and wall time."""
     import torch
 
@@ -29,7 +30,9 @@ def train_one(data: str, teacher: str | None, out: str, seed: int, epochs: int) 
     from mksgn.train.evaluate import evaluate_checkpoint
     from mksgn.train.loop import TrainSettings, config_for_data, train
 
-    exit_when_orphaned()  # a killed benchmark must not leave its training runs going
+    # A killed benchmark must not leave its training runs going. The pool worker's parent is
+    # the forkserver, which outlives the benchmark: watch the benchmark's pid itself.
+    exit_when_orphaned(owner)
     torch.set_num_threads(1)  # the runs share the cores; threads would only contend
     started = time.perf_counter()
     config = config_for_data(data, "mk-sgn", "tiny")
@@ -101,6 +104,7 @@ def main() -> None:
                 str(args.out / f"{variant}-seed{seed}-e{args.epochs}"),
                 seed,
                 args.epochs,
+                os.getpid(),
             ): (variant, seed)
             for variant, seed in todo
         }

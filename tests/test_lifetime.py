@@ -9,7 +9,9 @@ import sys
 import textwrap
 import time
 
-from process_helpers import alive, wait_until
+from process_helpers import stop, wait_until
+
+from mksgn.processes import alive
 
 CHILD = "from mksgn.lifetime import exit_when_orphaned; import time; exit_when_orphaned(); time.sleep(60)"
 
@@ -34,5 +36,37 @@ def test_child_exits_when_its_parent_is_killed(tmp_path) -> None:
         parent.wait()
         wait_until(lambda: not alive({child}), 10, "the orphaned child to exit")
     finally:
-        parent.kill()
-        parent.wait()
+        stop(parent)
+
+
+POOL_PARENT = """
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from mksgn.lifetime import exit_when_orphaned
+
+def work(owner, pid_file):
+    exit_when_orphaned(owner)
+    open(pid_file, "w").write(str(os.getpid()))
+    time.sleep(60)
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=get_context("forkserver")) as pool:
+        pool.submit(work, os.getpid(), sys.argv[1]).result()
+"""
+
+
+def test_forkserver_pool_worker_exits_when_the_owner_is_killed(tmp_path) -> None:
+    """A pool worker's parent is the forkserver, which outlives a SIGKILLed main process; the
+    worker watches the owner's pid instead, so it ends too (the distillation benchmark's case)."""
+    pid_file, script = tmp_path / "worker.pid", tmp_path / "owner.py"
+    script.write_text(POOL_PARENT)
+    owner = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    try:
+        worker = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60, "worker"))
+        assert alive({worker}), "the worker exited while its owner lived"
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        wait_until(lambda: not alive({worker}), 10, "the pool worker to exit")
+    finally:
+        stop(owner)
