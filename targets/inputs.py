@@ -44,7 +44,9 @@ def array_inputs(path: str | os.PathLike[str], graph: nir.NIRGraph) -> np.ndarra
     try:
         # Memory-mapped: a header declaring more data than the file holds fails here instead
         # of allocating the declared size.
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        # errstate: an absurd declared shape overflows numpy's size product (then ValueError).
+        with np.errstate(over="ignore"):
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as error:  # ValueError (pickled objects), OSError, EOFError, ...
         raise MksgnError(f"{path} is not a readable .npy array ({error})") from None
     if not isinstance(array, np.ndarray):

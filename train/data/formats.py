@@ -660,7 +660,10 @@ class StgcnNpy(DatasetFile):
     def _open_data(path: Path) -> np.ndarray:
         """Memory-map the array after checking its header: nothing is read into memory."""
         try:
-            data = np.load(path, mmap_mode="r", allow_pickle=False)
+            # errstate: an absurd declared shape overflows numpy's size product, which then
+            # fails as a ValueError; without it a RuntimeWarning line comes before the Error.
+            with np.errstate(over="ignore"):
+                data = np.load(path, mmap_mode="r", allow_pickle=False)
         except READ_ERRORS as error:
             raise MksgnError(
                 f"{path}: not a readable .npy array ({error}); write the file again"
