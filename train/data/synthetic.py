@@ -656,13 +656,16 @@ def generate(
         names += [str(sample) for sample in ids]
         splits += class_splits
     data, origins = _centre(np.concatenate(all_joints))
+    # In file-name order, as `data prepare` writes NTU: the action is the last part of the
+    # name, so classes interleave and the first N test samples (simulate --samples N) span them.
+    order = np.argsort(names, kind="stable")
     return SyntheticSet(
-        data=data,
-        labels=np.array(labels, dtype=np.int64),
-        names=tuple(names),
-        split=tuple(splits),
+        data=data[order],
+        labels=np.array(labels, dtype=np.int64)[order],
+        names=tuple(names[i] for i in order),
+        split=tuple(splits[i] for i in order),
         class_names=class_names(classes),
-        origins=origins,
+        origins=origins[order],
     )
 
 
