@@ -394,7 +394,8 @@ def graph_run_options(command):
         click.option(
             "--batch-size",
             type=click.IntRange(1, None),
-            help="Samples run side by side [default: 32 on loihi-emu, 8 on Lava].",
+            help="Samples run side by side [default: 32 on loihi-emu; on Lava 8, fewer when"
+            " their estimated build memory passes half of the machine's].",
         ),
         click.option(
             "--shard",

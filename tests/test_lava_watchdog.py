@@ -20,9 +20,13 @@ from mksgn.errors import MksgnError
 from mksgn.processes import processes_where, shm_segments
 from mksgn.targets.lava import (
     BASE_TIMEOUT_S,
+    BUILD_BYTES_PER_SYNAPSE_ENTRY,
+    DEFAULT_BATCH_SIZE,
     LavaTarget,
+    default_batch_size,
     run_watched,
     step_seconds_estimate,
+    synapse_entries,
     watchdog_timeout,
 )
 
@@ -143,6 +147,17 @@ def test_watchdog_allows_for_lavas_per_channel_pair_convolution() -> None:
     steps = 24
     assert watchdog_timeout(large, processes=5, steps=steps) > 3 * 51.2 * steps
     assert watchdog_timeout(small, processes=5, steps=steps) < BASE_TIMEOUT_S + 60
+
+
+def test_default_batch_keeps_the_build_within_half_the_memory() -> None:
+    """Samples side by side multiply the synapses Lava builds: the default batch shrinks when
+    their estimate would pass half of the memory, and never below one sample."""
+    plan = build_plan(tiny_graph())
+    per_sample = synapse_entries(plan) * BUILD_BYTES_PER_SYNAPSE_ENTRY
+    assert synapse_entries(plan) == 9  # the 3 × 3 Affine
+    assert default_batch_size(plan, memory_bytes=10**15) == DEFAULT_BATCH_SIZE
+    assert default_batch_size(plan, memory_bytes=2 * 3 * per_sample) == 3
+    assert default_batch_size(plan, memory_bytes=per_sample) == 1
 
 
 @pytest.mark.timeout(90)
