@@ -37,7 +37,7 @@ class DemoSize:
     lava_samples: int  # test samples simulated on every backend
 
 
-QUICK = DemoSize(4, 30, 32, 16, 40, 40, 2)
+QUICK = DemoSize(4, 30, 32, 12, 40, 40, 8)
 FULL = DemoSize(8, 40, 64, 32, 30, 30, 6)
 
 
