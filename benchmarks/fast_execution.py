@@ -109,6 +109,15 @@ def emulator_memory_mb(graph_file: Path, batch_size: int = max(BATCH_SIZES)) -> 
     return (8 * weights + 8 * 16 * neurons * batch_size) / 2**20
 
 
+def lava_build_mb(graph_file: Path) -> float:
+    """What Lava's build of one sample's network holds (times the samples side by side)."""
+    from mksgn.convert.lava_graph import build_plan
+    from mksgn.convert.nir_io import read_nir
+    from mksgn.targets.lava import build_bytes_estimate
+
+    return build_bytes_estimate(build_plan(read_nir(graph_file))) / 2**20
+
+
 def available_mb() -> float:
     """MemAvailable of this machine."""
     with open("/proc/meminfo") as handle:
@@ -145,11 +154,13 @@ def main() -> None:
                 for backend in ("loihi-emu", "loihi-emu-float")
                 for size in BATCH_SIZES
             ]
-            needed, free = emulator_memory_mb(graph_file), available_mb()
+            free, emulator_mb = available_mb(), emulator_memory_mb(graph_file)
+            lava_mb = lava_build_mb(graph_file) if with_lava else 0.0
             for backend, size, count in runs:
-                if backend.startswith("loihi-emu") and needed > 0.5 * free:
+                needed = {"loihi": emulator_mb, "lava-": lava_mb * size}.get(backend[:5], 0.0)
+                if needed > 0.5 * free:
                     # Do not let the machine's OOM killer pick a process (maybe someone else's).
-                    result = dict(error=f"needs ~{needed:.0f} MB of csr weights, {free:.0f} free")
+                    result = dict(error=f"needs ~{needed:.0f} MB to build, {free:.0f} MB free")
                 else:
                     result = run_fresh(str(graph_file), str(input_file), backend, size, count)
                 row = dict(preset=preset, backend=backend, batch_size=size, **result)

@@ -56,13 +56,17 @@ def synapse_entries(plan: LavaPlan) -> int:
     return sum(syn.nonzeros if syn.sparse else syn.weight.size for syn in plan.synapses)
 
 
+def build_bytes_estimate(plan: LavaPlan, batch: int = 1) -> int:
+    """Memory the Lava worker needs to build the network with `batch` samples side by side."""
+    return max(1, synapse_entries(plan)) * BUILD_BYTES_PER_SYNAPSE_ENTRY * batch
+
+
 def default_batch_size(plan: LavaPlan, memory_bytes: int | None = None) -> int:
     """DEFAULT_BATCH_SIZE, or fewer samples side by side when their estimated build memory
     would pass half of `memory_bytes` (default: this machine's physical memory)."""
     if memory_bytes is None:
         memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    per_sample = max(1, synapse_entries(plan)) * BUILD_BYTES_PER_SYNAPSE_ENTRY
-    return max(1, min(DEFAULT_BATCH_SIZE, memory_bytes // 2 // per_sample))
+    return max(1, min(DEFAULT_BATCH_SIZE, memory_bytes // 2 // build_bytes_estimate(plan)))
 
 
 def step_seconds_estimate(plan: LavaPlan) -> float:
