@@ -394,8 +394,8 @@ def graph_run_options(command):
         click.option(
             "--batch-size",
             type=click.IntRange(1, None),
-            help="Samples run side by side [default: 32 on loihi-emu; on Lava 8, fewer when"
-            " their estimated build memory passes half of the machine's].",
+            help="Samples run side by side [default: 32 on loihi-emu, 1 on Lava: there samples"
+            " stream one after another through one network, which measured faster].",
         ),
         click.option(
             "--shard",

@@ -43,11 +43,14 @@ SETUP_SECONDS_PER_SPARSE_NONZERO = 1e-7
 # 157 s on a machine running three other jobs; a child that dies is caught at once
 # (killed_by_signal, error.txt), so the watchdog only has true hangs left to catch.
 WATCHDOG_MARGIN = 10.0
-DEFAULT_BATCH_SIZE = 8
+# Samples side by side do not pay on Lava's CPU backend for these models: a step's cost is mostly
+# the Sparse products, which grow with the batch (quick demo MK-SGN, 16 samples, lava-float:
+# 1.57 s/sample one after another, 1.56 two side by side, 2.36 eight side by side). Streaming
+# samples back to back through one network (batch 1) is what beats a network per sample.
+DEFAULT_BATCH_SIZE = 1
 # Building a network holds every synapse entry about twice as a scipy csr (float64 value + int32
 # index): measured 1.15 GiB more per sample side by side for the quick demo's MK-SGN (53 M
-# entries; 1.6 GiB at 1 sample, 9.7 GiB at 8). The default batch keeps that estimate within
-# half of the machine's memory; an explicit batch size is taken as given.
+# entries; 1.6 GiB at 1 sample, 9.7 GiB at 8).
 BUILD_BYTES_PER_SYNAPSE_ENTRY = 24
 
 
@@ -59,14 +62,6 @@ def synapse_entries(plan: LavaPlan) -> int:
 def build_bytes_estimate(plan: LavaPlan, batch: int = 1) -> int:
     """Memory the Lava worker needs to build the network with `batch` samples side by side."""
     return max(1, synapse_entries(plan)) * BUILD_BYTES_PER_SYNAPSE_ENTRY * batch
-
-
-def default_batch_size(plan: LavaPlan, memory_bytes: int | None = None) -> int:
-    """DEFAULT_BATCH_SIZE, or fewer samples side by side when their estimated build memory
-    would pass half of `memory_bytes` (default: this machine's physical memory)."""
-    if memory_bytes is None:
-        memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return max(1, min(DEFAULT_BATCH_SIZE, memory_bytes // 2 // build_bytes_estimate(plan)))
 
 
 def step_seconds_estimate(plan: LavaPlan) -> float:
@@ -103,10 +98,10 @@ class LavaTarget:
         """Choose fixed point or float; timeout_s None derives the watchdog from the work size;
         input_abs_max fixes the input range quantisation assumes (None: that of the inputs run,
         a shard passes the whole data's so that every shard quantises alike); batch_size is how
-        many samples one network runs side by side (None: default_batch_size of the graph)."""
+        many samples one network runs side by side (None: DEFAULT_BATCH_SIZE)."""
         if batch_size is not None and batch_size < 1:
             raise MksgnError(f"batch size must be at least 1, got {batch_size}")
-        self.batch_size = batch_size
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
         self.fixed_point = fixed_point
         self.timeout_s = timeout_s
         self.dt = dt
@@ -130,7 +125,7 @@ class LavaTarget:
         spikes from its synapse's one-step buffer, which nothing in Lava can clear."""
         job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max)
         recurrent = any(syn.back_edge for syn in plan.synapses)
-        batch = min(self.batch_size or default_batch_size(plan), job.samples)
+        batch = min(self.batch_size, job.samples)
         whole = [(0, job.samples)]
         runs = [(i, min(i + batch, job.samples)) for i in range(0, job.samples, batch)]
         runs = runs if recurrent else whole

@@ -21,9 +21,8 @@ from mksgn.processes import processes_where, shm_segments
 from mksgn.targets.lava import (
     BASE_TIMEOUT_S,
     BUILD_BYTES_PER_SYNAPSE_ENTRY,
-    DEFAULT_BATCH_SIZE,
     LavaTarget,
-    default_batch_size,
+    build_bytes_estimate,
     run_watched,
     step_seconds_estimate,
     synapse_entries,
@@ -149,15 +148,13 @@ def test_watchdog_allows_for_lavas_per_channel_pair_convolution() -> None:
     assert watchdog_timeout(small, processes=5, steps=steps) < BASE_TIMEOUT_S + 60
 
 
-def test_default_batch_keeps_the_build_within_half_the_memory() -> None:
-    """Samples side by side multiply the synapses Lava builds: the default batch shrinks when
-    their estimate would pass half of the memory, and never below one sample."""
+def test_build_memory_estimate_counts_every_sample_side_by_side() -> None:
+    """The estimate benchmarks use to skip a batch the machine cannot build."""
     plan = build_plan(tiny_graph())
-    per_sample = synapse_entries(plan) * BUILD_BYTES_PER_SYNAPSE_ENTRY
     assert synapse_entries(plan) == 9  # the 3 × 3 Affine
-    assert default_batch_size(plan, memory_bytes=10**15) == DEFAULT_BATCH_SIZE
-    assert default_batch_size(plan, memory_bytes=2 * 3 * per_sample) == 3
-    assert default_batch_size(plan, memory_bytes=per_sample) == 1
+    one = build_bytes_estimate(plan)
+    assert one == 9 * BUILD_BYTES_PER_SYNAPSE_ENTRY
+    assert build_bytes_estimate(plan, batch=8) == 8 * one
 
 
 @pytest.mark.timeout(90)
