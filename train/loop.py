@@ -287,14 +287,19 @@ def run_training(
     if checkpoint is not None:
         start_epoch = restore(state, checkpoint, teacher_checkpoint)
         history = read_history(out_dir / METRICS_NAME, start_epoch)
+        if checkpoint.metrics and (not history or history[-1].get("epoch") != start_epoch):
+            history.append(checkpoint.metrics)
     if context.is_main:
         write_config_json(out_dir / CONFIG_NAME, state, data_path, teacher_checkpoint)
     for epoch in range(start_epoch, settings.epochs):
         metrics = run_epoch(state, epoch, progress and context.is_main)
         history.append(metrics)
         if context.is_main:
-            write_history(out_dir / METRICS_NAME, history)
+            # Checkpoint first: if the log's write then fails (disk full), the log lags the
+            # checkpoint, and resuming restores the missing line from the checkpoint's metrics;
+            # the other order left a log naming an epoch that no checkpoint holds.
             save_state(checkpoint_path, state, epoch + 1, metrics)
+            write_history(out_dir / METRICS_NAME, history)
     if history:
         return history[-1]
     return dict(checkpoint.metrics) if checkpoint is not None else {}
