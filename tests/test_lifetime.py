@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from process_helpers import stop, wait_until
 
@@ -27,16 +28,21 @@ def test_child_exits_when_its_parent_is_killed(tmp_path) -> None:
         time.sleep(60)
         """
     )
-    parent = subprocess.Popen([sys.executable, "-c", parent_code])
+    assert_killing_ends_the_child(subprocess.Popen([sys.executable, "-c", parent_code]), pid_file)
+
+
+def assert_killing_ends_the_child(owner: subprocess.Popen, pid_file: Path) -> None:
+    """Once the child has written its pid to `pid_file` and lives on, SIGKILL `owner`: the
+    child must exit within 10 s."""
     try:
-        child = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 30, "the child"))
+        child = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60, "child"))
         time.sleep(1)
-        assert alive({child}), "the child exited while its parent lived"
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait()
+        assert alive({child}), "the child exited while its owner lived"
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
         wait_until(lambda: not alive({child}), 10, "the orphaned child to exit")
     finally:
-        stop(parent)
+        stop(owner)
 
 
 POOL_PARENT = """
@@ -61,12 +67,6 @@ def test_forkserver_pool_worker_exits_when_the_owner_is_killed(tmp_path) -> None
     worker watches the owner's pid instead, so it ends too (the distillation benchmark's case)."""
     pid_file, script = tmp_path / "worker.pid", tmp_path / "owner.py"
     script.write_text(POOL_PARENT)
-    owner = subprocess.Popen([sys.executable, str(script), str(pid_file)])
-    try:
-        worker = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60, "worker"))
-        assert alive({worker}), "the worker exited while its owner lived"
-        os.kill(owner.pid, signal.SIGKILL)
-        owner.wait()
-        wait_until(lambda: not alive({worker}), 10, "the pool worker to exit")
-    finally:
-        stop(owner)
+    assert_killing_ends_the_child(
+        subprocess.Popen([sys.executable, str(script), str(pid_file)]), pid_file
+    )
