@@ -157,7 +157,12 @@ def main() -> None:
             free, emulator_mb = available_mb(), emulator_memory_mb(graph_file)
             lava_mb = lava_build_mb(graph_file) if with_lava else 0.0
             for backend, size, count in runs:
-                needed = {"loihi": emulator_mb, "lava-": lava_mb * size}.get(backend[:5], 0.0)
+                if backend.startswith("loihi-emu"):
+                    needed = emulator_mb
+                elif backend.startswith("lava"):
+                    needed = lava_mb * size
+                else:
+                    needed = 0.0  # the reference runs layer by layer
                 if needed > 0.5 * free:
                     # Do not let the machine's OOM killer pick a process (maybe someone else's).
                     result = dict(error=f"needs ~{needed:.0f} MB to build, {free:.0f} MB free")

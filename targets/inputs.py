@@ -11,6 +11,7 @@ import numpy as np
 
 from mksgn.convert.nir_io import input_shape, read_nir
 from mksgn.errors import MksgnError
+from mksgn.train.data.formats import map_npy
 
 REQUIRED_METADATA = ("frames", "modalities", "time_steps", "nodes")
 
@@ -42,11 +43,7 @@ def array_inputs(path: str | os.PathLike[str], graph: nir.NIRGraph) -> np.ndarra
     """X.npy shaped (T, *input shape) or (samples, T, *input shape) -> (samples, T, *shape)."""
     path = Path(path)
     try:
-        # Memory-mapped: a header declaring more data than the file holds fails here instead
-        # of allocating the declared size.
-        # errstate: an absurd declared shape overflows numpy's size product (then ValueError).
-        with np.errstate(over="ignore"):
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = map_npy(path)
     except Exception as error:  # ValueError (pickled objects), OSError, EOFError, ...
         raise MksgnError(f"{path} is not a readable .npy array ({error})") from None
     if not isinstance(array, np.ndarray):

@@ -197,6 +197,16 @@ READ_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
 )
+
+
+def map_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """Memory-map an .npy file without pickles: a header declaring more data than the file holds
+    fails here instead of allocating it. An absurd declared shape overflows numpy's size product
+    before failing; errstate keeps that RuntimeWarning from printing ahead of the Error line."""
+    with np.errstate(over="ignore"):
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
 # Streaming reads convert this many bytes of samples at a time (bounded memory for inspect/load).
 CHUNK_BYTES = 64 << 20
 # CtrgcnSpool copies its temporaries into the npz this many bytes at a time: with CHUNK_BYTES the
@@ -660,10 +670,7 @@ class StgcnNpy(DatasetFile):
     def _open_data(path: Path) -> np.ndarray:
         """Memory-map the array after checking its header: nothing is read into memory."""
         try:
-            # errstate: an absurd declared shape overflows numpy's size product, which then
-            # fails as a ValueError; without it a RuntimeWarning line comes before the Error.
-            with np.errstate(over="ignore"):
-                data = np.load(path, mmap_mode="r", allow_pickle=False)
+            data = map_npy(path)
         except READ_ERRORS as error:
             raise MksgnError(
                 f"{path}: not a readable .npy array ({error}); write the file again"
