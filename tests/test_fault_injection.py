@@ -110,8 +110,8 @@ def test_interrupted_lava_command_leaves_nothing(dense_graph: Path, kind: str, s
     assert not out.exists() and leftovers(out.parent) == []
 
 
-@pytest.mark.timeout(240)
-def test_sigterm_during_data_prepare_leaves_no_npz_and_no_workers(tmp_path: Path) -> None:
+def start_prepare_and_wait_for_its_pool(tmp_path: Path):
+    """Start `data prepare --workers 2` on 400 files -> (command, its pool's processes, output)."""
     raw = tmp_path / "raw"
     raw.mkdir()
     write_realistic_raw_files(raw, 400)
@@ -121,22 +121,43 @@ def test_sigterm_during_data_prepare_leaves_no_npz_and_no_workers(tmp_path: Path
         "--workers", "2",
     )  # fmt: skip
     try:
-        # Once the pool's workers run (forkserver + 2 workers below the command).
-        workers = wait_until(
+        # Once the pool runs (forkserver, resource tracker and workers below the command).
+        pool = wait_until(
             lambda: descendants(command.pid) if len(descendants(command.pid)) >= 3 else None,
             60,
             "the parser pool",
         )
         time.sleep(0.5)
         assert command.poll() is None, "prepare finished before the signal: use more files"
+    except BaseException:
+        stop(command)
+        raise
+    return command, pool, out
+
+
+@pytest.mark.timeout(240)
+def test_sigterm_during_data_prepare_leaves_no_npz_and_no_workers(tmp_path: Path) -> None:
+    command, pool, out = start_prepare_and_wait_for_its_pool(tmp_path)
+    try:
         command.send_signal(signal.SIGTERM)
         _, err = command.communicate(timeout=60)
     finally:
         stop(command)
     assert command.returncode == 130
     assert err.strip().splitlines()[-1].startswith("Error: interrupted")  # after tqdm's bar
-    wait_until(lambda: not alive(workers), 10, "the parser workers to exit")
+    wait_until(lambda: not alive(pool), 10, "the parser workers to exit")
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.timeout(240)
+def test_sigkill_of_data_prepare_leaves_no_workers(tmp_path: Path) -> None:
+    """No handler runs on SIGKILL: the workers notice the dead parent themselves, and with them
+    gone the forkserver ends too."""
+    command, pool, out = start_prepare_and_wait_for_its_pool(tmp_path)
+    stop(command)
+    assert command.returncode == -signal.SIGKILL
+    wait_until(lambda: not alive(pool), 10, "the parser pool to exit")
+    assert not out.exists()
 
 
 @pytest.mark.timeout(300)

@@ -154,15 +154,17 @@ class CtrgcnSpool:
                     np.lib.format.write_array_header_1_0(member, header)
                     with open(self._folder / f"x_{split}.raw", "rb") as raw:
                         shutil.copyfileobj(raw, member, SPOOL_COPY_BYTES)
-                small = {
-                    f"y_{split}": one_hot(
-                        np.asarray(self.labels[split], dtype=np.int64), num_classes
-                    ),
-                    f"names_{split}": np.array(self.names[split], dtype=np.str_),
-                }
-                for key, value in small.items():
-                    with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, value, allow_pickle=False)
+                labels = np.asarray(self.labels[split], dtype=np.int64)
+                header = {"descr": "<f4", "fortran_order": False, "shape": (count, num_classes)}
+                with zf.open(f"y_{split}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array_header_1_0(member, header)
+                    # In rows of SPOOL_LABEL_ROWS: NTU120's 63,026 one-hot rows at once are 30 MB.
+                    for start in range(0, count, SPOOL_LABEL_ROWS):
+                        rows = one_hot(labels[start : start + SPOOL_LABEL_ROWS], num_classes)
+                        member.write(rows.astype("<f4", copy=False).tobytes())
+                with zf.open(f"names_{split}.npy", "w", force_zip64=True) as member:
+                    names = np.array(self.names[split], dtype=np.str_)
+                    np.lib.format.write_array(member, names, allow_pickle=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +215,7 @@ CHUNK_BYTES = 64 << 20
 # copy buffer made `data prepare`'s peak grow with the split size up to 64 MiB (96 -> 172 MiB from
 # 500 to 2,000 files), which looked like memory per file; the copy is as fast with 1 MiB.
 SPOOL_COPY_BYTES = 1 << 20
+SPOOL_LABEL_ROWS = 4096
 # Skeleton benchmarks have at most a few hundred classes; models and class counters allocate per
 # class, so a label such as 10**12 in a downloaded file must not become the class count.
 MAX_CLASSES = 10_000

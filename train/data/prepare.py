@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mksgn.errors import MksgnError
+from mksgn.lifetime import exit_when_orphaned
 from mksgn.train.data.body_selection import NoUsableBody, select_bodies
 from mksgn.train.data.formats import MAX_BODIES, CtrgcnSpool
 from mksgn.train.data.ntu import (
@@ -29,6 +34,10 @@ from mksgn.train.data.ntu import (
 from mksgn.train.data.skeleton_file import MalformedSkeletonFile, read_skeleton_file
 
 DEFAULT_FRAMES = 300  # CTR-GCN pads every NTU sample to 300 frames
+# Files per worker round trip, and round trips queued per worker: small enough that an
+# interrupt waits for at most a few files per worker and that parsed samples do not pile up.
+PARSE_CHUNK_FILES = 8
+CHUNKS_IN_FLIGHT_PER_WORKER = 2
 
 # Why a file was left out; the summary counts and lists files per reason.
 SKIP_MISSING_LIST = "missing skeleton list"
@@ -185,24 +194,56 @@ def _process_file(path: str) -> _FileResult:
         return _FileResult(None, reason=SKIP_UNREADABLE, detail=str(error), error=str(error))
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the parent, which terminates the pool; workers must not print tracebacks.
+def _parse_chunk(paths: list[str]) -> list[_FileResult]:
+    """_process_file over a few paths: one round trip to a worker per chunk, not per file."""
+    return [_process_file(path) for path in paths]
+
+
+def _start_worker(owner: int) -> None:
+    """Set up a parser worker: Ctrl-C is the parent's to handle (no tracebacks from workers),
+    and a parent killed outright (SIGKILL) must not leave the worker, or its forkserver, behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_when_orphaned(owner)
 
 
-def _results(paths: list[str], workers: int) -> Iterator[_FileResult]:
-    """Yield a _FileResult per path, in order, from `workers` processes (1 = this process)."""
-    if workers <= 1 or len(paths) <= 1:
+def _results(paths: Iterable[str], count: int, workers: int) -> Iterator[_FileResult]:
+    """Yield a _FileResult per path (`count` of them), in order, from `workers` processes
+    (1 = this process)."""
+    if workers <= 1 or count <= 1:
         yield from map(_process_file, paths)
         return
-    workers = min(workers, len(paths))
-    chunksize = max(1, min(32, len(paths) // (workers * 8)))
-    # forkserver, not fork: forking a process that already runs threads (torch, Lava monitors in
-    # the same interpreter) can copy a held lock into the workers and hang them (seen in CI).
-    context = multiprocessing.get_context("forkserver")
-    with context.Pool(workers, initializer=_ignore_interrupts) as pool:
-        # Leaving this block early (--strict error, Ctrl-C) terminates the workers.
-        yield from pool.imap(_process_file, paths, chunksize=chunksize)
+    workers = min(workers, count)
+    chunksize = max(1, min(PARSE_CHUNK_FILES, count // (workers * 4)))
+    remaining = iter(paths)
+    chunks = iter(lambda: list(itertools.islice(remaining, chunksize)), [])
+    # ProcessPoolExecutor, not multiprocessing.Pool: Pool.terminate() can deadlock when it stops
+    # mid-run (a worker blocked writing a parsed sample into the full result pipe holds the lock
+    # terminate() needs; seen on SIGTERM in the fault test). forkserver, not fork: forking a
+    # process that already runs threads (torch, Lava monitors) can copy a held lock into a worker.
+    executor = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_start_worker,
+        initargs=(os.getpid(),),
+    )
+    try:
+        # A bounded window of chunks in flight: parsed samples never pile up in memory.
+        in_flight = deque(
+            executor.submit(_parse_chunk, chunk)
+            for chunk in itertools.islice(chunks, workers * CHUNKS_IN_FLIGHT_PER_WORKER)
+        )
+        while in_flight:
+            parsed = in_flight.popleft().result()
+            in_flight.extend(executor.submit(_parse_chunk, c) for c in itertools.islice(chunks, 1))
+            yield from parsed
+    except BrokenProcessPool:
+        raise MksgnError(
+            "a .skeleton parser process died (killed, or out of memory); nothing was written"
+        ) from None
+    finally:
+        # Leaving early (--strict, Ctrl-C, SIGTERM): queued chunks are dropped, running ones
+        # (at most PARSE_CHUNK_FILES files per worker) finish, then the workers exit.
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def prepare_ntu(
@@ -241,15 +282,14 @@ def prepare_ntu(
         file=sys.stderr,
         disable=not progress,
     )
-    paths = [str(path) for path, _, _ in to_parse]
+    paths = (os.path.join(raw_dir, relative) for relative, _, _ in to_parse)
     # closing() stops the workers at once when the loop ends early (--strict, Ctrl-C).
-    results = contextlib.closing(_results(paths, workers or os.cpu_count() or 1))
+    results = contextlib.closing(_results(paths, len(to_parse), workers or os.cpu_count() or 1))
     # Samples go to disk as they come: memory stays flat over tens of thousands of files.
     with bar, results as file_results, CtrgcnSpool(out, frames) as spool:
-        for (path, name, split), result in zip(to_parse, file_results, strict=True):
+        for (relative, name, split), result in zip(to_parse, file_results, strict=True):
             bar.update()
             summary.parsed += 1
-            relative = str(path.relative_to(raw_dir))
             if result.joints is None:
                 if strict and result.error:
                     raise MksgnError(f"{result.error} (--strict stops at the first bad file)")
@@ -289,11 +329,26 @@ def _check_writable(out: Path) -> None:
         raise MksgnError(f"{out}: is a folder; pass a file name such as NTU60_CS.npz")
 
 
+def _skeleton_files(raw_dir: Path) -> list[str]:
+    """Every .skeleton file under raw_dir, as sorted paths relative to it."""
+    # os.walk and plain strings, not Path.rglob: rglob keeps a set of every Path it has yielded
+    # (Python 3.10), and a Path costs ~370 bytes more than its string; over 20,000 files that
+    # was 12 MiB of peak memory, 114,480 for NTU120. Like rglob, walk skips symlinked folders.
+    found = []
+    for folder, _, names in os.walk(raw_dir):
+        relative_folder = os.path.relpath(folder, raw_dir)
+        for name in names:
+            if name.endswith(".skeleton") and os.path.isfile(os.path.join(folder, name)):
+                found.append(os.path.normpath(os.path.join(relative_folder, name)))
+    return sorted(found)
+
+
 def _select_files(
     raw_dir: Path, benchmark: str, summary: PrepareSummary
-) -> list[tuple[Path, str, str]]:
-    """Find the benchmark's .skeleton files -> (path, sample name, split), skipping by name."""
-    found = sorted(path for path in raw_dir.rglob("*.skeleton") if path.is_file())
+) -> list[tuple[str, str, str]]:
+    """Find the benchmark's .skeleton files -> (path relative to raw_dir, sample name, split),
+    skipping by name."""
+    found = _skeleton_files(raw_dir)
     summary.files_found = len(found)
     if not found:
         raise MksgnError(
@@ -303,10 +358,9 @@ def _select_files(
     missing = missing_skeleton_names(benchmark)
     seen: set[str] = set()
     selected = []
-    for path in found:
-        relative = str(path.relative_to(raw_dir))
+    for relative in found:
         try:
-            sample = parse_sample_name(path)
+            sample = parse_sample_name(relative)
         except MksgnError:
             summary.skipped.append(
                 SkippedFile(relative, SKIP_BAD_NAME, "expected SsssCcccPpppRrrrAaaa.skeleton")
@@ -328,7 +382,7 @@ def _select_files(
             )
             continue
         seen.add(name)
-        selected.append((path, name, split))
+        selected.append((relative, name, split))
     if not selected and not summary.skipped:
         raise MksgnError(
             f"{raw_dir}: none of the {len(found)} .skeleton files belongs to {benchmark} "
