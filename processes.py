@@ -29,12 +29,17 @@ def processes_where(field: str, value: int) -> list[int]:
 
 
 def lava_process_models(session: int) -> list[int]:
-    """The Lava worker's children that run process models (not multiprocessing's tracker)."""
-    return [
-        pid
-        for pid in processes_where("ppid", session)
-        if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    """The Lava worker's children that run process models: forked from the worker, so they
+    share its command line (not multiprocessing's tracker, nor a helper a library runs)."""
+    found = []
+    for pid in processes_where("ppid", session):
+        with contextlib.suppress(OSError):
+            if (
+                b"mksgn.targets.lava import worker_main"
+                in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ):
+                found.append(pid)
+    return found
 
 
 def descendants(pid: int) -> set[int]:

@@ -1,9 +1,10 @@
 """Lava CPU backends (`lava-float`, `lava-fixed`): one built network, samples streamed, watchdog.
 
 The Lava network runs in a child process in its own session; Lava starts one OS process per
-process model under it. A hang, a crash or a Lava error inside a process model becomes MksgnError
-within a timeout derived from the work size, and the whole session is killed and the shared-memory
-segments it had mapped are removed, so nothing is left behind.
+process model under it. A Lava error or a process that ends early (killed, out of memory; seen by
+SIGCHLD, at start-up too) becomes MksgnError at once, a hang within a timeout derived from the
+work size; then the whole session is killed and the shared-memory segments it had mapped are
+removed, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, from_lava, to_lava
 from mksgn.errors import MksgnError
 from mksgn.lifetime import wait_until_orphaned
-from mksgn.processes import mapped_shm, processes_where, shm_segments
+from mksgn.processes import alive, mapped_shm, processes_where, shm_segments
 from mksgn.targets.base import RunResult
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ TIMEOUT_S_PER_PROCESS_STEP = 0.02
 SETUP_SECONDS_PER_SPARSE_NONZERO = 1e-7
 # The estimate is for an idle machine. A margin of 3 stopped the quick demo's healthy Lava run at
 # 157 s on a machine running three other jobs; a child that dies is caught at once
-# (killed_by_signal, error.txt), so the watchdog only has true hangs left to catch.
+# (fail_when_a_child_ends, error.txt), so the watchdog only has true hangs left to catch.
 WATCHDOG_MARGIN = 10.0
 # Samples side by side do not pay on Lava's CPU backend for these models: a step's cost is mostly
 # the Sparse products, which grow with the batch (quick demo MK-SGN, 16 samples, lava-float:
@@ -355,8 +356,8 @@ def session_rss(session: int) -> int:
 
 
 def killed_by_signal(session: int) -> list[tuple[int, int]]:
-    """(pid, signal) of the session's processes that a signal ended: a killed Lava process model
-    stays a zombie of the worker, and without this check the run would wait for the watchdog."""
+    """(pid, signal) of the session's processes that a signal ended and that are still zombies
+    (not yet reaped by their parent), to name a killed Lava process in the error."""
     found = []
     for pid in session_processes(session):
         with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/stat") as f:
@@ -365,6 +366,14 @@ def killed_by_signal(session: int) -> list[tuple[int, int]]:
             if fields[0] == "Z" and int(fields[49]) & 0x7F:
                 found.append((pid, int(fields[49]) & 0x7F))
     return found
+
+
+def killed_text(pid: int, number: int) -> str:
+    """Why the run failed when signal `number` ended Lava process `pid`."""
+    return (
+        f"one of its processes (pid {pid}) was killed by {signal.Signals(number).name}; "
+        "the run was stopped and its processes removed"
+    )
 
 
 def kill_session(session: int, shm_before: set[str] = frozenset()) -> None:
@@ -378,8 +387,10 @@ def kill_session(session: int, shm_before: set[str] = frozenset()) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+    # Wait for the living only: the worker stays a zombie until its parent reaps it after this,
+    # and waiting for the zombie too held every failed or killed run for the full 5 s.
     deadline = time.monotonic() + 5.0
-    while session_processes(session) and time.monotonic() < deadline:
+    while alive(set(session_processes(session))) and time.monotonic() < deadline:
         time.sleep(0.02)
     live = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
     unclaimed = shm_segments() - set(shm_before) - mapped_shm(live)
@@ -407,19 +418,15 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
                 # Poll so that the result is read once it exists, even if Lava's shutdown hangs.
                 deadline = time.monotonic() + timeout_s
                 next_sample = 0.0
-                killed: list[tuple[int, int]] = []
                 while child.poll() is None and time.monotonic() < deadline:
                     if (work / "done").exists():
                         child.wait(timeout=10)
                         break
                     if time.monotonic() >= next_sample:
                         PEAK_RSS["bytes"] = max(PEAK_RSS["bytes"], session_rss(session))
-                        killed = killed_by_signal(session)
-                        if killed:
-                            break
                         next_sample = time.monotonic() + 0.25
                     time.sleep(0.05)
-                timed_out = not killed and child.poll() is None and not (work / "done").exists()
+                timed_out = child.poll() is None and not (work / "done").exists()
             except subprocess.TimeoutExpired:
                 timed_out = False
             finally:
@@ -428,12 +435,6 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
         if (work / "error.txt").exists():
             message = (work / "error.txt").read_text().strip().splitlines()
             raise MksgnError(f"Lava simulation failed: {message[-1] if message else 'unknown'}")
-        if killed and not (work / "done").exists():
-            pid, number = killed[0]
-            raise MksgnError(
-                f"Lava simulation failed: one of its processes (pid {pid}) was killed by "
-                f"{signal.Signals(number).name}; the run was stopped and its processes removed"
-            )
         if timed_out:
             raise MksgnError(
                 f"Lava simulation did not finish within {timeout_s:.0f} s (watchdog); it was "
@@ -461,26 +462,73 @@ def end_session_with(parent: int) -> None:
     os.killpg(session, signal.SIGKILL)
 
 
+def ended_child_text(detail: str) -> str:
+    """Why the run failed when one of the worker's processes ended early: its signal if its
+    zombie is still there to read, else `detail`. (multiprocessing reaps a dead child whenever
+    Lava starts the next one, so during start-up the zombie is often gone.)"""
+    killed = killed_by_signal(os.getsid(0))
+    if killed:
+        return killed_text(*killed[0])
+    return f"one of its processes ended unexpectedly ({detail}); was it killed, or out of memory?"
+
+
+def report_failure(work: Path, reason: str) -> None:
+    """Tell the parent why the run failed, then that this worker is done."""
+    (work / "error.txt").write_text(f"{reason}\n")
+    (work / "done").touch()
+
+
+def fail_when_a_child_ends(work: Path, stopping: threading.Event) -> None:
+    """Make any child of this worker that ends before the run is stopping fail the run at once.
+    Lava's runtime has no liveness check: a process killed during start-up left it waiting for
+    an answer until the watchdog, and multiprocessing reaps the dead child the next time Lava
+    starts one, so polling for zombies can miss it. SIGCHLD cannot be missed: the interpreter's
+    C-level handler writes it to a pipe the moment it arrives, which a thread waits on.
+    Call from the main thread (signal handlers can only be set there)."""
+    wakeups, wakeup_writer = os.pipe()
+    os.set_blocking(wakeup_writer, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a Python handler, for the wakeup fd
+    signal.siginterrupt(signal.SIGCHLD, False)  # restart interrupted system calls
+    signal.set_wakeup_fd(wakeup_writer, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            numbers = os.read(wakeups, 64)
+            if signal.SIGCHLD in numbers and not stopping.is_set():
+                report_failure(work, ended_child_text("it exited"))
+                os._exit(1)  # the parent kills the rest of the session and removes its memory
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def worker_main(work_dir: str) -> None:
     """Child process: build the Lava network, run it, write result.npz or error.txt."""
     work = Path(work_dir)
     threading.Thread(target=end_session_with, args=(os.getppid(),), daemon=True).start()
+    stopping = threading.Event()
+    fail_when_a_child_ends(work, stopping)
     try:
         with open(work / "job.pkl", "rb") as handle:
             job = pickle.load(handle)  # our own parent's job file in a private temp dir
-        results = simulate(job, work)
+        results = simulate(job, work, stopping)
         np.savez(work / "result.npz", **results)
     except BaseException as error:  # report every failure to the parent, then exit non-zero
-        (work / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
-        (work / "done").touch()
+        stopping.set()
+        reason = f"{type(error).__name__}: {error}".strip()
+        # A process killed during Lava's start-up surfaces as whatever the runtime tripped over
+        # next (EOFError, ConnectionResetError, ...): say that a process ended instead.
+        if isinstance(error, (EOFError, ConnectionError)) or killed_by_signal(os.getsid(0)):
+            reason = ended_child_text(f"its connection closed: {reason}")
+        report_failure(work, reason)
         os._exit(1)
     (work / "done").touch()
     os._exit(0)  # skip interpreter teardown: Lava's leftovers are the parent's to kill
 
 
-def simulate(job: dict, record_dir: Path) -> dict[str, np.ndarray]:
+def simulate(job: dict, record_dir: Path, stopping: threading.Event) -> dict[str, np.ndarray]:
     """Build the plan's processes once and run all samples back to back; the recorders save
-    each population's series into `record_dir`."""
+    each population's series into `record_dir`. `stopping` is set before Lava's processes are
+    stopped (their ending is then expected)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -505,6 +553,13 @@ def simulate(job: dict, record_dir: Path) -> dict[str, np.ndarray]:
     tag = "fixed_pt" if job["fixed"] is not None else "floating_pt"
     try:
         source.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=tag))
-    finally:
-        source.stop()
+    except BaseException:
+        stopping.set()
+        # After a failed start, stop() fails too (e.g. AttributeError from Lava's half-started
+        # shared-memory manager); the run's own error is the one to report.
+        with contextlib.suppress(Exception):
+            source.stop()
+        raise
+    stopping.set()
+    source.stop()
     return {population: np.load(file) for population, file in files.items()}

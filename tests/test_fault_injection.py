@@ -90,6 +90,38 @@ def test_sigkill_of_a_lava_process_ends_the_run_at_once(dense_graph: Path) -> No
 
 
 @pytest.mark.timeout(180)
+def test_sigkill_of_the_first_lava_process_during_start_up_ends_the_run_at_once(
+    dense_graph: Path,
+) -> None:
+    """Killed as soon as it exists (Lava's shared-memory manager, before any step), a Lava
+    process fails the run the moment the runtime trips over it, with a reason that says so."""
+    out = dense_graph.with_name("out.npz")
+    before = shm_segments()
+    command = start_mksgn(*graph_command("simulate", dense_graph, out))
+    try:
+
+        def first_process_model() -> tuple[int, int] | None:
+            sessions = processes_where("ppid", command.pid)
+            models = lava_process_models(sessions[0]) if sessions else []
+            return (sessions[0], models[0]) if models else None
+
+        session, victim = wait_until(first_process_model, 90, "the first Lava process", 0.005)
+        signal_sent = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        _, err = command.communicate(timeout=KILL_TO_EXIT_S + 30)
+        took = time.monotonic() - signal_sent
+    finally:
+        stop(command)
+    assert command.returncode == 1
+    line = one_error_line(err)
+    assert "killed by SIGKILL" in line or "ended unexpectedly" in line, line
+    assert took < KILL_TO_EXIT_S
+    assert alive(set(processes_where("session", session))) == set()
+    assert shm_segments() - before == set()
+    assert not out.exists() and leftovers(out.parent) == []
+
+
+@pytest.mark.timeout(180)
 # SIGTERM to simulate: tests/test_lava_watchdog.py; the handler is the same for every command.
 @pytest.mark.parametrize(("kind", "signum"), [("energy", signal.SIGINT)])
 def test_interrupted_lava_command_leaves_nothing(dense_graph: Path, kind: str, signum) -> None:
