@@ -28,18 +28,22 @@ def processes_where(field: str, value: int) -> list[int]:
     return found
 
 
+def command_line(pid: int) -> bytes:
+    """The raw /proc command line of `pid` (NUL-separated); empty once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def lava_process_models(session: int) -> list[int]:
     """The Lava worker's children that run process models: forked from the worker, so they
     share its command line (not multiprocessing's tracker, nor a helper a library runs)."""
-    found = []
-    for pid in processes_where("ppid", session):
-        with contextlib.suppress(OSError):
-            if (
-                b"mksgn.targets.lava import worker_main"
-                in Path(f"/proc/{pid}/cmdline").read_bytes()
-            ):
-                found.append(pid)
-    return found
+    return [
+        pid
+        for pid in processes_where("ppid", session)
+        if b"mksgn.targets.lava import worker_main" in command_line(pid)
+    ]
 
 
 def descendants(pid: int) -> set[int]:
@@ -94,4 +98,22 @@ def started_lava_session(pid: int, members: int = 3, timeout_s: float = 90) -> i
             if counts[-1] >= members and len(counts) > 10 and len(set(counts[-10:])) == 1:
                 return sessions[0]
         time.sleep(0.1)
+    return None
+
+
+def first_lava_process_model(pid: int, timeout_s: float = 90) -> tuple[int, int] | None:
+    """(session, pid) of the first process model that the Lava worker started by process `pid`
+    forks, polled every millisecond so that it is caught during Lava's start-up; None if none
+    appears within `timeout_s` or `pid` ends first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and pid in alive({pid}):
+        sessions = processes_where("ppid", pid)
+        children = processes_where("ppid", sessions[0]) if sessions else []
+        # Lava's start-up begins with multiprocessing's resource tracker. Before it, a library
+        # runs `uname -p` at import, whose child has the worker's command line until its exec.
+        if any(b"resource_tracker" in command_line(child) for child in children):
+            models = lava_process_models(sessions[0])
+            if models:
+                return sessions[0], models[0]
+        time.sleep(0.001)
     return None

@@ -3,8 +3,8 @@
 Run: .venv/bin/python -m mksgn.benchmarks.reliability [--long] [--json]
 
 - fuzz: mutated files per reader (benchmarks/fuzz.py) and how each ended (ok / Error / defect);
-- faults: a Lava process SIGKILLed, SIGTERM during simulate, SIGINT during data prepare, a full
-  disk and a read-only folder (tmpfs mounts when run as root); each must end with the expected
+- faults: a Lava process SIGKILLed during start-up (3 times; 20 with --long) and mid-run, SIGTERM
+  during simulate, SIGINT during data prepare, a full disk and a read-only folder (tmpfs mounts when run as root); each must end with the expected
   exit code and leave no output, temporary, process or /dev/shm segment behind;
 - memory: peak RSS of `simulate --backend snntorch` and `data prepare` at two sizes each.
 """
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import nir
@@ -33,6 +34,7 @@ from mksgn.benchmarks.prepare_speed import write_realistic_raw_files
 from mksgn.processes import (
     alive,
     descendants,
+    first_lava_process_model,
     lava_process_models,
     processes_where,
     shm_segments,
@@ -40,8 +42,8 @@ from mksgn.processes import (
 )
 
 MKSGN = str(Path(sys.executable).with_name("mksgn"))
-NORMAL = {"cases": 200, "simulate": (200, 2000), "prepare": (500, 2000)}
-LONG = {"cases": 2000, "simulate": (1000, 10000), "prepare": (2000, 20000)}
+NORMAL = {"cases": 200, "simulate": (200, 2000), "prepare": (500, 2000), "start_up_kills": 3}
+LONG = {"cases": 2000, "simulate": (1000, 10000), "prepare": (2000, 20000), "start_up_kills": 20}
 
 
 def peak_rss_mib(args: list[str]) -> tuple[float, int]:
@@ -120,8 +122,9 @@ def tmpfs(folder: Path, options: str) -> Iterator[bool]:
             subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def fault_lava(work: Path, kind: str) -> dict[str, object]:
-    """SIGKILL a Lava process model, or SIGTERM the command, during `simulate --out`."""
+def fault_lava(work: Path, kind: str, delay_s: float = 0.0) -> dict[str, object]:
+    """SIGKILL a Lava process model mid-run, or the first one `delay_s` after it appears (during
+    Lava's start-up), or SIGTERM the command mid-run, during `simulate --out`."""
     graph, inputs, out = work / "dense.nir", work / "long.npy", work / "out.npz"
     nir.write(graph, fuzz.nir_graphs()[0])
     np.save(inputs, np.ones((20_000, 4, 4), dtype=np.float32))
@@ -135,10 +138,18 @@ def fault_lava(work: Path, kind: str) -> dict[str, object]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    session = started_lava_session(command.pid, members=4, timeout_s=120)
+    if kind == "sigkill-lava-at-start-up":
+        first = first_lava_process_model(command.pid, timeout_s=120)
+        session = first[0] if first else None
+        time.sleep(delay_s)
+    else:
+        session = started_lava_session(command.pid, members=4, timeout_s=120)
     started = time.monotonic()
     if session is not None:
-        if kind == "sigkill-lava-process":
+        if kind == "sigkill-lava-at-start-up":
+            with contextlib.suppress(ProcessLookupError):  # gone already: the run fails anyway
+                os.kill(first[1], signal.SIGKILL)
+        elif kind == "sigkill-lava-process":
             os.kill(lava_process_models(session)[-1], signal.SIGKILL)
         else:
             command.send_signal(signal.SIGTERM)
@@ -149,11 +160,12 @@ def fault_lava(work: Path, kind: str) -> dict[str, object]:
         _, err = command.communicate()
     took = time.monotonic() - started
     time.sleep(0.5)
-    orphans = len(processes_where("session", session)) if session else 0
-    expected = 1 if kind == "sigkill-lava-process" else 130
+    # Running processes only: the killed ones stay zombies until init reaps them (~1.5 s here).
+    orphans = len(alive(set(processes_where("session", session)))) if session else 0
+    expected = 130 if kind == "sigterm-simulate" else 1
     leaks = orphans + len(shm_segments() - before) + int(out.exists()) + len(temporaries(work))
     return {
-        "fault": kind,
+        "fault": kind if kind != "sigkill-lava-at-start-up" else f"{kind} +{delay_s * 1000:.0f}ms",
         "survived": session is not None and command.returncode == expected and leaks == 0,
         "exit": command.returncode,
         "seconds_to_exit": round(took, 1),
@@ -232,10 +244,17 @@ def fault_unwritable(work: Path, kind: str) -> dict[str, object]:
     }
 
 
-def inject_faults(work: Path) -> list[dict[str, object]]:
-    """Every fault, each in its own folder."""
+def inject_faults(work: Path, start_up_kills: int) -> list[dict[str, object]]:
+    """Every fault, each in its own folder; the start-up kill `start_up_kills` times, 0, 5,
+    10, ... ms after the first Lava process appears (its hang was a race)."""
     rows = []
+    start_up = [
+        (f"sigkill-lava-at-start-up-{n}", partial(fault_lava, kind="sigkill-lava-at-start-up",
+                                                  delay_s=n * 0.005))
+        for n in range(start_up_kills)
+    ]  # fmt: skip
     for name, run in (
+        *start_up,
         ("sigkill-lava-process", lambda w: fault_lava(w, "sigkill-lava-process")),
         ("sigterm-simulate", lambda w: fault_lava(w, "sigterm-simulate")),
         ("sigint-data-prepare", fault_prepare_sigint),
@@ -265,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             summary["fuzz_seconds"] = round(time.perf_counter() - started)
         if "faults" not in args.skip:
             (work / "faults").mkdir()
-            summary["faults"] = inject_faults(work / "faults")
+            summary["faults"] = inject_faults(work / "faults", sizes["start_up_kills"])
         if "memory" not in args.skip:
             (work / "memory").mkdir()
             summary["memory"] = measure_memory(work / "memory", sizes)
@@ -291,8 +310,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"      {defect}")
     for fault in faults:
         print(
-            f"  fault {fault['fault']:22s} survived={fault['survived']} exit={fault.get('exit')} "
-            f"leaks={fault.get('leaks')} {fault.get('error', fault.get('note', ''))[:90]}"
+            f"  fault {fault['fault']:30s} survived={fault['survived']} exit={fault.get('exit')} "
+            + (f"in {fault['seconds_to_exit']} s " if "seconds_to_exit" in fault else "")
+            + f"leaks={fault.get('leaks')} {fault.get('error', fault.get('note', ''))[:90]}"
         )
     for row in summary.get("memory", []):
         print(

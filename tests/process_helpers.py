@@ -25,16 +25,14 @@ def start_mksgn(*args: str) -> subprocess.Popen:
     )
 
 
-def wait_until(
-    condition: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.1
-) -> object:
-    """Poll `condition` every `poll_s` until it is truthy; fail the test after `timeout_s`."""
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> object:
+    """Poll `condition` until it is truthy; fail the test after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        time.sleep(poll_s)
+        time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 

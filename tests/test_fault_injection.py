@@ -31,6 +31,7 @@ from mksgn.benchmarks.prepare_speed import write_realistic_raw_files
 from mksgn.processes import (
     alive,
     descendants,
+    first_lava_process_model,
     lava_process_models,
     processes_where,
     shm_segments,
@@ -99,13 +100,9 @@ def test_sigkill_of_the_first_lava_process_during_start_up_ends_the_run_at_once(
     before = shm_segments()
     command = start_mksgn(*graph_command("simulate", dense_graph, out))
     try:
-
-        def first_process_model() -> tuple[int, int] | None:
-            sessions = processes_where("ppid", command.pid)
-            models = lava_process_models(sessions[0]) if sessions else []
-            return (sessions[0], models[0]) if models else None
-
-        session, victim = wait_until(first_process_model, 90, "the first Lava process", 0.005)
+        first = first_lava_process_model(command.pid)
+        assert first is not None, "no Lava process started"
+        session, victim = first
         signal_sent = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         _, err = command.communicate(timeout=KILL_TO_EXIT_S + 30)
