@@ -6,6 +6,7 @@ import os
 import pickle
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 
 from mksgn.errors import MksgnError
 from mksgn.train.data.safe_pickle import load_pickle
+
+MKSGN = Path(sys.executable).with_name("mksgn")
 
 
 class CallsOnLoad:
@@ -100,6 +103,9 @@ def test_numpy_arrays_of_many_dtypes_round_trip(tmp_path: Path, protocol: int) -
     arrays["unicode"] = np.array(["S001C001P001R001A001", "café"])
     arrays["structured"] = np.array([(1.5, 2), (3.0, -4)], dtype=[("x", "f4"), ("n", "i2")])
     arrays["fortran"] = np.asfortranarray(rng.normal(size=(3, 5)))
+    aligned = np.dtype([("x", "f4"), ("n", "i2")], align=True)
+    arrays["aligned structured"] = np.array([(1.5, 2), (3.0, -4)], dtype=aligned)
+    arrays["subarray"] = np.array([([1.5, 2, 3],), ([4, 5, 6],)], dtype=[("xyz", "f4", (3,))])
     content = {
         "arrays": arrays,
         "scalars": (np.float32(1.25), np.int64(-7), np.bool_(True)),
@@ -145,3 +151,45 @@ def test_huge_initial_array_shape_is_refused(tmp_path: Path) -> None:
     payload = pickle.dumps(np.zeros(3), protocol=2).replace(b"K\x00\x85", b"J\x00\x00\x00\x40\x85")
     with pytest.raises(MksgnError, match="initial array shape"):
         load_pickle(write(tmp_path / "big.pkl", payload))
+
+
+class ForgedDtype:
+    """Pickles as float16 with an item size of 20,046 in its state (what the fuzzer found)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return np.dtype, ("f2", False, True), (3, "<", 20046, -1, -1, 0)
+
+
+class ForgedArray:
+    """Pickles as numpy does an array, with the forged dtype in its state."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        state = (1, (1, 4, 25, 3), ForgedDtype(), False, bytes(600))
+        return np.core.multiarray._reconstruct, (np.ndarray, (0,), b"b"), state
+
+
+@pytest.mark.parametrize("forged", [ForgedArray(), ForgedDtype()], ids=["array", "dtype"])
+def test_forged_dtype_states_are_refused_without_a_crash(tmp_path: Path, forged: object) -> None:
+    """numpy trusts a pickled dtype state: plain pickle.load of the array case segfaults. In a
+    subprocess, so that a regression cannot take pytest down with it."""
+    path = write(tmp_path / "forged.pkl", pickle.dumps({"keypoint": forged}, protocol=4))
+    completed = subprocess.run(
+        [str(MKSGN), "data", "inspect", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 1, completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {path}: ") and "dtype" in lines[0]
+
+
+class SharedFloat32Swapped:
+    """Pickles as numpy.dtype('f4', copy=False) -- numpy's own shared float32 -- and a state
+    that swaps its byte order."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return np.dtype, ("f4", False, False), (3, ">", None, None, None, -1, -1, 0)
+
+
+def test_a_pickle_cannot_change_numpys_shared_dtypes(tmp_path: Path) -> None:
+    path = write(tmp_path / "swap.pkl", pickle.dumps(SharedFloat32Swapped(), protocol=4))
+    assert load_pickle(path) == np.dtype(">f4")
+    assert np.dtype("f4").byteorder == "="  # the loaded one was a copy
