@@ -18,6 +18,7 @@ import os
 import pickle
 import shutil
 import signal
+import sys
 import time
 import tracemalloc
 import zipfile
@@ -1026,6 +1027,8 @@ def fuzz_all(cases: int, work: Path, seed: int = 0) -> dict[str, Tally]:
     """`cases` mutations of every target; name -> Tally."""
     tallies = {}
     for target in TARGETS:
+        # Named before it runs: a crash (the segfault a forged pickle once caused) then says where.
+        print(f"fuzzing {target.name}: {cases} cases", file=sys.stderr, flush=True)
         folder = work / target.name.replace(" ", "_").replace("-", "")
         tallies[target.name] = fuzz(target, cases, folder, seed)
         with contextlib.suppress(OSError):

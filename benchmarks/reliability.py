@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import os
 import resource
@@ -274,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--skip", nargs="*", default=[], choices=["fuzz", "faults", "memory"])
     args = parser.parse_args(argv)
+    faulthandler.enable()  # a parser that crashes the interpreter leaves a trace, not silence
     sizes = LONG if args.long else NORMAL
     summary: dict[str, object] = {"mode": "long" if args.long else "normal"}
     with tempfile.TemporaryDirectory(prefix="mksgn-reliability-") as tmp:
