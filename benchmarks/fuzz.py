@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 import tracemalloc
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from mksgn.errors import MksgnError
 MEMORY_LIMIT_BYTES = 64 << 20
 CASE_TIMEOUT_S = 20.0
 OK, ERROR = "ok", "error"
-DEFECTS = ("crash", "hang", "memory")
+DEFECTS = ("crash", "hang", "memory", "warning")  # a warning prints ahead of the Error line
 
 ABSURD_COUNTS = (
     "1000000000000",
@@ -111,7 +112,8 @@ def run_case(parse: Callable[[Path], object], path: Path, timeout_s: float = CAS
     """Parse `path` under a time limit and tracemalloc; return its Outcome."""
     tracemalloc.start()
     try:
-        with time_limit(timeout_s):
+        with time_limit(timeout_s), warnings.catch_warnings(record=True) as printed:
+            warnings.simplefilter("always")
             parse(path)
         kind, detail = OK, ""
     except MksgnError as error:
@@ -127,6 +129,8 @@ def run_case(parse: Callable[[Path], object], path: Path, timeout_s: float = CAS
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+    if kind in (OK, ERROR) and printed:
+        kind, detail = "warning", f"{printed[0].category.__name__}: {printed[0].message}"[:300]
     if peak > MEMORY_LIMIT_BYTES and kind != "crash":
         kind, detail = "memory", f"{peak / 2**20:.0f} MiB ({kind}: {detail[:200]})"
     return Outcome(kind, detail, peak)

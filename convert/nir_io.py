@@ -79,7 +79,10 @@ def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
             f"{path} is not an HDF5 file, so not a NIR graph (is it truncated or another format?)"
         )
     try:
-        graph = nir.read(path, type_check=False)
+        # NIR computes conv output shapes from the file's strides; a stride of 0 made numpy print
+        # a divide-by-zero RuntimeWarning ahead of the Error line (the OverflowError follows).
+        with np.errstate(all="ignore"):
+            graph = nir.read(path, type_check=False)
     except Exception as error:  # h5py and nir raise OSError, KeyError, ValueError, TypeError, ...
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise MksgnError(
