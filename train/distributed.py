@@ -11,6 +11,8 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_functional
 from torch import nn
 
+from mksgn.lifetime import exit_when_orphaned
+
 
 @dataclass(frozen=True)
 class ProcessContext:
@@ -50,6 +52,9 @@ def start_processes(device: str) -> ProcessContext:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     owns_group = False
     if not dist.is_initialized():
+        # A torchrun agent killed outright (SIGKILL, or a test's timeout) cannot stop its
+        # workers, and a worker whose peer is gone waits in a collective forever: watch it.
+        exit_when_orphaned()
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
         owns_group = True
     return ProcessContext(
