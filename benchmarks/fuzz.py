@@ -114,6 +114,9 @@ def run_case(parse: Callable[[Path], object], path: Path, timeout_s: float = CAS
     try:
         with time_limit(timeout_s), warnings.catch_warnings(record=True) as printed:
             warnings.simplefilter("always")
+            # What Python hides by default outside __main__ never reaches the user.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
             parse(path)
         kind, detail = OK, ""
     except MksgnError as error:

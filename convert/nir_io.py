@@ -122,7 +122,8 @@ def plain_metadata(metadata: object) -> dict:
 
 def node_error(name: str, node: nir.NIRNode, problem: str) -> MksgnError:
     """An error naming a node and its type."""
-    return MksgnError(f"NIR node {name!r} ({type(node).__name__}): {problem}")
+    # One line however a value from the file prints (numpy spreads arrays over many lines).
+    return MksgnError(f"NIR node {name!r} ({type(node).__name__}): {' '.join(problem.split())}")
 
 
 def check_parameters(name: str, node: nir.NIRNode) -> None:
@@ -161,12 +162,23 @@ def check_parameters(name: str, node: nir.NIRNode) -> None:
         array = np.asarray(value) if value is not None else np.zeros(0)
         numeric = array.dtype.kind in "biuf" and array.size in (1, 2) and array.ndim <= 1
         if not numeric or not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise node_error(name, node, f"{field} must be one or two integers, got {value!r}")
+            got = (
+                f"an array shaped {array.shape} ({array.dtype})" if array.size > 2 else repr(value)
+            )
+            raise node_error(name, node, f"{field} must be one or two integers, got {got}")
         lowest = 1 if field in POSITIVE_FIELDS else (-MAX_GEOMETRY if "dim" in field else 0)
         if not np.all((array >= lowest) & (array <= MAX_GEOMETRY)):
             raise node_error(
                 name, node, f"{field} {array.tolist()} is outside {lowest}..{MAX_GEOMETRY}"
             )
+        # A conv's geometry has one value, or one per spatial axis (the long fuzz run reached
+        # broadcast and index errors with two paddings on a Conv1d or two groups).
+        if type(node) in (nir.Conv1d, nir.Conv2d):
+            axes = 1 if field == "groups" else np.asarray(node.weight).ndim - 2
+            if array.size not in (1, axes):
+                raise node_error(
+                    name, node, f"{field} has {array.size} values; it takes 1 or {axes}"
+                )
 
 
 def check_shape(name: str, node: nir.NIRNode, shape: Shape) -> Shape:

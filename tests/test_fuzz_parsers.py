@@ -359,3 +359,23 @@ def test_npy_helpers_round_trip() -> None:
     header, payload = fuzz.split_npy(raw)
     assert header["shape"] == (2, 3) and len(payload) == 24
     np.testing.assert_array_equal(np.load(io.BytesIO(raw)), np.arange(6).reshape(2, 3))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("padding", np.array([1, 1]), "padding has 2 values; it takes 1 or 1"),  # a Conv1d
+        ("groups", np.array([1, 1]), "groups has 2 values; it takes 1 or 1"),
+        ("stride", np.zeros((2, 2, 2)), r"shaped \(2, 2, 2\)"),
+    ],
+)
+def test_conv_geometry_counts_are_checked_in_one_line(tmp_path: Path, field, value, message):
+    """Found by the long fuzz run: two paddings or two groups on a Conv1d reached numpy's
+    broadcast error or int() of an array; an array value printed over many lines."""
+    from mksgn.convert.nir_io import validate_graph
+
+    graph = fuzz.nir_graphs()[fuzz.INPUT_GRAPH_INDEX]
+    setattr(graph.nodes["conv"], field, value)
+    with pytest.raises(MksgnError, match=message) as raised:
+        validate_graph(graph, where="g.nir")
+    assert "\n" not in str(raised.value)
