@@ -308,6 +308,13 @@ def linear_output_shape(name: str, node: nir.NIRNode, in_shape: tuple[int, ...])
             return in_shape
         middle = int(np.prod(in_shape[start : end + 1]))
         return (*tuple(in_shape[:start]), middle, *tuple(in_shape[end + 1 :]))
+    rank = 2 if isinstance(node, nir.Conv1d) else 3
+    if len(in_shape) != rank:
+        # e.g. a neuron with one broadcast value before it: its Lava population has one neuron
+        raise MksgnError(
+            f"node '{name}' ({type(node).__name__}) receives shape {tuple(in_shape)}, not "
+            f"(channels, {rank - 1} spatial axes); the Lava converter needs one value per neuron"
+        )
     return conv_output_shape(node, in_shape)
 
 

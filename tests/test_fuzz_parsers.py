@@ -379,3 +379,18 @@ def test_conv_geometry_counts_are_checked_in_one_line(tmp_path: Path, field, val
     with pytest.raises(MksgnError, match=message) as raised:
         validate_graph(graph, where="g.nir")
     assert "\n" not in str(raised.value)
+
+
+def test_pool_after_a_one_value_neuron_is_an_error_not_an_index_error(tmp_path: Path) -> None:
+    """Found by the long fuzz run: a CubaLIF with one broadcast value per parameter made the
+    converter's shape of the pool after it (1,), and its conv shape arithmetic an IndexError."""
+    from mksgn.convert.lava_artifact import convert_nir
+
+    graph = fuzz.nir_graphs()[2]  # input -> conv -> cuba -> pool -> lif -> output
+    cuba = graph.nodes["cuba"]
+    for field in ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"):
+        setattr(cuba, field, np.asarray(getattr(cuba, field)).ravel()[:1])
+    nir.write(tmp_path / "g.nir", graph)
+    with pytest.raises(MksgnError, match=r"'pool' \(SumPool2d\) receives shape \(1,\)"):
+        convert_nir(tmp_path / "g.nir", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
