@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from process_helpers import stop, wait_until
 
-from mksgn.processes import alive, descendants
 from mksgn.train.checkpoint import load_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.loop import TrainSettings, config_for_data, train
@@ -108,25 +106,3 @@ def test_two_processes_equal_one(
         "config.json",
         "metrics.jsonl",
     ]
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(180)
-def test_workers_end_when_torchrun_is_killed(data: Path, tmp_path: Path) -> None:
-    """SIGKILL of the torchrun agent (no handler runs): its workers, one of which would wait in
-    a collective for its dead peer forever, notice and exit."""
-    env = {k: v for k, v in os.environ.items() if k not in {"WORLD_SIZE", "RANK", "LOCAL_RANK"}}
-    out = tmp_path / "run"
-    agent = subprocess.Popen(
-        [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "mksgn.cli", "train",
-         "--data", str(data), "--model", "gcn", "--frames", str(FRAMES), "--epochs", "500",
-         "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    try:
-        wait_until(lambda: (out / "metrics.jsonl").exists(), 150, "the first epoch")
-        workers = descendants(agent.pid)
-        assert len(workers) >= 2
-    finally:
-        stop(agent)
-    wait_until(lambda: not alive(workers), 10, "the workers to exit")
