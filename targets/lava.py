@@ -517,8 +517,10 @@ def worker_main(work_dir: str) -> None:
         reason = f"{type(error).__name__}: {error}".strip()
         # A process killed during Lava's start-up surfaces as whatever the runtime tripped over
         # next (EOFError, ConnectionResetError, ...): say that a process ended instead.
-        if isinstance(error, (EOFError, ConnectionError)) or killed_by_signal(os.getsid(0)):
+        if isinstance(error, (EOFError, ConnectionError)):
             reason = ended_child_text(f"its connection closed: {reason}")
+        elif killed := killed_by_signal(os.getsid(0)):
+            reason = killed_text(*killed[0])
         report_failure(work, reason)
         os._exit(1)
     (work / "done").touch()
