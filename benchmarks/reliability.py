@@ -4,8 +4,9 @@ Run: .venv/bin/python -m mksgn.benchmarks.reliability [--long] [--json]
 
 - fuzz: mutated files per reader (benchmarks/fuzz.py) and how each ended (ok / Error / defect);
 - faults: a Lava process SIGKILLed during start-up (3 times; 20 with --long) and mid-run, SIGTERM
-  during simulate, SIGINT during data prepare, a full disk and a read-only folder (tmpfs mounts when run as root); each must end with the expected
-  exit code and leave no output, temporary, process or /dev/shm segment behind;
+  during simulate, SIGINT during data prepare, a full disk and a read-only folder (tmpfs mounts
+  when run as root); each must end with the expected exit code and leave no output, temporary,
+  process or /dev/shm segment behind;
 - memory: peak RSS of `simulate --backend snntorch` and `data prepare` at two sizes each.
 """
 
@@ -140,20 +141,18 @@ def fault_lava(work: Path, kind: str, delay_s: float = 0.0) -> dict[str, object]
         text=True,
     )
     if kind == "sigkill-lava-at-start-up":
-        first = first_lava_process_model(command.pid, timeout_s=120)
-        session = first[0] if first else None
+        session, victim = first_lava_process_model(command.pid, timeout_s=120) or (None, None)
         time.sleep(delay_s)
     else:
-        session = started_lava_session(command.pid, members=4, timeout_s=120)
+        session, victim = started_lava_session(command.pid, members=4, timeout_s=120), None
     started = time.monotonic()
     if session is not None:
-        if kind == "sigkill-lava-at-start-up":
-            with contextlib.suppress(ProcessLookupError):  # gone already: the run fails anyway
-                os.kill(first[1], signal.SIGKILL)
-        elif kind == "sigkill-lava-process":
-            os.kill(lava_process_models(session)[-1], signal.SIGKILL)
-        else:
+        if kind == "sigterm-simulate":
             command.send_signal(signal.SIGTERM)
+        else:
+            victim = victim or lava_process_models(session)[-1]  # mid-run: the last one
+            with contextlib.suppress(ProcessLookupError):  # gone already: the run fails anyway
+                os.kill(victim, signal.SIGKILL)
     try:
         _, err = command.communicate(timeout=120)
     except subprocess.TimeoutExpired:
