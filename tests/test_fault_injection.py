@@ -68,41 +68,14 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-@pytest.mark.timeout(180)
-def test_sigkill_of_a_lava_process_ends_the_run_at_once(dense_graph: Path) -> None:
+def kill_a_lava_process(dense_graph: Path, find_victim) -> str:
+    """Run `simulate --out` on Lava, SIGKILL the process `find_victim(command)` names as
+    (session, pid), and check the run ends at once with nothing left; its one Error line."""
     out = dense_graph.with_name("out.npz")
     before = shm_segments()
     command = start_mksgn(*graph_command("simulate", dense_graph, out))
     try:
-        session = lava_session(command, members=4)
-        victim = lava_process_models(session)[-1]
-        signal_sent = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
-        _, err = command.communicate(timeout=KILL_TO_EXIT_S + 30)
-        took = time.monotonic() - signal_sent
-    finally:
-        stop(command)
-    assert command.returncode == 1
-    assert "killed by SIGKILL" in one_error_line(err)
-    assert took < KILL_TO_EXIT_S
-    assert alive(set(processes_where("session", session))) == set()
-    assert shm_segments() - before == set()
-    assert not out.exists() and leftovers(out.parent) == []
-
-
-@pytest.mark.timeout(180)
-def test_sigkill_of_the_first_lava_process_during_start_up_ends_the_run_at_once(
-    dense_graph: Path,
-) -> None:
-    """Killed as soon as it exists (Lava's shared-memory manager, before any step), a Lava
-    process fails the run the moment the runtime trips over it, with a reason that says so."""
-    out = dense_graph.with_name("out.npz")
-    before = shm_segments()
-    command = start_mksgn(*graph_command("simulate", dense_graph, out))
-    try:
-        first = first_lava_process_model(command.pid)
-        assert first is not None, "no Lava process started"
-        session, victim = first
+        session, victim = find_victim(command)
         signal_sent = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         _, err = command.communicate(timeout=KILL_TO_EXIT_S + 30)
@@ -111,11 +84,39 @@ def test_sigkill_of_the_first_lava_process_during_start_up_ends_the_run_at_once(
         stop(command)
     assert command.returncode == 1
     line = one_error_line(err)
-    assert "killed by SIGKILL" in line or "ended unexpectedly" in line, line
     assert took < KILL_TO_EXIT_S
     assert alive(set(processes_where("session", session))) == set()
     assert shm_segments() - before == set()
     assert not out.exists() and leftovers(out.parent) == []
+    return line
+
+
+def last_process_model_mid_run(command) -> tuple[int, int]:
+    """(session, pid) of the Lava worker's last process model, once all of them run."""
+    session = lava_session(command, members=4)
+    return session, lava_process_models(session)[-1]
+
+
+def first_process_model_at_start_up(command) -> tuple[int, int]:
+    """(session, pid) of Lava's first process model, within a millisecond of its start."""
+    first = first_lava_process_model(command.pid)
+    assert first is not None, "no Lava process started"
+    return first
+
+
+@pytest.mark.timeout(180)
+def test_sigkill_of_a_lava_process_ends_the_run_at_once(dense_graph: Path) -> None:
+    assert "killed by SIGKILL" in kill_a_lava_process(dense_graph, last_process_model_mid_run)
+
+
+@pytest.mark.timeout(180)
+def test_sigkill_of_the_first_lava_process_during_start_up_ends_the_run_at_once(
+    dense_graph: Path,
+) -> None:
+    """Killed as soon as it exists (Lava's shared-memory manager, before any step), a Lava
+    process fails the run the moment the runtime trips over it, with a reason that says so."""
+    line = kill_a_lava_process(dense_graph, first_process_model_at_start_up)
+    assert "killed by SIGKILL" in line or "ended unexpectedly" in line, line
 
 
 @pytest.mark.timeout(180)
