@@ -17,6 +17,7 @@ import nir
 import numpy as np
 
 from mksgn.errors import MksgnError
+from mksgn.isolation import ChildDied, ChildFailed, ChildTimedOut, call_in_child
 
 # The node vocabulary every converter and target shares.
 NEURON_TYPES: tuple[type, ...] = (nir.LIF, nir.IF, nir.LI, nir.I, nir.CubaLIF, nir.CubaLI)
@@ -66,35 +67,56 @@ INTEGER_FIELDS: dict[type, tuple[str, ...]] = {
     nir.Flatten: ("start_dim", "end_dim"),
 }
 WEIGHT_RANK: dict[type, int] = {nir.Affine: 2, nir.Linear: 2, nir.Conv1d: 3, nir.Conv2d: 4}
+# nir.read takes 2 s for a 241 MB graph (four 4096x4096 Affine); a minute means libhdf5 loops.
+NIR_READ_TIMEOUT_S = 60.0
+
 POSITIVE_FIELDS = ("tau", "tau_syn", "tau_mem", "stride", "dilation", "groups", "kernel_size")
 
 
-def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
+def read_nir(path: str | os.PathLike[str], timeout_s: float | None = None) -> nir.NIRGraph:
     """Read a NIR HDF5 file, turning every failure into an MksgnError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise MksgnError(f"NIR file {path} does not exist (write one with 'mksgn export')")
-    if not h5py.is_hdf5(path):
-        raise MksgnError(
-            f"{path} is not an HDF5 file, so not a NIR graph (is it truncated or another format?)"
-        )
+    limit = NIR_READ_TIMEOUT_S if timeout_s is None else timeout_s
+    damaged = "the file is truncated, corrupt or not written by nir.write"
     try:
-        # NIR computes conv output shapes from the file's strides; a stride of 0 made numpy print
-        # a divide-by-zero RuntimeWarning ahead of the Error line (the OverflowError follows).
-        with np.errstate(all="ignore"):
-            graph = nir.read(path, type_check=False)
-    except Exception as error:  # h5py and nir raise OSError, KeyError, ValueError, TypeError, ...
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        # In a child: damaged HDF5 can send libhdf5 into a loop that holds the GIL (a byte-flipped
+        # file found by fuzzing) or crash it, and only another process can stop or survive that.
+        graph = call_in_child(read_nir_here, path, timeout_s=limit)
+    except ChildFailed as failure:
+        if failure.kind == MksgnError.__name__:
+            raise MksgnError(failure.message) from None
+        first = (failure.message.strip().splitlines() or [failure.kind])[0]
         raise MksgnError(
-            f"{path} could not be read as a NIR graph ({type(error).__name__}: {first}); "
-            "the file is truncated, corrupt or not written by nir.write"
+            f"{path} could not be read as a NIR graph ({failure.kind}: {first}); {damaged}"
         ) from None
-    if not isinstance(graph, nir.NIRGraph):
-        raise MksgnError(f"{path} holds a single {type(graph).__name__} node, not a NIR graph")
+    except ChildTimedOut:
+        raise MksgnError(
+            f"reading {path} was stopped after {limit:g} s: the HDF5 library was stuck on its "
+            f"data; {damaged}"
+        ) from None
+    except ChildDied as death:
+        raise MksgnError(f"the HDF5 reader {death} while reading {path}; {damaged}") from None
     graph.metadata = plain_metadata(graph.metadata)
     if not graph.inputs or not graph.outputs:
         missing = "an Input" if not graph.inputs else "an Output"
         raise MksgnError(f"NIR graph {path} has no {missing} node; it cannot be run")
+    return graph
+
+
+def read_nir_here(path: Path) -> nir.NIRGraph:
+    """Read a NIR file in this process, with no time limit (read_nir runs this in a child)."""
+    if not h5py.is_hdf5(path):
+        raise MksgnError(
+            f"{path} is not an HDF5 file, so not a NIR graph (is it truncated or another format?)"
+        )
+    # NIR computes conv output shapes from the file's strides; a stride of 0 made numpy print
+    # a divide-by-zero RuntimeWarning ahead of the Error line (the OverflowError follows).
+    with np.errstate(all="ignore"):
+        graph = nir.read(path, type_check=False)
+    if not isinstance(graph, nir.NIRGraph):
+        raise MksgnError(f"{path} holds a single {type(graph).__name__} node, not a NIR graph")
     return graph
 
 

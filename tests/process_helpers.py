@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mksgn.processes import started_lava_session
+from mksgn.processes import alive, started_lava_session
 
 MKSGN = str(Path(sys.executable).with_name("mksgn"))
 
@@ -47,6 +47,20 @@ def stop(process: subprocess.Popen) -> None:
     """Kill a child and reap it: a zombie child would fail later tests' no-children checks."""
     process.kill()
     process.wait()
+
+
+def assert_killing_ends_the_child(owner: subprocess.Popen, pid_file: Path) -> None:
+    """Once the child has written its pid to `pid_file` and lives on, SIGKILL `owner`: the
+    child must exit within 10 s."""
+    try:
+        child = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60, "child"))
+        time.sleep(1)
+        assert alive({child}), "the child exited while its owner lived"
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        wait_until(lambda: not alive({child}), 10, "the orphaned child to exit")
+    finally:
+        stop(owner)
 
 
 def leftovers(folder: Path) -> list[str]:

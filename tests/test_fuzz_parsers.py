@@ -8,8 +8,10 @@ The normal suite draws EXAMPLES mutations per reader; `python -m mksgn.benchmark
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -351,6 +353,26 @@ def test_nir_conv_with_stride_zero_prints_only_the_error(tmp_path: Path, capsys,
     err = capsys.readouterr().err
     assert one_error_line(err), err
     assert [str(w.message) for w in recwarn] == []  # pytest catches what the CLI would print
+
+
+def test_nir_file_that_hangs_libhdf5_is_an_error(seeds, tmp_path: Path, monkeypatch, capsys):
+    """Eight flipped bytes (long fuzz run, NIR case 1,490) sent libhdf5 into a loop holding the
+    GIL: `mksgn convert` never ended. The read now runs in a child stopped at its time limit."""
+    from mksgn.convert import nir_io
+    from mksgn.processes import alive, processes_where
+
+    path = tmp_path / "flipped.nir"
+    path.write_bytes(fuzz.flip(seeds["nir"][1], 858043778))
+    monkeypatch.setattr(nir_io, "NIR_READ_TIMEOUT_S", 2.0)
+    children_before = alive(set(processes_where("ppid", os.getpid())))
+    capsys.readouterr()
+    started = time.monotonic()
+    assert run(["convert", str(path), "--out", str(tmp_path / "artifact")]) == 1
+    assert time.monotonic() - started < 20
+    err = capsys.readouterr().err
+    assert one_error_line(err) and "stopped after 2 s" in err, err
+    assert not (tmp_path / "artifact").exists()
+    assert not alive(set(processes_where("ppid", os.getpid())) - children_before)
 
 
 def test_npy_helpers_round_trip() -> None:

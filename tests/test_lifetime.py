@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
-from pathlib import Path
 
-from process_helpers import stop, wait_until
-
-from mksgn.processes import alive
+from process_helpers import assert_killing_ends_the_child
 
 CHILD = "from mksgn.lifetime import exit_when_orphaned; import time; exit_when_orphaned(); time.sleep(60)"
 
@@ -29,20 +23,6 @@ def test_child_exits_when_its_parent_is_killed(tmp_path) -> None:
         """
     )
     assert_killing_ends_the_child(subprocess.Popen([sys.executable, "-c", parent_code]), pid_file)
-
-
-def assert_killing_ends_the_child(owner: subprocess.Popen, pid_file: Path) -> None:
-    """Once the child has written its pid to `pid_file` and lives on, SIGKILL `owner`: the
-    child must exit within 10 s."""
-    try:
-        child = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60, "child"))
-        time.sleep(1)
-        assert alive({child}), "the child exited while its owner lived"
-        os.kill(owner.pid, signal.SIGKILL)
-        owner.wait()
-        wait_until(lambda: not alive({child}), 10, "the orphaned child to exit")
-    finally:
-        stop(owner)
 
 
 POOL_PARENT = """

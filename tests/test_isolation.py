@@ -1,0 +1,89 @@
+"""call_in_child: a result or the child's error comes back; a call stuck in native code holding the
+GIL (as libhdf5 on a damaged NIR file) is stopped at its time limit; a crash is an exit status;
+the child never outlives this process."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from process_helpers import assert_killing_ends_the_child
+
+from mksgn.isolation import ChildDied, ChildFailed, ChildTimedOut, call_in_child
+from mksgn.processes import alive, processes_where
+
+
+def hold_the_gil(seconds: int) -> None:
+    """Sleep in C without releasing the GIL (PyDLL keeps it), as a looping native library does."""
+    ctypes.PyDLL(None).sleep(seconds)
+
+
+def segfault() -> None:
+    """End this process as a crash in native code would."""
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def living_children() -> set[int]:
+    return alive(set(processes_where("ppid", os.getpid())))
+
+
+def test_the_result_comes_back() -> None:
+    assert call_in_child(divmod, 7, 2, timeout_s=30) == (3, 1)
+
+
+def test_an_exception_comes_back_by_name_and_text() -> None:
+    with pytest.raises(ChildFailed) as failure:
+        call_in_child(int, "seven", timeout_s=30)
+    assert failure.value.kind == "ValueError"
+    assert "seven" in failure.value.message
+
+
+def test_a_call_holding_the_gil_is_stopped_and_its_child_killed() -> None:
+    before = living_children()
+    started = time.monotonic()
+    with pytest.raises(ChildTimedOut, match="after 1 s"):
+        call_in_child(hold_the_gil, 60, timeout_s=1)
+    assert time.monotonic() - started < 10
+    assert living_children() <= before
+
+
+def test_a_crash_in_the_child_is_an_exit_status() -> None:
+    with pytest.raises(ChildDied, match="killed by SIGSEGV"):
+        call_in_child(segfault, timeout_s=30)
+
+
+def test_the_child_dies_with_this_process(tmp_path) -> None:
+    """Even inside native code holding the GIL, where no watching thread of its own could run."""
+    pid_file = tmp_path / "child.pid"
+    owner_code = textwrap.dedent(
+        f"""
+        import ctypes, os
+        from mksgn.isolation import call_in_child
+
+        def write_pid_then_hang():
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            ctypes.PyDLL(None).sleep(60)
+
+        call_in_child(write_pid_then_hang, timeout_s=120)
+        """
+    )
+    assert_killing_ends_the_child(subprocess.Popen([sys.executable, "-c", owner_code]), pid_file)
+
+
+def warn_then_return(value: int) -> int:
+    import warnings
+
+    warnings.warn("from the child", RuntimeWarning, stacklevel=1)
+    return value
+
+
+def test_warnings_in_the_child_are_issued_here(recwarn) -> None:
+    """Where the call ran must not change what the user sees (or what the fuzz harness counts)."""
+    assert call_in_child(warn_then_return, 5, timeout_s=30) == 5
+    assert [(w.category, str(w.message)) for w in recwarn] == [(RuntimeWarning, "from the child")]
