@@ -18,7 +18,14 @@ import nir
 import numpy as np
 
 from mksgn.convert.nir_graph import back_edges, flatten_graph
-from mksgn.convert.nir_io import LINEAR_TYPES, MAX_DELAY_STEPS, NEURON_TYPES, SPIKING_TYPES
+from mksgn.convert.nir_io import (
+    LINEAR_TYPES,
+    MAX_DELAY_STEPS,
+    NEURON_TYPES,
+    SPIKING_TYPES,
+    flatten_output_shape,
+    output_shape,
+)
 from mksgn.errors import MksgnError
 
 DEFAULT_DT = 1e-4
@@ -208,8 +215,8 @@ def conv_params(node: nir.NIRNode) -> dict[str, object]:
     if isinstance(node.padding, str):
         if node.padding == "valid":
             padding = (0, 0)
-        else:  # 'same' with stride 1
-            padding = tuple((d * (k - 1)) // 2 for k, d in zip(kernel, dilation, strict=False))
+        else:  # 'same': stride 1, even reach (checked by linear_output_shape)
+            padding = tuple((d * (k - 1)) // 2 for k, d in zip(kernel, dilation, strict=True))
     else:
         padding = (0, int(node.padding)) if one_d else tuple(np.broadcast_to(node.padding, (2,)))
     return dict(
@@ -230,22 +237,6 @@ def conv_kernel(node: nir.NIRNode, channels: int) -> tuple[np.ndarray, int]:
     if isinstance(node, nir.Conv1d):
         weight = weight[:, :, None, :]
     return weight, int(node.groups)
-
-
-def conv_output_shape(node: nir.NIRNode, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """NIR output shape (C_out, [H,] W) of a conv/pool node on `in_shape`."""
-    geo = conv_params(node)
-    spatial = (1, in_shape[-1]) if len(in_shape) == 2 else in_shape[1:]
-    out = [
-        (spatial[i] + 2 * geo["padding"][i] - geo["dilation"][i] * (geo["kernel"][i] - 1) - 1)
-        // geo["stride"][i]
-        + 1
-        for i in range(2)
-    ]
-    weight, _ = conv_kernel(node, in_shape[0])
-    if len(in_shape) == 2:
-        return (weight.shape[0], out[1])
-    return (weight.shape[0], out[0], out[1])
 
 
 def apply_conv(node: nir.NIRNode, x: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -302,12 +293,7 @@ def linear_output_shape(name: str, node: nir.NIRNode, in_shape: tuple[int, ...])
     if isinstance(node, (nir.Scale, nir.Delay)):
         return in_shape
     if isinstance(node, nir.Flatten):
-        start = node.start_dim % len(in_shape) if len(in_shape) else 0
-        end = node.end_dim % len(in_shape)
-        if start > end:
-            return in_shape
-        middle = int(np.prod(in_shape[start : end + 1]))
-        return (*tuple(in_shape[:start]), middle, *tuple(in_shape[end + 1 :]))
+        return flatten_output_shape(node, tuple(in_shape))
     rank = 2 if isinstance(node, nir.Conv1d) else 3
     if len(in_shape) != rank:
         # e.g. a neuron with one broadcast value before it: its Lava population has one neuron
@@ -315,7 +301,17 @@ def linear_output_shape(name: str, node: nir.NIRNode, in_shape: tuple[int, ...])
             f"node '{name}' ({type(node).__name__}) receives shape {tuple(in_shape)}, not "
             f"(channels, {rank - 1} spatial axes); the Lava converter needs one value per neuron"
         )
-    return conv_output_shape(node, in_shape)
+    if isinstance(getattr(node, "padding", None), str) and node.padding == "same":
+        geometry = conv_params(node)
+        reach = [d * (k - 1) for k, d in zip(geometry["kernel"], geometry["dilation"], strict=True)]
+        if any(r % 2 for r in reach):
+            # torch (the reference backends) pads one side more then; Lava's Conv pads evenly
+            raise MksgnError(
+                f"node '{name}' ({type(node).__name__}): padding 'same' with kernel "
+                f"{np.shape(node.weight)[2:]} needs uneven padding, which Lava's Conv cannot do; "
+                "export explicit padding"
+            )
+    return output_shape(name, node, tuple(in_shape))
 
 
 def linear_bias(name: str, node: nir.NIRNode, shape: tuple[int, ...]) -> np.ndarray | None:

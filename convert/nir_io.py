@@ -242,6 +242,8 @@ def conv_output_shape(name: str, node: nir.NIRNode, shape: Shape) -> Shape:
         )
     if isinstance(node.padding, str):
         if node.padding == "same":
+            if np.any(np.asarray(node.stride) != 1):
+                raise node_error(name, node, "padding 'same' needs stride 1 (as in torch)")
             return (weight.shape[0], *shape[1:])
         padding = (0,) * spatial
     else:

@@ -14,7 +14,6 @@ import torch
 from mksgn.convert.lava_graph import Path as LinearPath
 from mksgn.convert.lava_graph import (
     build_plan,
-    conv_output_shape,
     conv_sparse_matrix,
     from_lava,
     lava_order,
@@ -22,6 +21,7 @@ from mksgn.convert.lava_graph import (
     path_matrix,
     to_lava,
 )
+from mksgn.convert.nir_io import conv_output_shape
 from mksgn.errors import MksgnError
 from mksgn.targets.lava import LavaTarget
 
@@ -49,7 +49,7 @@ def conv_nir(node: nir.NIRNode, x: np.ndarray) -> np.ndarray:
             xt,
             torch.from_numpy(node.weight),
             stride=tuple(node.stride),
-            padding=tuple(node.padding),
+            padding=node.padding if isinstance(node.padding, str) else tuple(node.padding),
             dilation=tuple(node.dilation),
             groups=int(node.groups),
         )
@@ -465,6 +465,46 @@ def test_recurrence_over_two_synapses_is_refused() -> None:
         build_plan(graph, DT)
 
 
+def same_padding_graph(kernel: int, stride: int = 1) -> nir.NIRGraph:
+    """Input (2, 6, 5) -> Conv2d padding 'same' -> LIF -> Output."""
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([2, 6, 5])),
+            "conv": nir.Conv2d(
+                input_shape=(6, 5),
+                weight=RNG.normal(0.4, 0.8, (3, 2, kernel, kernel)),
+                stride=stride,
+                padding="same",
+                dilation=1,
+                groups=1,
+                bias=np.zeros(3),
+            ),
+            "lif": lif((3, 6, 5), tau=3e-4, vth=0.6),
+            "output": nir.Output(output_type=np.array([3, 6, 5])),
+        },
+        edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")],
+        type_check=False,
+    )
+
+
+@pytest.mark.timeout(120)
+def test_same_padding_keeps_the_shape_and_matches_the_reference() -> None:
+    recorded, expected = run_both(same_padding_graph(3), RNG.uniform(0, 1.5, (1, 4, 2, 6, 5)))
+    assert_same(recorded, expected, "output")
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "message"),
+    [(2, 1, r"'conv' \(Conv2d\): padding 'same' with kernel \(2, 2\) needs uneven"),
+     (3, 2, "padding 'same' needs stride 1")],
+)  # fmt: skip
+def test_same_padding_lava_cannot_do_is_refused(kernel: int, stride: int, message: str) -> None:
+    """torch pads an even kernel's 'same' unevenly and refuses it with a stride; Lava's Conv would
+    have padded evenly and shifted every output by one."""
+    with pytest.raises(MksgnError, match=message):
+        build_plan(same_padding_graph(kernel, stride), DT)
+
+
 def test_wrong_input_shape_is_refused() -> None:
     """The input array must be (samples, T, *input shape)."""
     graph = nir.NIRGraph(
@@ -554,7 +594,7 @@ def test_sparse_matrix_equals_the_composed_convolution() -> None:
         weight[RNG.random(weight_shape) < 0.3] = 0.0
         spatial = in_shape[1] if kind is nir.Conv1d else in_shape[1:]
         node = kind(input_shape=spatial, weight=weight, bias=None, **geometry)
-        out_shape = conv_output_shape(node, in_shape)
+        out_shape = conv_output_shape("conv", node, in_shape)
         graph = nir.NIRGraph(
             nodes={
                 "input": nir.Input(input_type=np.array(in_shape)),
