@@ -13,6 +13,7 @@ import click
 
 from mksgn import __version__
 from mksgn.errors import MksgnError
+from mksgn.lifetime import end_process
 
 DEBUG_FLAG = "--debug"
 
@@ -667,19 +668,19 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="mksgn", standalone_mode=False)
     except click.exceptions.Exit as stop:
-        sys.exit(stop.exit_code)
+        end_process(stop.exit_code)
     except click.ClickException as usage:  # usage errors: click's own message, exit 2
         usage.show()
-        sys.exit(usage.exit_code)
+        end_process(usage.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("Error: interrupted; no output was left half-written.", err=True)
-        sys.exit(130)
+        end_process(130)
     except MksgnError as error:
         if debug:
             traceback.print_exc()
         # One line, whatever the message holds (a value from a file may span lines).
         click.echo(f"Error: {' '.join(str(error).split())}", err=True)
-        sys.exit(1)
+        end_process(1)
     except Exception as error:  # a bug or an unforeseen condition: still one line
         if debug:
             traceback.print_exc()
@@ -687,7 +688,7 @@ def main(argv: list[str] | None = None) -> None:
             f"Error: {type(error).__name__}: {error} (rerun with {DEBUG_FLAG} for the traceback)",
             err=True,
         )
-        sys.exit(1)
+        end_process(1)
 
 
 if __name__ == "__main__":  # `python -m mksgn.cli`, e.g. under torchrun

@@ -6,12 +6,16 @@ outlives a killed main process)."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
 from mksgn.processes import alive
 
 PARENT_POLL_S = 0.5
+
+# Set once this process holds state whose teardown can hang (see skip_finalization_on_error).
+_finalization_unsafe = threading.Event()
 
 
 def wait_until_orphaned(parent: int, poll_s: float = PARENT_POLL_S) -> None:
@@ -39,3 +43,23 @@ def exit_when_orphaned(owner: int | None = None) -> None:
         os._exit(1)
 
     threading.Thread(target=watch_then_exit, daemon=True).start()
+
+
+def skip_finalization_on_error() -> None:
+    """Have end_process skip the interpreter's finalization when this process ends with an error.
+
+    A torchrun worker whose peer died hung in finalization (rank 0 in a fresh clone: pybind11
+    waiting for the GIL while freeing a tensor) after it had reported the error; every output is
+    written atomically, so an error exit loses nothing by skipping it.
+    """
+    _finalization_unsafe.set()
+
+
+def end_process(code: int) -> None:
+    """Exit with `code`: through SystemExit, or with os._exit after an error once
+    skip_finalization_on_error was called (standard streams flushed first)."""
+    if code != 0 and _finalization_unsafe.is_set():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from process_helpers import stop, wait_until
 
+from mksgn.processes import alive, descendants
 from mksgn.train.checkpoint import load_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.loop import TrainSettings, config_for_data, train
@@ -106,3 +108,32 @@ def test_two_processes_equal_one(
         "config.json",
         "metrics.jsonl",
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_workers_end_when_torchrun_is_killed(data: Path, tmp_path: Path) -> None:
+    """SIGKILL of the torchrun agent (no handler runs): one worker would wait in a collective for
+    its dead peer forever, and rank 0 once hung in finalization after gloo's error. Both end, and
+    what they print is the project's Error line (the catch-all would name RuntimeError)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"WORLD_SIZE", "RANK", "LOCAL_RANK"}}
+    out, log = tmp_path / "run", tmp_path / "log.txt"
+    with log.open("w") as sink:
+        agent = subprocess.Popen(
+            [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "mksgn.cli", "train",
+             "--data", str(data), "--model", "gcn", "--frames", str(FRAMES), "--epochs", "500",
+             "--out", str(out)],
+            stdout=sink, stderr=sink, env=env,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: (out / "metrics.jsonl").exists(), 150, "the first epoch")
+        workers = descendants(agent.pid)
+        assert len(workers) >= 2
+    finally:
+        stop(agent)
+    wait_until(lambda: not alive(workers), 10, "the workers to exit")
+    errors = [
+        line[line.index("Error:") :] for line in log.read_text().splitlines() if "Error:" in line
+    ]
+    assert all("another process of this torchrun job ended" in line for line in errors), errors
+    assert "Traceback" not in log.read_text()

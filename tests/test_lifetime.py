@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from process_helpers import assert_killing_ends_the_child
 
 CHILD = "from mksgn.lifetime import exit_when_orphaned; import time; exit_when_orphaned(); time.sleep(60)"
@@ -50,3 +51,32 @@ def test_forkserver_pool_worker_exits_when_the_owner_is_killed(tmp_path) -> None
     assert_killing_ends_the_child(
         subprocess.Popen([sys.executable, str(script), str(pid_file)]), pid_file
     )
+
+
+END_CODE = """
+import atexit, sys
+from mksgn.lifetime import end_process, skip_finalization_on_error
+atexit.register(lambda: open(sys.argv[1], "w").write("finalized"))
+if sys.argv[2] == "skip":
+    skip_finalization_on_error()
+print("reported", file=sys.stderr, end="")
+end_process(int(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "finalized"), [("skip", 1, False), ("skip", 0, True), ("keep", 1, True)]
+)
+def test_an_error_exit_skips_finalization_only_when_asked(tmp_path, mode, code, finalized) -> None:
+    """A torchrun worker whose peer died hung in finalization after reporting its error: once it
+    has asked, its error exit skips finalization (atexit here), keeping what it printed."""
+    marker = tmp_path / "finalized"
+    ended = subprocess.run(
+        [sys.executable, "-c", END_CODE, str(marker), mode, str(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == code
+    assert ended.stderr == "reported"
+    assert marker.exists() == finalized

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_functional
 from torch import nn
 
-from mksgn.lifetime import exit_when_orphaned
+from mksgn.lifetime import exit_when_orphaned, skip_finalization_on_error
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ def start_processes(device: str) -> ProcessContext:
         # workers, and a worker whose peer is gone waits in a collective forever: watch it.
         exit_when_orphaned()
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+        skip_finalization_on_error()
         owns_group = True
     return ProcessContext(
         rank=dist.get_rank(),
@@ -73,6 +74,14 @@ def stop_processes(context: ProcessContext, finished: bool = True) -> None:
         if finished:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def peer_failure(error: BaseException) -> bool:
+    """True for what a collective raises when another process of the job has ended (gloo raises
+    a plain RuntimeError: "[.../gloo/transport/tcp/pair.cc:534] Connection closed by peer")."""
+    return isinstance(error, dist.DistError) or (
+        isinstance(error, RuntimeError) and "/gloo/" in str(error)
+    )
 
 
 def all_reduce_sum(values: torch.Tensor, context: ProcessContext) -> torch.Tensor:

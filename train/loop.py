@@ -45,6 +45,7 @@ from mksgn.train.distributed import (
     ProcessContext,
     all_gather_rows,
     all_reduce_sum,
+    peer_failure,
     start_processes,
     stop_processes,
     synchronise_batch_norm,
@@ -255,11 +256,27 @@ def train(
                 resume,
                 progress,
             )
-    except BaseException:
+    except BaseException as error:
         stop_processes(context, finished=False)
+        if context.distributed and peer_failure(error):
+            raise peer_failure_error(error, Path(out_dir)) from error
         raise
     stop_processes(context)
     return metrics
+
+
+def peer_failure_error(error: BaseException, out_dir: Path) -> MksgnError:
+    """The Error a process reports when another process of its torchrun job has ended."""
+    detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    checkpoint = out_dir / CHECKPOINT_NAME
+    after = (
+        f"--resume continues from {checkpoint}, the last complete epoch"
+        if checkpoint.exists()
+        else "no epoch was complete, so start again"
+    )
+    return MksgnError(
+        f"another process of this torchrun job ended during training ({detail}); {after}"
+    )
 
 
 def run_training(
