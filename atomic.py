@@ -2,6 +2,11 @@
 
 A write that fails for lack of space or permission (OSError) becomes MksgnError naming the target,
 and leaves nothing behind: no temporary, and no folder that was created for the output.
+
+A process killed outright (SIGKILL, the OOM killer) cannot remove its temporary, which for
+`data prepare` is a spool as large as the dataset. Temporaries are therefore named after their
+owner (`.NAME.HOST-PID.random`), and the next write of the same target removes those whose owner
+on this host has ended.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +24,7 @@ from typing import IO
 import numpy as np
 
 from mksgn.errors import MksgnError
+from mksgn.processes import alive
 
 
 def current_umask() -> int:
@@ -34,6 +41,37 @@ def write_error(target: Path, error: OSError) -> MksgnError:
         f"{target}: cannot write it ({reason}); nothing was written. Free some space or "
         "choose a writable location"
     )
+
+
+def owner_tag() -> str:
+    """HOST-PID of this process: a temporary's owner, as temporary_prefix records it."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def temporary_prefix(target: Path) -> str:
+    """The name prefix of this process's temporaries for `target` (hidden, beside it)."""
+    return f".{target.name}.{owner_tag()}."
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporaries for `target` left by processes of this host that have ended (another
+    host's cannot be checked, so they stay); return what was removed."""
+    host_prefix = f".{target.name}.{socket.gethostname()}-"
+    removed = []
+    with contextlib.suppress(OSError):  # no folder yet, or not readable: nothing to clean
+        for entry in os.scandir(target.parent):
+            pid, dot, _ = entry.name[len(host_prefix) :].partition(".")
+            if not (entry.name.startswith(host_prefix) and dot and pid.isdigit()):
+                continue
+            if alive({int(pid)}):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -63,8 +101,9 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
         try:
             # The temporary keeps the target's suffix so that writers which append one (np.savez)
             # do not.
+            remove_stale_temporaries(target)
             fd, tmp_name = tempfile.mkstemp(
-                prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent
+                prefix=temporary_prefix(target), suffix=suffix or target.suffix, dir=target.parent
             )
         except OSError as error:
             raise write_error(target, error) from None
@@ -108,13 +147,19 @@ def atomic_savez(
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
+def temporary_directory(target: Path) -> Path:
+    """A new empty folder beside `target`, named for this process (stale ones are removed)."""
+    remove_stale_temporaries(target)
+    return Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory that replaces `target` (file tree) when the block succeeds."""
     target = Path(target)
     with created_parent(target):
         try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+            tmp = temporary_directory(target)
         except OSError as error:
             raise write_error(target, error) from None
         try:

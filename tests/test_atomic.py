@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +59,27 @@ def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
     reference = tmp_path / "plain.txt"
     reference.write_text("x")
     assert target.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
+
+
+def test_temporaries_of_ended_owners_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    """Only the target's own temporaries, only from this host, only when their owner has ended."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # reaped: the pid is free (the test assumes it is not reused within the test)
+    host = socket.gethostname()
+    stale_file = tmp_path / f".data.npz.{host}-{ended.pid}.x1.npz"
+    stale_spool = tmp_path / f".data.npz.{host}-{ended.pid}.x2"
+    kept = [
+        tmp_path / f".data.npz.{host}-{os.getpid()}.x3.npz",  # its owner runs
+        tmp_path / f".data.npz.otherhost-{ended.pid}.x4.npz",  # cannot be checked from here
+        tmp_path / f".other.npz.{host}-{ended.pid}.x5.npz",  # another target's
+    ]
+    for path in [stale_file, *kept]:
+        path.write_bytes(b"partial")
+    stale_spool.mkdir()
+    (stale_spool / "x_train.raw").write_bytes(b"partial")
+
+    atomic_savez(tmp_path / "data.npz", x=np.arange(3))
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["data.npz", *(p.name for p in kept)]
+    )

@@ -182,12 +182,20 @@ def test_sigterm_during_data_prepare_leaves_no_npz_and_no_workers(tmp_path: Path
 @pytest.mark.timeout(240)
 def test_sigkill_of_data_prepare_leaves_no_workers(tmp_path: Path) -> None:
     """No handler runs on SIGKILL: the workers notice the dead parent themselves, and with them
-    gone the forkserver ends too."""
+    gone the forkserver ends too. The spool it could not remove goes with the next prepare."""
     command, pool, out = start_prepare_and_wait_for_its_pool(tmp_path)
     stop(command)
     assert command.returncode == -signal.SIGKILL
     wait_until(lambda: not alive(pool), 10, "the parser pool to exit")
     assert not out.exists()
+    assert leftovers(out.parent), "nothing to clean: the test no longer tests the cleanup"
+    again = start_mksgn(*command.args[1:])
+    try:
+        _, err = again.communicate(timeout=120)
+    finally:
+        stop(again)
+    assert again.returncode == 0, err
+    assert out.exists() and leftovers(out.parent) == []
 
 
 @pytest.mark.timeout(300)

@@ -7,7 +7,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import tokenize
 import zipfile
 import zlib
@@ -18,7 +17,7 @@ from typing import IO
 
 import numpy as np
 
-from mksgn.atomic import atomic_path, atomic_savez, write_error
+from mksgn.atomic import atomic_path, atomic_savez, temporary_directory, write_error
 from mksgn.errors import MksgnError
 from mksgn.train.data.safe_pickle import load_pickle
 
@@ -110,7 +109,7 @@ class CtrgcnSpool:
 
     def __enter__(self) -> CtrgcnSpool:
         try:
-            self._folder = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+            self._folder = temporary_directory(self.out)
             self._files = {s: open(self._folder / f"x_{s}.raw", "wb") for s in SPLITS}  # noqa: SIM115
         except OSError as error:
             self.__exit__()
