@@ -52,6 +52,10 @@ def _die_with_parent(parent: int) -> None:
 def _run(parent: int, sender: Connection, function: Callable, args: tuple) -> None:
     _die_with_parent(parent)
     faulthandler.disable()  # the parent reports a crash here as one Error line, without a trace
+    # Ctrl-C reaches the whole process group: the parent stops the call and kills this child,
+    # which must not print a KeyboardInterrupt traceback of its own (nor on a group SIGTERM).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with warnings.catch_warnings(record=True) as caught:
         try:
             result = ("ok", function(*args))

@@ -13,7 +13,7 @@ import textwrap
 import time
 
 import pytest
-from process_helpers import assert_killing_ends_the_child
+from process_helpers import assert_killing_ends_the_child, stop, wait_until
 
 from mksgn.isolation import ChildDied, ChildFailed, ChildTimedOut, call_in_child
 from mksgn.processes import alive, processes_where
@@ -87,3 +87,43 @@ def test_warnings_in_the_child_are_issued_here(recwarn) -> None:
     """Where the call ran must not change what the user sees (or what the fuzz harness counts)."""
     assert call_in_child(warn_then_return, 5, timeout_s=30) == 5
     assert [(w.category, str(w.message)) for w in recwarn] == [(RuntimeWarning, "from the child")]
+
+
+def test_ctrl_c_to_the_process_group_prints_nothing_from_the_child(tmp_path) -> None:
+    """The terminal sends SIGINT to parent and child alike; only the parent may report it."""
+    pid_file = tmp_path / "child.pid"
+    owner_code = textwrap.dedent(
+        f"""
+        import os, sys, time
+        from mksgn.isolation import call_in_child
+
+        def write_pid_then_wait():
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(60)
+
+        try:
+            call_in_child(write_pid_then_wait, timeout_s=120)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+        """
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", owner_code],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        child = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60, "child"))
+        os.killpg(owner.pid, signal.SIGINT)
+        _, err = owner.communicate(timeout=30)
+    finally:
+        stop(owner)
+    assert err == "interrupted\n"
+    wait_until(lambda: not alive({child}), 10, "the child to be gone")
+
+
+def test_the_child_leaves_signals_to_the_parent() -> None:
+    """Deterministic half of the test above (there the parent usually kills the child first)."""
+    assert call_in_child(signal.getsignal, signal.SIGINT, timeout_s=30) == signal.SIG_IGN
+    assert call_in_child(signal.getsignal, signal.SIGTERM, timeout_s=30) == signal.SIG_DFL
