@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import tracemalloc
 import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -56,18 +57,21 @@ def _run(parent: int, sender: Connection, function: Callable, args: tuple) -> No
     # which must not print a KeyboardInterrupt traceback of its own (nor on a group SIGTERM).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    reply: dict[str, object] = {}
     with warnings.catch_warnings(record=True) as caught:
         try:
-            result = ("ok", function(*args))
+            reply["value"] = function(*args)
         except Exception as error:  # reported to the parent by name and text, not as an object
-            result = ("raised", type(error).__name__, str(error))
-    raised = [(w.category, str(w.message), w.filename, w.lineno) for w in caught]
+            reply["raised"] = (type(error).__name__, str(error))
+    reply["warnings"] = [(w.category, str(w.message), w.filename, w.lineno) for w in caught]
+    # tracemalloc (the fuzz harness's memory check) goes on tracing in a forked child.
+    reply["traced_peak"] = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else 0
     try:
-        payload = pickle.dumps((*result, raised), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:
-        payload = pickle.dumps(
-            ("raised", type(error).__name__, f"result not picklable: {error}", [])
-        )
+        reply.pop("value")
+        reply["raised"] = (type(error).__name__, f"result not picklable: {error}")
+        payload = pickle.dumps(reply)
     sender.send_bytes(payload)
     sender.close()
 
@@ -97,13 +101,25 @@ def call_in_child(function: Callable[..., Result], *args: object, timeout_s: flo
         child.join()
         receiver.close()
     # The bytes come from this program's own child, pickled from what `function` returned.
-    *reply, raised = pickle.loads(payload)
+    reply = pickle.loads(payload)
+    _children_traced_peak[0] = max(_children_traced_peak[0], reply["traced_peak"])
     # The child's warnings appear here, as if the call had run in this process.
-    for category, message, filename, lineno in raised:
+    for category, message, filename, lineno in reply["warnings"]:
         warnings.warn_explicit(message, category, filename, lineno)
-    if reply[0] == "raised":
-        raise ChildFailed(reply[1], reply[2])
-    return reply[1]
+    if "raised" in reply:
+        raise ChildFailed(*reply["raised"])
+    return reply["value"]
+
+
+# The most memory tracemalloc saw in a child since the last take_children_traced_peak().
+_children_traced_peak = [0]
+
+
+def take_children_traced_peak() -> int:
+    """The most memory tracemalloc traced in any child since the last call (0 when not tracing),
+    which a memory check in this process cannot see; resets it."""
+    peak, _children_traced_peak[0] = _children_traced_peak[0], 0
+    return peak
 
 
 def exit_description(code: int | None) -> str:

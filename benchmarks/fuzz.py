@@ -31,7 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from mksgn.errors import MksgnError
-from mksgn.isolation import ChildDied, ChildFailed, ChildTimedOut, call_in_child
+from mksgn.isolation import (
+    ChildDied,
+    ChildFailed,
+    ChildTimedOut,
+    call_in_child,
+    take_children_traced_peak,
+)
 
 # Seeds are a few kB; an honest parse of a mutated seed stays far below this.
 MEMORY_LIMIT_BYTES = 64 << 20
@@ -117,6 +123,7 @@ def time_limit(seconds: float) -> Iterator[None]:
 def run_case(parse: Callable[[Path], object], path: Path, timeout_s: float = CASE_TIMEOUT_S):
     """Parse `path` under a time limit and tracemalloc; return its Outcome."""
     tracemalloc.start()
+    take_children_traced_peak()
     try:
         with time_limit(timeout_s), warnings.catch_warnings(record=True) as printed:
             warnings.simplefilter("always")
@@ -136,7 +143,8 @@ def run_case(parse: Callable[[Path], object], path: Path, timeout_s: float = CAS
             raise
         kind, detail = "crash", f"{type(error).__name__}: {error}"[:300]
     finally:
-        peak = tracemalloc.get_traced_memory()[1]
+        # A NIR read runs in a child (isolation.call_in_child): count what it allocated too.
+        peak = max(tracemalloc.get_traced_memory()[1], take_children_traced_peak())
         tracemalloc.stop()
     if kind in (OK, ERROR) and printed:
         kind, detail = "warning", f"{printed[0].category.__name__}: {printed[0].message}"[:300]

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from mksgn.benchmarks import fuzz
 from mksgn.errors import MksgnError
+from mksgn.isolation import call_in_child
 from mksgn.train.data.safe_pickle import load_pickle
 
 EXAMPLES = 40
@@ -93,6 +94,16 @@ def test_a_defect_is_classified(tmp_path: Path) -> None:
     assert fuzz.run_case(allocate, tmp_path).kind == "memory"
     assert fuzz.run_case(hang, tmp_path, timeout_s=0.2).kind == "hang"
     assert fuzz.run_case(warn, tmp_path).kind == "warning"
+
+    # The same inside a child, where read_nir reads: the harness must still see them.
+    def allocate_in_child(path: Path) -> int:
+        return call_in_child(lambda p: allocate(p).size, path, timeout_s=30)  # the array stays
+
+    def warn_in_child(path: Path) -> None:
+        call_in_child(warn, path, timeout_s=30)
+
+    assert fuzz.run_case(allocate_in_child, tmp_path).kind == "memory"
+    assert fuzz.run_case(warn_in_child, tmp_path).kind == "warning"
 
 
 # ------------------------------------------------------------------- holes fuzzing found
