@@ -367,7 +367,7 @@ def test_nir_conv_with_stride_zero_prints_only_the_error(tmp_path: Path, capsys,
 
 
 def test_nir_file_that_hangs_libhdf5_is_an_error(seeds, tmp_path: Path, monkeypatch, capsys):
-    """Eight flipped bytes (long fuzz run, NIR case 1,490) sent libhdf5 into a loop holding the
+    """Seven flipped bytes (long fuzz run, NIR case 1,490) sent libhdf5 into a loop holding the
     GIL: `mksgn convert` never ended. The read now runs in a child stopped at its time limit."""
     from mksgn.convert import nir_io
     from mksgn.processes import alive, processes_where
