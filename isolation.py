@@ -24,6 +24,9 @@ Result = TypeVar("Result")
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
+# The most memory tracemalloc saw in a child since the last take_children_traced_peak().
+_children_traced_peak = 0
+
 
 class ChildFailed(Exception):
     """The call raised in the child: `kind` is the exception's type name, `message` its text."""
@@ -68,10 +71,9 @@ def _run(parent: int, sender: Connection, function: Callable, args: tuple) -> No
     reply["traced_peak"] = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else 0
     try:
         payload = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as error:
-        reply.pop("value")
-        reply["raised"] = (type(error).__name__, f"result not picklable: {error}")
-        payload = pickle.dumps(reply)
+    except Exception as error:  # a result (or warning category) pickle cannot carry
+        problem = (type(error).__name__, f"result not picklable: {error}")
+        payload = pickle.dumps({"raised": problem, "warnings": [], "traced_peak": 0})
     sender.send_bytes(payload)
     sender.close()
 
@@ -102,7 +104,8 @@ def call_in_child(function: Callable[..., Result], *args: object, timeout_s: flo
         receiver.close()
     # The bytes come from this program's own child, pickled from what `function` returned.
     reply = pickle.loads(payload)
-    _children_traced_peak[0] = max(_children_traced_peak[0], reply["traced_peak"])
+    global _children_traced_peak
+    _children_traced_peak = max(_children_traced_peak, reply["traced_peak"])
     # The child's warnings appear here, as if the call had run in this process.
     for category, message, filename, lineno in reply["warnings"]:
         warnings.warn_explicit(message, category, filename, lineno)
@@ -111,14 +114,11 @@ def call_in_child(function: Callable[..., Result], *args: object, timeout_s: flo
     return reply["value"]
 
 
-# The most memory tracemalloc saw in a child since the last take_children_traced_peak().
-_children_traced_peak = [0]
-
-
 def take_children_traced_peak() -> int:
     """The most memory tracemalloc traced in any child since the last call (0 when not tracing),
     which a memory check in this process cannot see; resets it."""
-    peak, _children_traced_peak[0] = _children_traced_peak[0], 0
+    global _children_traced_peak
+    peak, _children_traced_peak = _children_traced_peak, 0
     return peak
 
 

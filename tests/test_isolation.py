@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -42,6 +43,12 @@ def test_an_exception_comes_back_by_name_and_text() -> None:
         call_in_child(int, "seven", timeout_s=30)
     assert failure.value.kind == "ValueError"
     assert "seven" in failure.value.message
+
+
+def test_a_result_pickle_cannot_carry_is_a_failure(capfd) -> None:
+    with pytest.raises(ChildFailed, match="result not picklable"):
+        call_in_child(threading.Lock, timeout_s=30)
+    assert capfd.readouterr().err == ""  # and no traceback from the child
 
 
 def test_a_call_holding_the_gil_is_stopped_and_its_child_killed() -> None:
