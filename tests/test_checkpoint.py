@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -162,3 +166,63 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(MksgnError, match="does not exist"):
         load_checkpoint(tmp_path / "absent.pt")
+
+
+def rewrite_archive(path: Path, change) -> None:
+    """Rewrite the checkpoint's zip archive with `change(records)` applied to name -> bytes."""
+    with zipfile.ZipFile(path) as archive:
+        records = {name: archive.read(name) for name in archive.namelist()}
+    change(records)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in records.items():
+            archive.writestr(name, data)
+
+
+def test_a_storage_larger_than_its_record_is_an_error(tmp_path: Path) -> None:
+    """The pickle declares how many elements a storage has; its data record held 16 bytes. torch
+    loaded it as a 4 MiB storage over a 16-byte buffer and the first read crashed (SIGSEGV)."""
+    path = tmp_path / "forged.pt"
+    save_checkpoint(path, config=small_config(), model_state={"w": torch.ones(2**20)},
+                    optimizer_state=None, scheduler_state=None, epoch=1, metrics={},
+                    rng_state={})  # fmt: skip
+
+    def shrink_the_largest_record(records: dict[str, bytes]) -> None:
+        largest = max(records, key=lambda name: len(records[name]))
+        records[largest] = records[largest][:16]
+
+    rewrite_archive(path, shrink_the_largest_record)
+    # In a child: a regression would take the interpreter down, not fail an assertion.
+    code = textwrap.dedent(
+        f"""
+        from mksgn.errors import MksgnError
+        from mksgn.train.checkpoint import load_checkpoint
+        try:
+            print(float(load_checkpoint({str(path)!r}).model_state["w"].sum()))
+        except MksgnError as error:
+            print(error)
+        """
+    )
+    ended = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert ended.returncode == 0, ended.stderr[-2000:]
+    assert "is not a readable PyTorch checkpoint" in ended.stdout, ended.stdout
+
+
+def test_a_tensor_expanded_over_its_storage_is_an_error(tmp_path: Path) -> None:
+    """Stride 0 lets 4 bytes of data stand for 2**20 elements; a copy would allocate them all."""
+    path = tmp_path / "expanded.pt"
+    save_checkpoint(path, config=small_config(),
+                    model_state={"w": torch.zeros(1).expand(2**20)},
+                    optimizer_state=None, scheduler_state=None, epoch=1, metrics={},
+                    rng_state={})  # fmt: skip
+    with pytest.raises(MksgnError, match=r"tensor model_state/w shaped \(1048576,\) needs 4194304"):
+        load_checkpoint(path)
+
+
+def test_damage_is_not_called_code(tmp_path: Path) -> None:
+    """A missing data record is a damaged file, not a refused payload."""
+    path, _ = saved_model(tmp_path)
+    rewrite_archive(path, lambda records: records.pop(next(n for n in records if "/data/" in n)))
+    with pytest.raises(MksgnError, match=r"is not a readable PyTorch checkpoint.*file not found"):
+        load_checkpoint(path)

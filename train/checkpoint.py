@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,38 @@ def save_checkpoint(
         tmp.write_bytes(buffer.getbuffer())
 
 
+# What torch's weights-only unpickler says when a pickle asks for code (a class, a function, an
+# opcode it does not run), as opposed to a damaged file (a missing record, a storage too small).
+CODE_REFUSALS = (
+    "Unsupported class",
+    "unsupported class",
+    "unrecognized function",
+    "Can only build",
+    "Only persistent_load of storage",
+    "Unsupported operand",
+)
+
+
 def read_payload(path: Path) -> dict[str, Any]:
     """torch.load with weights_only=True, turning every failure into an MksgnError naming the file."""
     if not path.is_file():
         raise MksgnError(f"checkpoint {path} does not exist (train one with 'mksgn train')")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: every storage is then a slice of the mapped file. Without it, a storage that
+        # declares more elements than its record holds pointed past a 16-byte buffer, and the
+        # first read of its tensor crashed the interpreter (SIGSEGV).
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:
+        reason = str(error).partition("WeightsUnpickler error: ")[2] or first_line(error)
+        if not any(marker in reason for marker in CODE_REFUSALS):
+            raise MksgnError(
+                f"{path} is not a readable PyTorch checkpoint ({reason.splitlines()[0]}); "
+                "is it truncated or damaged?"
+            ) from None
         raise MksgnError(
             f"checkpoint {path} refused: it contains Python objects other than tensors and plain "
-            f"data, and loading it could run code ({first_line(error)}); only load checkpoints "
-            "written by 'mksgn train'"
+            f"data, and loading it could run code ({reason.splitlines()[0]}); only load "
+            "checkpoints written by 'mksgn train'"
         ) from None
     except Exception as error:  # torch raises many kinds (KeyError, EOFError, RuntimeError, ...)
         raise MksgnError(
@@ -101,7 +123,51 @@ def read_payload(path: Path) -> dict[str, Any]:
             f"checkpoint {path} has format version {payload['version']!r}; this mksgn reads "
             f"version {CHECKPOINT_VERSION}"
         )
+    check_tensors(payload, path)
     return payload
+
+
+def check_tensors(payload: object, path: Path) -> None:
+    """Every tensor in the payload is dense and its elements fit in the bytes its storage holds,
+    so copying one costs no more memory than the file supplied (a stride of 0 could otherwise
+    expand 16 bytes into 2**31 elements)."""
+    for where, tensor in tensors_in(payload):
+        if problem := tensor_problem(tensor):
+            raise MksgnError(
+                f"checkpoint {path}: tensor {where} {problem}; the file is damaged or was altered"
+            )
+
+
+def tensors_in(payload: object) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in nested dicts, lists and tuples, with its path ("model_state/fc.weight")."""
+    pending: list[tuple[str, object]] = [("", payload)]
+    while pending:  # a loop, not recursion: the nesting depth comes from the file
+        where, value = pending.pop()
+        if isinstance(value, torch.Tensor):
+            yield where.lstrip("/"), value
+            continue
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, (list, tuple)):
+            items = enumerate(value)
+        else:
+            continue
+        pending.extend(
+            (f"{where}/{key}", item)
+            for key, item in items
+            if isinstance(item, (dict, list, tuple, torch.Tensor))
+        )
+
+
+def tensor_problem(tensor: torch.Tensor) -> str | None:
+    """Why a loaded tensor is not one mksgn writes, or None."""
+    if tensor.layout is not torch.strided or tensor.is_quantized:
+        return f"is a {tensor.layout} {'quantized ' if tensor.is_quantized else ''}tensor"
+    needed = tensor.numel() * tensor.element_size()
+    held = tensor.untyped_storage().nbytes()
+    if needed > held:
+        return f"shaped {tuple(tensor.shape)} needs {needed} bytes but its storage holds {held}"
+    return None
 
 
 def first_line(error: BaseException) -> str:
