@@ -117,3 +117,22 @@ def first_lava_process_model(pid: int, timeout_s: float = 90) -> tuple[int, int]
                 return sessions[0], models[0]
         time.sleep(0.001)
     return None
+
+
+def memory_status(field: str, pid: int | str = "self") -> int:
+    """A figure of /proc/PID/status in bytes: "VmRSS" (resident now), "VmHWM" (resident peak)."""
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(f"/proc/{pid}/status has no {field}")
+
+
+def reset_resident_peak() -> bool:
+    """Set this process's resident peak (VmHWM) back to what it holds now; False if the kernel
+    does not allow it (clear_refs needs Linux 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,11 @@ def read_payload(path: Path) -> dict[str, Any]:
         # mmap: every storage is then a slice of the mapped file. Without it, a storage that
         # declares more elements than its record holds pointed past a 16-byte buffer, and the
         # first read of its tensor crashed the interpreter (SIGSEGV).
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        with warnings.catch_warnings():
+            # A damaged pickle can lead torch through deprecated internals ("TypedStorage is
+            # deprecated", seen by fuzzing) ahead of the error or payload reported here.
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:
         reason = str(error).partition("WeightsUnpickler error: ")[2] or first_line(error)
         if not any(marker in reason for marker in CODE_REFUSALS):
