@@ -53,25 +53,21 @@ def temporary_prefix(target: Path) -> str:
     return f".{target.name}.{owner_tag()}."
 
 
-def remove_stale_temporaries(target: Path) -> list[Path]:
+def remove_stale_temporaries(target: Path) -> None:
     """Remove the temporaries for `target` left by processes of this host that have ended (another
-    host's cannot be checked, so they stay); return what was removed."""
+    host's cannot be checked, so they stay)."""
     host_prefix = f".{target.name}.{socket.gethostname()}-"
-    removed = []
     with contextlib.suppress(OSError):  # no folder yet, or not readable: nothing to clean
         for entry in os.scandir(target.parent):
+            if not entry.name.startswith(host_prefix):
+                continue
             pid, dot, _ = entry.name[len(host_prefix) :].partition(".")
-            if not (entry.name.startswith(host_prefix) and dot and pid.isdigit()):
+            if not (dot and pid.isdigit()) or alive({int(pid)}):
                 continue
-            if alive({int(pid)}):
-                continue
-            path = Path(entry.path)
             if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(path, ignore_errors=True)
+                shutil.rmtree(entry.path, ignore_errors=True)
             else:
-                path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+                Path(entry.path).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

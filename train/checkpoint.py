@@ -99,16 +99,18 @@ def read_payload(path: Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:
-        reason = str(error).partition("WeightsUnpickler error: ")[2] or first_line(error)
+        # torch prefixes its unpickler's own message with a paragraph of advice.
+        reason = str(error).partition("WeightsUnpickler error: ")[2].strip()
+        reason = reason.splitlines()[0] if reason else first_line(error)
         if not any(marker in reason for marker in CODE_REFUSALS):
             raise MksgnError(
-                f"{path} is not a readable PyTorch checkpoint ({reason.splitlines()[0]}); "
+                f"{path} is not a readable PyTorch checkpoint ({reason}); "
                 "is it truncated or damaged?"
             ) from None
         raise MksgnError(
             f"checkpoint {path} refused: it contains Python objects other than tensors and plain "
-            f"data, and loading it could run code ({reason.splitlines()[0]}); only load "
-            "checkpoints written by 'mksgn train'"
+            f"data, and loading it could run code ({reason}); only load checkpoints written by "
+            "'mksgn train'"
         ) from None
     except Exception as error:  # torch raises many kinds (KeyError, EOFError, RuntimeError, ...)
         raise MksgnError(
