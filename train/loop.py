@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from mksgn.atomic import atomic_open
 from mksgn.errors import MksgnError
+from mksgn.train.batch_statistics import recalibrate_batch_norm
 from mksgn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mksgn.train.data.formats import open_dataset
 from mksgn.train.distillation import (
@@ -112,6 +113,9 @@ class TrainSettings:
     teacher_layer: str | None = None
     mi_bins: int = 8
     mi_mix: float = 0.5
+    # Training samples whose batch statistics replace the running ones before each evaluation
+    # (train/batch_statistics.py); 0 keeps torch's running averages.
+    bn_calibration_samples: int = 512
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -128,6 +132,10 @@ class TrainSettings:
             self.weight_decay = DEFAULT_WEIGHT_DECAY[self.optimizer]
         if self.lr <= 0:
             raise MksgnError(f"learning rate must be positive, got {self.lr}")
+        if self.bn_calibration_samples < 0:
+            raise MksgnError(
+                f"bn_calibration_samples must be >= 0, got {self.bn_calibration_samples}"
+            )
         self.step_milestones = tuple(self.step_milestones)
 
     def to_dict(self) -> dict[str, Any]:
@@ -554,6 +562,9 @@ def run_epoch(state: RunState, epoch: int, progress: bool) -> dict[str, Any]:
             mi_weights = update_fusion_weights(state, counts, labels_seen)
         totals = all_reduce_sum(totals, context)
         rates = reduce_rates(rate_sums, context)
+        recalibrate_batch_norm(
+            state.model, loader, state.device, settings.bn_calibration_samples // context.world_size
+        )
         test = evaluate_split(state)
         bar.set_postfix(
             loss=f"{totals[0] / totals[2]:.3f}",
