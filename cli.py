@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -21,6 +22,12 @@ DEBUG_FLAG = "--debug"
 def emit_json(obj: object) -> None:
     """Print exactly one JSON object on stdout (for commands run with --json)."""
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def echo_warnings(warnings: list[str]) -> None:
+    """Print each of a result's warnings (mksgn.diagnostics) on stderr, one line each."""
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @click.group(
@@ -189,6 +196,17 @@ def data_inspect(path: Path, as_json: bool) -> None:
 )
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, None))
 @click.option(
+    "--attention-hops",
+    type=click.IntRange(0, None),
+    help="MK-SGN: each joint attends to joints within this many skeleton edges "
+    "[default: the preset's, 2]; --dense-attention attends to all.",
+)
+@click.option(
+    "--dense-attention",
+    is_flag=True,
+    help="MK-SGN: attention over every joint (deploys as dense V x V synapses).",
+)
+@click.option(
     "--batch-size",
     default=16,
     show_default=True,
@@ -251,6 +269,8 @@ def train_command(
     time_steps: int,
     frames: int | None,
     epochs: int,
+    attention_hops: int | None,
+    dense_attention: bool,
     batch_size: int,
     lr: float | None,
     optimizer: str,
@@ -271,6 +291,10 @@ def train_command(
     from mksgn.train.loop import TrainSettings, config_for_data, train
 
     config = config_for_data(data_path, model_name, preset, time_steps, frames)
+    if dense_attention and attention_hops is not None:
+        raise click.UsageError("--attention-hops and --dense-attention exclude each other")
+    if dense_attention or attention_hops is not None:
+        config = dataclasses.replace(config, attention_hops=attention_hops)
     settings = TrainSettings(
         epochs=epochs,
         batch_size=batch_size,
@@ -323,6 +347,7 @@ def evaluate_command(
         emit_json(result.to_dict())
     else:
         click.echo(format_evaluation(result))
+    echo_warnings(result.warnings)
 
 
 @cli.command("export")
@@ -461,6 +486,7 @@ def simulate_command(
         emit_json(result.to_dict())
     else:
         click.echo(result.format())
+    echo_warnings(result.warnings)
 
 
 @cli.command("convert")
@@ -579,6 +605,7 @@ def energy_command(
         emit_json(report)
     else:
         click.echo(format_energy(report))
+    echo_warnings(report["warnings"])
 
 
 @cli.command("merge")

@@ -34,6 +34,7 @@ from mksgn.benchmarks.counting import (
     run_and_count,
     teacher_macs,
 )
+from mksgn.diagnostics import silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.shard import Shard
 
@@ -177,6 +178,13 @@ def build_report(
             "wall_s_per_sample": float(wall_s_per_sample),
             "steps_per_sample": int(steps_per_sample),
         },
+        "warnings": silent_layer_warnings(
+            {
+                layer.neuron_node: layer.neuron_firing_rate
+                for layer in counts.layers
+                if layer.neuron_node is not None
+            }
+        ),
     }
 
 

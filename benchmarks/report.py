@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mksgn.atomic import atomic_directory, current_umask
+from mksgn.diagnostics import silent_layer_warnings
 from mksgn.errors import MksgnError
 
 SUMMARY = "summary.json"
@@ -169,6 +170,20 @@ def energy_section(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_warnings(summary: dict[str, Any], firing: dict[str, dict[str, float]]) -> list[str]:
+    """Silent layers and constant predictions (mksgn.diagnostics) of every model evaluated and
+    every backend run, each prefixed with where it was seen."""
+    found = []
+    for model, result in summary.get("evaluation", {}).items():
+        warnings = result.get("warnings")
+        if warnings is None:  # an evaluation saved before warnings existed
+            warnings = silent_layer_warnings(result.get("firing_rates", {}))
+        found += [f"{MODEL_LABELS.get(model, model)} (evaluate): {w}" for w in warnings]
+    for backend, rates in firing.items():
+        found += [f"{backend} run: {w}" for w in silent_layer_warnings(rates)]
+    return found
+
+
 def gather(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """The report.json object of a run directory, and the spikes of each backend found."""
     run_dir = Path(run_dir)
@@ -245,6 +260,7 @@ def gather(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
         },
         "files": {"markdown": "report.md", "json": "report.json", "plots": dict(PLOTS)},
         "absent": absent,
+        "warnings": run_warnings(summary, firing),
     }
     report["timings"]["training_s"] = {
         model: section["training_s"] for model, section in report["models"].items()
@@ -282,6 +298,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Run directory `{report['run_dir']}`, report written {report['created']}.",
         "",
+    ]
+    if report.get("warnings"):
+        lines += ["## Warnings", ""]
+        lines += [f"- {warning}" for warning in report["warnings"]]
+        lines.append("")
+    lines += [
         "## Accuracy per model (whole test split, snnTorch)",
         "",
     ]

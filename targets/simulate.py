@@ -11,6 +11,7 @@ import nir
 import numpy as np
 
 from mksgn.atomic import atomic_savez
+from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target
 from mksgn.targets.inputs import array_inputs, data_inputs, load_graph
@@ -68,6 +69,7 @@ class Simulation:
     labels: np.ndarray | None
     spike_counts: dict[str, int] = field(default_factory=dict)
     shard: dict | None = None  # with --shard: the slice run (targets.shard metadata)
+    warnings: list[str] = field(default_factory=list)  # mksgn.diagnostics
 
     def to_dict(self) -> dict[str, object]:
         """The --json summary."""
@@ -85,6 +87,7 @@ class Simulation:
         summary["wall_s_per_sample"] = self.result.wall_s_per_sample
         if self.shard is not None:
             summary["shard"] = self.shard
+        summary["warnings"] = self.warnings
         return summary
 
     def format(self) -> str:
@@ -151,11 +154,15 @@ def simulate(
     mean_output = result.recorded[output].mean(axis=1).reshape(len(inputs), -1)
     predictions = mean_output.argmax(axis=1).astype(np.int64)
     types = node_types(graph)
-    counts = {
-        name: int(values.sum())
+    spiking = {
+        name: values
         for name, values in result.recorded.items()
         if issubclass(types.get(name, nir.Output), SPIKING_NODES)
     }
+    counts = {name: int(values.sum()) for name, values in spiking.items()}
+    warnings = silent_layer_warnings(
+        {name: float(values.mean()) if values.size else None for name, values in spiking.items()}
+    ) + output_warnings(mean_output, predictions)
     meta = None
     if shard is not None:
         meta = shard.metadata(
@@ -178,4 +185,4 @@ def simulate(
         if meta is not None:
             arrays[SHARD_KEY] = np.array(json.dumps(meta))
         atomic_savez(out, **arrays)
-    return Simulation(graph_file, result, output, predictions, labels, counts, meta)
+    return Simulation(graph_file, result, output, predictions, labels, counts, meta, warnings)

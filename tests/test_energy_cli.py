@@ -105,6 +105,7 @@ def test_json_schema_and_hand_counts(files, capsys) -> None:
         "teacher",
         "reduction_percent",
         "simulated",
+        "warnings",
     ]
     assert report["preset"] == "45nm-fp32" and report["backend"] == "snntorch"
     assert (report["pj_per_ac"], report["pj_per_mac"], report["pj_per_update"]) == (0.9, 4.6, 0.0)

@@ -14,7 +14,7 @@ from mksgn.train.models import build_model, preset_config
 from mksgn.train.models.config import LayerSpec, ModelConfig
 from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 from mksgn.train.models.folding import fold_student
-from mksgn.train.models.layers import GraphConv, SpikingLayer, body_graph
+from mksgn.train.models.layers import GraphConv, SpikingLayer, body_graph, hop_support
 from mksgn.train.models.output import encode_input
 
 FRAMES, CLASSES, BATCH = 8, 5, 3
@@ -142,6 +142,47 @@ def test_attention_folds_into_a_static_adjacency() -> None:
     expected = torch.einsum("nkdfv,kvw->ndfw", mixed, static) + conv.bias[:, None, None]
     torch.testing.assert_close(conv(x), expected, rtol=0, atol=1e-5)
     assert not torch.allclose(static, conv.adjacency)
+
+
+def test_hop_support_grows_along_the_skeleton_and_keeps_bodies_apart() -> None:
+    graph = body_graph(2)
+    assert (hop_support(graph, 0) == torch.eye(50).numpy().astype(bool)).all()
+    one = hop_support(graph, 1)
+    assert (one == ((graph.sum(axis=0) > 0) | (graph.sum(axis=0).T > 0))).all()
+    two = hop_support(graph, 2)
+    assert (two >= one).all() and two.sum() > one.sum()
+    # NTU joints 1-based: 4 (head) - 3 (neck) - 21 (spine shoulder) - 5 (left shoulder)
+    head, neck, spine_shoulder, left_shoulder = 3, 2, 20, 4
+    assert one[head, neck] and not one[head, spine_shoulder]
+    assert two[head, spine_shoulder] and not two[head, left_shoulder]
+    assert not two[:25, 25:].any() and not hop_support(graph, 30)[:25, 25:].any()
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_attention_stays_on_its_support(hops: int) -> None:
+    graph = body_graph(2)
+    conv = GraphConv(3, 4, graph, attention=True, attention_hops=hops)
+    torch.nn.init.constant_(conv.gate, 0.7)
+    torch.nn.init.normal_(conv.query)
+    folded = conv.effective_adjacency().detach()
+    outside = torch.as_tensor(~hop_support(graph, hops))
+    assert float(folded[:, outside].abs().max()) == 0.0
+    # Within the support the learned map still moves every column (softmax sums to 1 there).
+    attention = (folded - conv.adjacency) / 0.7
+    torch.testing.assert_close(attention.sum(dim=1), torch.ones(3, 50))
+    dense = GraphConv(3, 4, graph, attention=True)
+    torch.nn.init.constant_(dense.gate, 0.7)
+    assert float(dense.effective_adjacency().detach()[:, outside].abs().min()) > 0.0
+
+
+def test_configs_without_attention_hops_keep_dense_attention() -> None:
+    config = preset_config("mk-sgn", "tiny", num_classes=4)
+    assert config.attention_hops == 2
+    saved = config.to_dict()
+    del saved["attention_hops"]  # a checkpoint written before supports existed
+    assert ModelConfig.from_dict(saved).attention_hops is None
+    with pytest.raises(MksgnError, match="attention_hops"):
+        dataclasses.replace(config, attention_hops=-1)
 
 
 def test_bodies_are_separate_copies_of_the_joint_graph() -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.train.checkpoint import load_model
 from mksgn.train.loading import check_data_fits, make_loader, open_split, resolve_device
@@ -33,6 +34,7 @@ class EvaluationResult:
     class_names: list[str] | None = None
     parameters: int | None = None
     dense_macs_per_sample: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (keys as documented for `mksgn evaluate --json`)."""
@@ -46,6 +48,7 @@ class EvaluationResult:
             "class_names": self.class_names,
             "parameters": self.parameters,
             "dense_macs_per_sample": self.dense_macs_per_sample,
+            "warnings": self.warnings,
         }
 
 
@@ -139,6 +142,11 @@ def evaluate_checkpoint(
     result.class_names = list(names) if names else None
     result.parameters = parameter_count(model)
     result.dense_macs_per_sample = dense_macs_per_sample(model, config)
+    predicted_per_class = np.asarray(result.confusion).sum(axis=0)
+    predictions = np.repeat(np.arange(len(predicted_per_class)), predicted_per_class)
+    result.warnings = silent_layer_warnings(result.firing_rates) + output_warnings(
+        None, predictions
+    )
     return result
 
 

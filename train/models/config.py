@@ -9,6 +9,8 @@ from typing import Any
 from mksgn.errors import MksgnError
 
 MODEL_NAMES = ("gcn", "base-sgn", "mk-sgn")
+# SA-SGC attention support of the presets (see ModelConfig.attention_hops; measured in the README)
+DEFAULT_ATTENTION_HOPS = 2
 PRESET_NAMES = ("tiny", "paper")
 
 
@@ -37,6 +39,9 @@ class ModelConfig:
     threshold: float = 1.0
     surrogate_slope: float = 25.0
     preset: str = "tiny"
+    # SA-SGC attention support: joints within this many skeleton edges (None: every joint, as
+    # models saved before supports existed were trained).
+    attention_hops: int | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -47,6 +52,8 @@ class ModelConfig:
             raise MksgnError(f"num_classes must be at least 2, got {self.num_classes}")
         if self.time_steps < 1:
             raise MksgnError(f"time_steps must be at least 1, got {self.time_steps}")
+        if self.attention_hops is not None and self.attention_hops < 0:
+            raise MksgnError(f"attention_hops must be >= 0, got {self.attention_hops}")
         if not 0.0 <= self.beta <= 1.0:
             raise MksgnError(f"beta must lie in [0, 1], got {self.beta}")
 
@@ -108,4 +115,5 @@ def preset_config(
         layers=layers,
         temporal_kernel=kernel,
         preset=preset,
+        attention_hops=None if model == "gcn" else DEFAULT_ATTENTION_HOPS,
     )

@@ -31,16 +31,35 @@ def body_graph(bodies: int) -> np.ndarray:
     return full
 
 
+def hop_support(adjacency: np.ndarray, hops: int) -> np.ndarray:
+    """(V, V) bool: node v reaches node w in at most `hops` edges of the graph any partition of
+    `adjacency` (K, V, V) connects; every node reaches itself."""
+    step = (np.abs(adjacency).sum(axis=0) > 0) | np.eye(adjacency.shape[-1], dtype=bool)
+    step = step | step.T
+    reach = np.eye(adjacency.shape[-1], dtype=bool)
+    for _ in range(hops):
+        reach = (reach.astype(np.int64) @ step.astype(np.int64)) > 0
+    return reach
+
+
 class GraphConv(nn.Module):
     """Spatial graph convolution y_w = Σ_k Σ_v (W_k x)_v A_k[v, w] + b over (N, C, F, V).
 
-    With `attention`, each partition adds a learned global joint-attention map
+    With `attention`, each partition adds a learned joint-attention map
     A_k + γ_k · softmax_v(E_q E_kᵀ / √d): learned, not data-dependent, so it folds into
-    the adjacency at inference (NIR has no activation × activation product).
+    the adjacency at inference (NIR has no activation × activation product). With
+    `attention_hops` k, each joint attends only to joints within k edges of it (the softmax runs
+    over that support), so the folded adjacency keeps the skeleton's sparsity and a deployed
+    spike reaches (k-hop neighbours) × C_out synapses instead of V × C_out; None attends to all.
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, adjacency: np.ndarray, attention: bool = False
+        self,
+        in_channels: int,
+        out_channels: int,
+        adjacency: np.ndarray,
+        attention: bool = False,
+        attention_hops: int | None = None,
     ) -> None:
         super().__init__()
         partitions, nodes, _ = adjacency.shape
@@ -56,12 +75,21 @@ class GraphConv(nn.Module):
             self.key = nn.Parameter(torch.randn(nodes, dim) * 0.1)
             # γ starts at 0: training starts from the plain graph and learns how much to attend.
             self.gate = nn.Parameter(torch.zeros(partitions))
+            support = (
+                np.ones((nodes, nodes), dtype=bool)
+                if attention_hops is None
+                else hop_support(adjacency, attention_hops)
+            )
+            # Not saved: it follows from the adjacency and the config, so checkpoints of
+            # dense-attention models (saved before supports existed) still load.
+            self.register_buffer("outside_support", torch.as_tensor(~support), persistent=False)
 
     def effective_adjacency(self) -> torch.Tensor:
         """(K, V, V) adjacency including the folded attention map."""
         if not self.attention:
             return self.adjacency
         scores = self.query @ self.key.T / math.sqrt(self.query.shape[1])
+        scores = scores.masked_fill(self.outside_support, float("-inf"))
         attention_map = torch.softmax(scores, dim=0)  # columns sum to 1, like norm(A)
         return self.adjacency + self.gate[:, None, None] * attention_map
 

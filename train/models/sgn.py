@@ -27,7 +27,9 @@ def make_synapse(
     if spec.kind == "sgc":
         if spec.stride != 1:
             raise ValueError("a spatial graph convolution cannot stride over frames")
-        return GraphConv(in_channels, spec.channels, body_graph(config.bodies), attention)
+        return GraphConv(
+            in_channels, spec.channels, body_graph(config.bodies), attention, config.attention_hops
+        )
     if spec.kind == "stc" and modalities > 1:
         return FusionTemporalConv(
             in_channels, spec.channels, config.temporal_kernel, spec.stride, modalities
