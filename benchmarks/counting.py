@@ -64,6 +64,11 @@ class LayerCount:
     direct_coded: bool  # a MAC layer counted once per sample (input identical at every step)
     neuron_node: str | None = None
     neuron_firing_rate: float | None = None
+    # Paper-style count: FLOPs of one step of the factorised layer (graph metadata
+    # "factorised_flops_per_step", written by mksgn's export); None: not known, and the
+    # paper-style figures fall back to the deployed dense count `flops_per_step`.
+    factorised_flops_per_step: float | None = None
+    paper_flops: float = 0.0  # MAC layers: paper FLOPs per sample (once under direct coding)
     # What the rates are computed from (totals over the samples, kept so shards can be merged):
     # active input elements (spikes, or non-zero values) and the element-steps observed.
     input_events: float = 0.0
@@ -318,6 +323,10 @@ def count_totals(
         if isinstance(nodes[name], SYNAPSE_TYPES):
             sources = synapse_sources(name, nodes, edges, cyclic, values_of)
             layers.append(count_layer(name, nodes[name], sources))
+    factorised = (graph.metadata or {}).get("factorised_flops_per_step") or {}
+    for layer in layers:
+        if layer.name in factorised:
+            layer.factorised_flops_per_step = float(factorised[layer.name])
     neuron_nodes = [name for name in order if isinstance(nodes[name], NEURON_TYPES)]
     by_name = {layer.name: layer for layer in layers}
     per_neuron: dict[str, list] = {}
@@ -354,12 +363,20 @@ def average_counts(totals: GraphCount) -> GraphCount:
         layer = dataclasses.replace(total)
         if layer.kind != "none":
             layer.firing_rate = layer.input_events / layer.input_slots
+        paper_flops_per_step = (
+            layer.flops_per_step
+            if layer.factorised_flops_per_step is None
+            else layer.factorised_flops_per_step
+        )
         if layer.kind == "ac":
-            layer.paper_sop = layer.firing_rate * steps * layer.flops_per_step * samples
+            layer.paper_sop = layer.firing_rate * steps * paper_flops_per_step * samples
+        if layer.kind == "mac":
+            calls = 1 if layer.direct_coded else steps
+            layer.paper_flops = paper_flops_per_step * calls * samples
         if layer.neuron_node in spikes:
             updates = totals.neurons[layer.neuron_node][1]
             layer.neuron_firing_rate = spikes[layer.neuron_node] * samples / updates
-        for key in ("acs", "macs", "neuron_updates", "dense_ops", "paper_sop"):
+        for key in ("acs", "macs", "neuron_updates", "dense_ops", "paper_sop", "paper_flops"):
             setattr(layer, key, getattr(layer, key) / samples)
         layers.append(layer)
     return GraphCount(layers, int(samples), int(steps), spikes, neurons=totals.neurons)
@@ -551,6 +568,48 @@ def einsum_macs(node, input_shapes: list[tuple[int, ...]]) -> int:
             )
         sizes.update(zip(letters, dims, strict=True))
     return int(np.prod(list(sizes.values()), dtype=np.int64))
+
+
+def teacher_task(path: str | os.PathLike[str]) -> tuple[int | None, int | None]:
+    """(classes, graph nodes per frame) the GCN teacher at `path` (checkpoint or ONNX) was
+    built for; None where the file does not say."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        import onnx
+
+        graph = onnx.load(str(path)).graph
+
+        def dims(info) -> list[int | None]:
+            return [
+                d.dim_value if d.HasField("dim_value") else None
+                for d in info.type.tensor_type.shape.dim
+            ]
+
+        joints = dims(graph.input[0]) if graph.input else []
+        logits = dims(graph.output[0]) if graph.output else []
+        nodes = joints[3] * joints[4] if len(joints) == 5 and None not in joints[3:] else None
+        return (logits[-1] if logits else None), nodes
+    from mksgn.train.checkpoint import load_model
+
+    _, config, _ = load_model(path)
+    return config.num_classes, config.nodes
+
+
+def check_teacher_task(
+    teacher: str | os.PathLike[str], metadata: dict, student: str | os.PathLike[str]
+) -> None:
+    """Refuse a teacher built for another task (classes or skeleton graph) than the student's
+    graph metadata: a reduction against it would compare unlike things."""
+    classes, nodes = teacher_task(teacher)
+    for what, theirs, ours in (
+        ("classes", classes, metadata.get("num_classes")),
+        ("graph nodes per frame", nodes, metadata.get("nodes")),
+    ):
+        if theirs is not None and ours is not None and int(theirs) != int(ours):
+            raise MksgnError(
+                f"--teacher {teacher} was built for {theirs} {what} but the student {student} "
+                f"for {ours}: give the teacher of the student's task"
+            )
 
 
 def teacher_macs(path: str | os.PathLike[str]) -> float:

@@ -127,6 +127,23 @@ def neuron_node(layer: FoldedSpikingLayer, shape: tuple[int, int]) -> nir.NIRNod
     )
 
 
+def factorised_flops(
+    synapse: FoldedGraphConv | FoldedTemporalConv, in_channels: int, nodes: int, frames: int
+) -> int:
+    """Multiply-accumulates of one step of a synapse as GCN papers count them (the paper-style
+    FLOPs): a graph convolution is channel mixing K·C_out·C_in·F·V plus node aggregation over
+    the adjacency's non-zero entries Σ_k nnz(A_k)·C_out·F, not the lowered kron matrix; a
+    temporal convolution is F_out·V·C_out·C_in·k."""
+    out_channels = synapse.bias.numel()
+    if isinstance(synapse, FoldedGraphConv):
+        partitions = synapse.weight.shape[0]
+        mixing = partitions * out_channels * in_channels * frames * nodes
+        aggregation = int(torch.count_nonzero(synapse.adjacency)) * out_channels * frames
+        return mixing + aggregation
+    kernel = synapse.weight.shape[2]
+    return output_frames(synapse, frames) * nodes * out_channels * in_channels * kernel
+
+
 def output_frames(synapse: FoldedGraphConv | FoldedTemporalConv, frames: int) -> int:
     """Frames after a synapse."""
     if isinstance(synapse, FoldedTemporalConv):
@@ -154,6 +171,7 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
         "input": nir.Input(input_type=np.array([nodes_per_frame * encoded, frames]))
     }
     edges: list[tuple[str, str]] = []
+    flops: dict[str, int] = {}  # per synapse node: factorised_flops of one step
     sources: list[tuple[str, slice]] = []  # (LIF node, its channel slice of the next layer's input)
     channels = 0
     for index, (layer, modality) in enumerate(zip(coding, modalities, strict=True)):
@@ -162,6 +180,7 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
         nodes[synapse_name] = synapse_conv(
             layer.synapse, nodes_per_frame, frames, columns, encoded, True
         )
+        flops[synapse_name] = factorised_flops(layer.synapse, COORDS, nodes_per_frame, frames)
         out = layer.synapse.bias.numel()
         nodes[lif_name] = neuron_node(layer, (nodes_per_frame * out, frames))
         edges += [("input", synapse_name), (synapse_name, lif_name)]
@@ -178,6 +197,8 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
             nodes[synapse_name] = synapse_conv(
                 layer.synapse, nodes_per_frame, frames, columns, channels, position == 0
             )
+            width = columns.stop - columns.start
+            flops[synapse_name] = factorised_flops(layer.synapse, width, nodes_per_frame, frames)
             edges += [(source, synapse_name), (synapse_name, lif_name)]
         frames = output_frames(layer.synapse, frames)
         nodes[lif_name] = neuron_node(layer, (nodes_per_frame * out, frames))
@@ -197,6 +218,8 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
     nodes["output"] = nir.Output(output_type=np.array([config.num_classes]))
     edges += [(last, "readout.flatten"), ("readout.flatten", "readout.affine")]
     edges += [("readout.affine", "output")]
+    # The readout pools spikes over frames and nodes, then mixes channels into classes.
+    flops["readout.affine"] = channels * frames * nodes_per_frame + channels * config.num_classes
     metadata = {
         "mksgn_version": __version__,
         "dt": DT,
@@ -206,6 +229,7 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
         "frames": int(config.frames),
         "nodes": int(nodes_per_frame),
         "num_classes": int(config.num_classes),
+        "factorised_flops_per_step": flops,
     }
     # type_check=False: nir 1.0.8 miscounts the input channels of grouped convolutions;
     # validate_graph checks the shapes instead.

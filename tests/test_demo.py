@@ -139,6 +139,7 @@ def test_demo_writes_the_report_and_the_cli_rewrites_it(demo, tmp_path: Path) ->
         "timings",
         "files",
         "absent",
+        "warnings",
     }
     assert report["absent"] == []
     assert list(report["models"]) == ["gcn", "base-sgn", "mk-sgn"]

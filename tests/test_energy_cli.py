@@ -101,6 +101,8 @@ def test_json_schema_and_hand_counts(files, capsys) -> None:
         "samples",
         "backend",
         "per_sample",
+        "paper_style",
+        "published",
         "layers",
         "teacher",
         "reduction_percent",
@@ -122,7 +124,7 @@ def test_json_schema_and_hand_counts(files, capsys) -> None:
         "acs": float,
         "macs": float,
         "neuron_updates": float,
-        "firing_rate": float,
+        "input_rate": float,
         "dense_ops": float,
         "energy_mj": float,
     }
@@ -131,8 +133,14 @@ def test_json_schema_and_hand_counts(files, capsys) -> None:
             assert isinstance(layer[key], kind), (layer["name"], key)
     fc1, fc2 = report["layers"]
     assert (fc1["name"], fc1["macs"], fc1["direct_coded"], fc1["dense_ops"]) == ("fc1", 2, True, 6)
-    assert (fc2["name"], fc2["acs"], fc2["dense_ops"], fc2["firing_rate"]) == ("fc2", 5, 8, 0.75)
+    assert (fc2["name"], fc2["acs"], fc2["dense_ops"], fc2["input_rate"]) == ("fc2", 5, 8, 0.75)
     assert fc2["paper_sop"] == pytest.approx(0.75 * 2 * 4)
+    # A hand-made graph has no factorised FLOPs: the paper-style count uses the deployed layer,
+    # the MAC layer once (direct coding).
+    paper = report["paper_style"]
+    assert paper["flops_convention"] == "deployed dense"
+    assert (paper["sop"], paper["mac_flops"]) == (pytest.approx(6.0), 6.0)
+    assert paper["energy_mj"] == pytest.approx((6 * FP32_AC + 6 * FP32_MAC) * 1e-9)
     assert fc1["energy_mj"] + fc2["energy_mj"] == pytest.approx(per_sample["energy_mj"])
     simulated = report["simulated"]
     assert simulated["backend"] == "snntorch" and simulated["steps_per_sample"] == 2
@@ -162,6 +170,29 @@ def test_teacher_reduction_from_onnx_and_checkpoint(files, capsys) -> None:
     assert from_onnx["reduction_percent"] == pytest.approx(100 * (1 - student))
 
 
+def test_teacher_of_another_task_is_refused(files, tmp_path, capsys) -> None:
+    # The student predicts 3 classes; a 5-class teacher (checkpoint or ONNX) is another task.
+    from mksgn.convert.onnx_export import teacher_to_onnx
+
+    config = tiny_config("gcn", 5, frames=8)
+    other = build_model(config).eval()
+    teacher_to_onnx(other, tmp_path / "other.onnx", frames=8)
+    for teacher in (save_model(other, tmp_path / "other.pt", config), tmp_path / "other.onnx"):
+        args = ["energy", str(files["student"]), "--input", str(files["student_x"])]
+        assert run([*args, "--samples", "1", "--teacher", str(teacher)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("Error: --teacher") and "5 classes" in err and "for 3" in err
+
+
+def test_loihi_prices_the_teacher_as_an_ann_accelerator(files, capsys) -> None:
+    base = [str(files["graph"]), "--input", str(files["x"]), "--teacher", str(files["onnx"])]
+    report = energy_json([*base, "--preset", "loihi"], capsys)
+    macs = float(files["teacher_macs"])
+    assert report["teacher"]["pj_per_mac"] == FP32_MAC
+    assert report["teacher"]["energy_mj"] == pytest.approx(macs * FP32_MAC * 1e-9)
+    assert "FP32" in report["teacher"]["hardware"]
+
+
 def test_checkpoint_model_equals_its_nir_export(files, tmp_path, capsys) -> None:
     assert run(["export", str(files["student"]), "--nir", str(tmp_path / "mk.nir")]) == 0
     args = ["--input", str(files["student_x"]), "--samples", "1"]
@@ -176,6 +207,9 @@ def test_checkpoint_model_equals_its_nir_export(files, tmp_path, capsys) -> None
     )
     coding = [layer for layer in from_checkpoint["layers"] if layer["name"].startswith("layer1.")]
     assert len(coding) == 4 and all(layer["direct_coded"] for layer in coding)
+    # mksgn's export stores the factorised FLOPs: the paper-style count uses them.
+    assert from_nir["paper_style"]["flops_convention"] == "factorised"
+    assert all(layer["factorised_flops_per_step"] for layer in from_nir["layers"])
 
 
 def test_unknown_preset_exits_2(files, capsys) -> None:

@@ -71,6 +71,7 @@ def test_lowering_follows_the_contract() -> None:
         "frames": FRAMES,
         "nodes": nodes,
         "num_classes": CLASSES,
+        "factorised_flops_per_step": graph.metadata["factorised_flops_per_step"],
     }
     assert tuple(graph.nodes["input"].input_type["input"]) == (nodes * 12, FRAMES)
     fusion = [graph.nodes[f"layer2.synapse.{m}"] for m in graph.metadata["modalities"]]
@@ -90,6 +91,21 @@ def test_lowering_follows_the_contract() -> None:
     np.testing.assert_allclose(lif.r, lif.tau / 1e-4)
     assert not lif.v_reset.any() and not lif.v_leak.any()
     assert graph.nodes["readout.affine"].weight.shape == (CLASSES, nodes * 8 * FRAMES // 2)
+
+
+def test_factorised_flops_count_channel_mixing_and_graph_non_zeros() -> None:
+    model = spiking_student("mk-sgn")  # channels 4, 6, 8, 8 (stride 2), kernel 3, 50 nodes
+    flops = student_to_nir(model).metadata["factorised_flops_per_step"]
+    nodes = 50
+    plain = int(np.count_nonzero(model.coding.branches["joint"].synapse.adjacency))
+    attended = int(np.count_nonzero(model.hidden[1].synapse.effective_adjacency().detach()))
+    assert flops["layer1.joint.synapse"] == 3 * 4 * 3 * FRAMES * nodes + plain * 4 * FRAMES
+    assert flops["layer2.synapse.bone"] == FRAMES * nodes * 6 * 4 * 3  # one modality's 4 inputs
+    assert flops["layer3.synapse"] == 3 * 8 * 6 * FRAMES * nodes + attended * 8 * FRAMES
+    assert flops["layer4.synapse"] == (FRAMES // 2) * nodes * 8 * 8 * 3
+    assert flops["readout.affine"] == 8 * (FRAMES // 2) * nodes + 8 * CLASSES
+    # A k-hop attention support keeps the aggregation far below a dense V x V map.
+    assert attended < 3 * nodes * nodes / 4
 
 
 def test_beta_one_becomes_if() -> None:
