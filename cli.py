@@ -225,6 +225,20 @@ def data_inspect(path: Path, as_json: bool) -> None:
 @click.option("--warmup-epochs", default=1, show_default=True, type=click.IntRange(0, None))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
+    "--rotation",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0, None),
+    help="Augmentation: random rotation up to this many radians about each axis.",
+)
+@click.option(
+    "--scale",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Augmentation: random scaling by a factor in [1 - SCALE, 1 + SCALE].",
+)
+@click.option(
     "--kd-weight",
     default=0.5,
     show_default=True,
@@ -277,6 +291,8 @@ def train_command(
     schedule: str,
     warmup_epochs: int,
     seed: int,
+    rotation: float,
+    scale: float,
     kd_weight: float,
     feature_weight: float,
     kd_temperature: float,
@@ -303,6 +319,8 @@ def train_command(
         schedule=schedule,
         warmup_epochs=warmup_epochs,
         seed=seed,
+        rotation=rotation,
+        scale=scale,
         device=device,
         workers=workers,
         kd_weight=kd_weight,

@@ -120,3 +120,13 @@ def test_transforms_are_deterministic_by_seed() -> None:
     np.testing.assert_array_equal(test(x), test(x))
     np.testing.assert_array_equal(test(x), crop_resize(x, 64, 0.95))
     assert TestTransform(frames=32, crop=1.0)(x).shape == (3, 32, 25, 2)
+
+
+def test_scaling_is_uniform_over_axes_and_bounded() -> None:
+    x = np.random.default_rng(0).normal(size=(3, 20, 25, 2)).astype(np.float32)
+    plain = TrainTransform(frames=20, crop=(1.0, 1.0), rotation=0.0, seed=3)(x)
+    scaled = TrainTransform(frames=20, crop=(1.0, 1.0), rotation=0.0, seed=3, scale=0.5)(x)
+    factor = scaled / np.where(plain == 0, 1, plain)
+    factor = factor[plain != 0]
+    assert np.allclose(factor, factor[0], rtol=1e-5) and 0.5 <= factor[0] <= 1.5
+    assert not np.allclose(factor[0], 1.0)

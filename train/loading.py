@@ -23,12 +23,20 @@ class SampledSplit(Dataset):
     loads the item: the same seed gives the same batches in one process or several.
     """
 
-    def __init__(self, base: SkeletonDataset, frames: int, train: bool, seed: int = 0) -> None:
+    def __init__(
+        self,
+        base: SkeletonDataset,
+        frames: int,
+        train: bool,
+        seed: int = 0,
+        rotation: float = 0.3,
+        scale: float = 0.0,
+    ) -> None:
         self.base = base
         self.train = train
         self.seed = seed
         self.epoch = 0
-        self.augment = TrainTransform(frames) if train else None
+        self.augment = TrainTransform(frames, rotation=rotation, scale=scale) if train else None
         self.test_sampling = TestTransform(frames)
 
     @property
@@ -70,11 +78,18 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def open_split(
-    data_path: str | Path, split: str, config: ModelConfig, train: bool, seed: int = 0
+    data_path: str | Path,
+    split: str,
+    config: ModelConfig,
+    train: bool,
+    seed: int = 0,
+    rotation: float = 0.3,
+    scale: float = 0.0,
 ) -> SampledSplit:
-    """A split of the dataset at `data_path`, sampled to the model's frame count."""
+    """A split of the dataset at `data_path`, sampled to the model's frame count (with `train`,
+    augmented: rotation up to `rotation` radians per axis, scaling by up to ±`scale`)."""
     base = SkeletonDataset(data_path, split=split, transform=None)
-    return SampledSplit(base, config.frames, train=train, seed=seed)
+    return SampledSplit(base, config.frames, train=train, seed=seed, rotation=rotation, scale=scale)
 
 
 def sample_shape(dataset: SampledSplit) -> tuple[int, ...]:

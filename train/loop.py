@@ -113,6 +113,10 @@ class TrainSettings:
     teacher_layer: str | None = None
     mi_bins: int = 8
     mi_mix: float = 0.5
+    # Augmentation: random rotation up to this many radians per axis, random scaling by up to
+    # ± this fraction (CTR-GCN's NTU recipe: 0.3 rad, no scaling).
+    rotation: float = 0.3
+    scale: float = 0.0
     # Training samples whose batch statistics replace the running ones before each evaluation
     # (train/batch_statistics.py); 0 keeps torch's running averages.
     bn_calibration_samples: int = 512
@@ -132,6 +136,10 @@ class TrainSettings:
             self.weight_decay = DEFAULT_WEIGHT_DECAY[self.optimizer]
         if self.lr <= 0:
             raise MksgnError(f"learning rate must be positive, got {self.lr}")
+        if self.rotation < 0 or not 0 <= self.scale < 1:
+            raise MksgnError(
+                f"rotation must be >= 0 and scale in [0, 1); got {self.rotation}, {self.scale}"
+            )
         if self.bn_calibration_samples < 0:
             raise MksgnError(
                 f"bn_calibration_samples must be >= 0, got {self.bn_calibration_samples}"
@@ -357,7 +365,15 @@ def build_run(
     teacher_checkpoint: Path | None,
 ) -> RunState:
     """Data, model (+ teacher and translation), optimiser and schedule of a fresh run."""
-    train_set = open_split(data_path, "train", config, train=True, seed=settings.seed)
+    train_set = open_split(
+        data_path,
+        "train",
+        config,
+        train=True,
+        seed=settings.seed,
+        rotation=settings.rotation,
+        scale=settings.scale,
+    )
     test_set = open_split(data_path, "test", config, train=False)
     check_data_fits(train_set, data_path, config)
     if len(train_set) == 0:

@@ -107,7 +107,10 @@ def random_rotation(
 
 
 class TrainTransform:
-    """Training sampling: random crop of [0.5, 1] of the valid frames, resize, random rotation.
+    """Training sampling: random crop of [0.5, 1] of the valid frames, resize, random rotation
+    (up to `rotation` radians per axis) and, with `scale` s > 0, a random uniform scaling by a
+    factor in [1 - s, 1 + s] (CTR-GCN's NW-UCLA feeder draws rotations up to 60 degrees about x
+    and y and scales in [0.5, 1.5]: views differ more across NW-UCLA's cameras than in NTU).
 
     Draws from its own generator, so a given seed gives the same sequence of outputs.
     """
@@ -119,8 +122,11 @@ class TrainTransform:
         rotation: float = 0.3,
         seed: int | None = None,
         min_crop_frames: int = CTRGCN_MIN_CROP_FRAMES,
+        scale: float = 0.0,
     ) -> None:
-        self.frames, self.crop, self.rotation = frames, tuple(crop), rotation
+        if not 0.0 <= scale < 1.0:
+            raise ValueError(f"scale must lie in [0, 1), got {scale}")
+        self.frames, self.crop, self.rotation, self.scale = frames, tuple(crop), rotation, scale
         self.min_crop_frames = min_crop_frames
         self.rng = np.random.default_rng(seed)
 
@@ -129,6 +135,8 @@ class TrainTransform:
         out = crop_resize(x, self.frames, self.crop, self.rng, self.min_crop_frames)
         if self.rotation > 0:
             out = random_rotation(out, self.rotation, self.rng)
+        if self.scale > 0:
+            out = out * np.float32(self.rng.uniform(1.0 - self.scale, 1.0 + self.scale))
         return out
 
 
