@@ -67,8 +67,11 @@ def test_coco_layout_cycles_go_to_the_first_partition() -> None:
         sums = partition[k].sum(axis=0)
         assert np.allclose(sums[sums > 0], 1.0)
     assert COCO_17.parents[COCO_17.center] == COCO_17.center
-    assert all(COCO_17.distances[p] == COCO_17.distances[j] - 1 for j, p in
-               enumerate(COCO_17.parents) if j != COCO_17.center)  # fmt: skip
+    assert all(
+        COCO_17.distances[p] == COCO_17.distances[j] - 1
+        for j, p in enumerate(COCO_17.parents)
+        if j != COCO_17.center
+    )
 
 
 def test_bone_matrix_matches_the_parents() -> None:

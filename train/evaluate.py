@@ -122,11 +122,13 @@ def evaluate_checkpoint(
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool = True,
+    benchmark: str | None = None,
 ) -> EvaluationResult:
     """Load a checkpoint and evaluate it on a split of a dataset (test-time transform)."""
     torch_device = resolve_device(device)
     model, config, _ = load_model(checkpoint_path)
-    dataset = open_split(data_path, split, config, train=False)
+    model_source = f"the model in {checkpoint_path}"
+    dataset = open_split(data_path, split, config, False, 0, benchmark, model_source)
     check_data_fits(dataset, data_path, config, checkpoint_path)
     if len(dataset) == 0:
         raise MksgnError(f"{data_path}: the {split} split has no samples to evaluate")

@@ -70,10 +70,24 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def open_split(
-    data_path: str | Path, split: str, config: ModelConfig, train: bool, seed: int = 0
+    data_path: str | Path,
+    split: str,
+    config: ModelConfig,
+    train: bool,
+    seed: int = 0,
+    benchmark: str | None = None,
+    model_source: str = "the model",
 ) -> SampledSplit:
-    """A split of the dataset at `data_path`, sampled to the model's frame count."""
-    base = SkeletonDataset(data_path, split=split, transform=None)
+    """A split of the dataset at `data_path` (read with the model's skeleton layout), sampled to
+    the model's frame count."""
+    base = SkeletonDataset(
+        data_path,
+        split=split,
+        transform=None,
+        benchmark=benchmark,
+        layout=config.skeleton_layout,
+        layout_source=model_source,
+    )
     return SampledSplit(base, config.frames, train=train, seed=seed)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mksgn.errors import MksgnError
+from mksgn.train.data.layout import SkeletonLayout, layout_from_dict
 
 MODEL_NAMES = ("gcn", "base-sgn", "mk-sgn")
 PRESET_NAMES = ("tiny", "paper")
@@ -37,8 +38,14 @@ class ModelConfig:
     threshold: float = 1.0
     surrogate_slope: float = 25.0
     preset: str = "tiny"
+    # The skeleton layout as plain data (SkeletonLayout.to_dict); None (checkpoints written before
+    # layouts) becomes ntu-25. `joints` always follows the layout.
+    layout: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        layout = self.skeleton_layout  # validates a stored layout
+        object.__setattr__(self, "layout", layout.to_dict())
+        object.__setattr__(self, "joints", layout.num_joints)
         if self.model not in MODEL_NAMES:
             raise MksgnError(
                 f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}"
@@ -49,6 +56,11 @@ class ModelConfig:
             raise MksgnError(f"time_steps must be at least 1, got {self.time_steps}")
         if not 0.0 <= self.beta <= 1.0:
             raise MksgnError(f"beta must lie in [0, 1], got {self.beta}")
+
+    @property
+    def skeleton_layout(self) -> SkeletonLayout:
+        """The layout the model's graph, bones and input encoding come from."""
+        return layout_from_dict(self.layout)
 
     @property
     def nodes(self) -> int:

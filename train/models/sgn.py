@@ -27,7 +27,9 @@ def make_synapse(
     if spec.kind == "sgc":
         if spec.stride != 1:
             raise ValueError("a spatial graph convolution cannot stride over frames")
-        return GraphConv(in_channels, spec.channels, body_graph(config.bodies), attention)
+        return GraphConv(
+            in_channels, spec.channels, body_graph(config.bodies, config.skeleton_layout), attention
+        )
     if spec.kind == "stc" and modalities > 1:
         return FusionTemporalConv(
             in_channels, spec.channels, config.temporal_kernel, spec.stride, modalities
@@ -98,8 +100,8 @@ class BaseSGN(nn.Module):
         return self.coding.encode(encoded, self.config.time_steps)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
-        """(N, 3, F, 25, M) joints -> logits, per-layer time-averaged features and spikes."""
-        spikes = self.code(encode_input(x, self.modalities))
+        """(N, 3, F, V, M) joints -> logits, per-layer time-averaged features and spikes."""
+        spikes = self.code(encode_input(x, self.modalities, self.config.skeleton_layout))
         out = ModelOutput(logits=torch.empty(0), spikes={"layer1": spikes})
         for index, block in enumerate(self.hidden, start=2):
             spikes = block(spikes)
