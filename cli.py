@@ -316,6 +316,7 @@ def train_command(
 ) -> None:
     """Train a model (use torchrun --nproc_per_node N -m mksgn.cli train ... for several processes)."""
     from mksgn.train.distributed import environment_rank
+    from mksgn.train.loading import count_short_clips
     from mksgn.train.loop import TrainSettings, config_for_data, train
 
     layout = resolve_layout_option(layout_name)
@@ -343,9 +344,15 @@ def train_command(
     if as_json:
         emit_json(metrics)
     else:
+        short = count_short_clips(data_path, config, data_benchmark)
+        resampled = (
+            f"; {short} clips shorter than {config.frames} frames were resampled to {config.frames}"
+            if short
+            else ""
+        )
         click.echo(
             f"{model_name}: epoch {metrics.get('epoch')}, test top-1 {metrics.get('test_acc', 0):.4f}; "
-            f"checkpoint {out_dir / 'checkpoint.pt'}"
+            f"checkpoint {out_dir / 'checkpoint.pt'}{resampled}"
         )
 
 

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mksgn.errors import MksgnError
 from mksgn.train.data.dataset import SkeletonDataset
-from mksgn.train.data.transforms import TestTransform, TrainTransform
+from mksgn.train.data.formats import open_dataset
+from mksgn.train.data.transforms import TestTransform, TrainTransform, valid_lengths
 from mksgn.train.models.config import ModelConfig
 
 
@@ -89,6 +90,19 @@ def open_split(
         layout_source=model_source,
     )
     return SampledSplit(base, config.frames, train=train, seed=seed)
+
+
+def count_short_clips(
+    data_path: str | Path, config: ModelConfig, benchmark: str | None = None
+) -> int:
+    """Clips of both splits with fewer valid frames than the model's: sampling stretches them."""
+    source = open_dataset(data_path, benchmark, config.skeleton_layout)
+    short = 0
+    for split in source.splits:
+        for chunk in source.iter_chunks(split):
+            lengths = valid_lengths(chunk.data)
+            short += int(np.count_nonzero((lengths > 0) & (lengths < config.frames)))
+    return short
 
 
 def sample_shape(dataset: SampledSplit) -> tuple[int, ...]:

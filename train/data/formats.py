@@ -895,7 +895,8 @@ class PysklPickle(DatasetFile):
             content["annotations"], layout.num_joints if layout else None
         )
         # Defaults by joint count: PYSKL's 3-D NTU pickles (25) and 2-D COCO pickles (17).
-        default = {(25, False): NTU_25, (17, True): COCO_17}.get((joints, two_d))
+        defaults = {(NTU_25.num_joints, False): NTU_25, (COCO_17.num_joints, True): COCO_17}
+        default = defaults.get((joints, two_d))
         self.layout = resolve_layout(self.path, joints, None, layout, layout_source, default)
         self._split_names = self._read_split_table(content["split"])
         self._benchmarks = self._group_benchmarks()
