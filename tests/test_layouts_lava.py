@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_runner import run
-from test_nw_ucla import write_clip
+from test_nw_ucla import prepare, write_clip
 
 from mksgn.convert.nir_io import read_nir
 from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
@@ -56,19 +56,7 @@ def ucla_npz(folder: Path) -> tuple[Path, list[str]]:
     for seed, (action, view) in enumerate((a, v) for a in (1, 12) for v in (1, 2, 3)):
         write_clip(raw, action, 1, view, frames=6 + seed, seed=seed)
     out = folder / "ucla.npz"
-    code = run(
-        [
-            "data",
-            "prepare",
-            "--raw",
-            str(raw),
-            "--benchmark",
-            "nw-ucla-xview",
-            "--out",
-            str(out),
-            "--json",
-        ]
-    )
+    code = prepare(raw, out)
     assert code == 0
     return out, []
 

@@ -26,6 +26,12 @@ def write_clip(folder: Path, action: int, subject: int, view: int, frames: int, 
     return name
 
 
+def prepare(raw: Path, out: Path, *options: str) -> int:
+    """The exit code of `mksgn data prepare --benchmark nw-ucla-xview --json` on `raw`."""
+    command = ["data", "prepare", "--raw", str(raw), "--benchmark", "nw-ucla-xview"]
+    return run([*command, "--out", str(out), "--json", *options])
+
+
 @pytest.fixture
 def all_sqe(tmp_path: Path) -> Path:
     """Every action in views 1-3 (subjects 1 and 2), plus five bad files."""
@@ -50,22 +56,7 @@ def all_sqe(tmp_path: Path) -> Path:
 
 def test_prepare_splits_cross_view_with_ctrgcn_labels(all_sqe: Path, tmp_path: Path) -> None:
     out = tmp_path / "ucla.npz"
-    assert (
-        run(
-            [
-                "data",
-                "prepare",
-                "--raw",
-                str(all_sqe),
-                "--benchmark",
-                "nw-ucla-xview",
-                "--out",
-                str(out),
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert prepare(all_sqe, out) == 0
     source = open_dataset(out)
     assert source.layout == KINECT_V1_20 and source.num_classes == 10
     train, test = source.load("train"), source.load("test")
@@ -90,22 +81,7 @@ def test_bad_files_are_skipped_and_listed_or_stop_with_strict(
 ) -> None:
     out = tmp_path / "ucla.npz"
     capsys.readouterr()
-    assert (
-        run(
-            [
-                "data",
-                "prepare",
-                "--raw",
-                str(all_sqe),
-                "--benchmark",
-                "nw-ucla-xview",
-                "--out",
-                str(out),
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert prepare(all_sqe, out) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["layout"] == "kinect-v1-20" and summary["kept"] == {"train": 40, "test": 20}
     reasons = {entry["file"]: entry["reason"] for entry in summary["skipped"]}
@@ -119,21 +95,46 @@ def test_bad_files_are_skipped_and_listed_or_stop_with_strict(
     assert "aXX_sYY_eZZ_vWW" in next(
         s["detail"] for s in summary["skipped"] if s["file"] == "notes.json"
     )
-    code = run(
-        [
-            "data",
-            "prepare",
-            "--raw",
-            str(all_sqe),
-            "--benchmark",
-            "nw-ucla-xview",
-            "--out",
-            str(tmp_path / "strict.npz"),
-            "--strict",
-            "--json",
-        ]
-    )
+    code = prepare(all_sqe, tmp_path / "strict.npz", "--strict")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and err[0].startswith("Error: ")
     assert "--strict stops at the first bad file" in err[0]
     assert not (tmp_path / "strict.npz").exists()
+
+
+def test_benchmark_script_runs_end_to_end_on_a_small_subset(tmp_path: Path, capsys) -> None:
+    from mksgn.benchmarks.nw_ucla import main
+
+    raw = tmp_path / "all_sqe"
+    raw.mkdir()
+    for seed, action in enumerate(ACTIONS):
+        for view in (1, 2, 3):
+            write_clip(raw, action, 1, view, frames=5 + seed % 4, seed=10 * seed + view)
+    out = tmp_path / "bench"
+    main(
+        [
+            "--raw",
+            str(raw),
+            "--out",
+            str(out),
+            "--seeds",
+            "0",
+            "--epochs",
+            "1",
+            "--teacher-epochs",
+            "1",
+            "--frames",
+            "8",
+            "--subset",
+            "10",
+            "--parity-samples",
+            "1",
+        ]
+    )
+    summary = json.loads((out / "nw_ucla.json").read_text())
+    assert summary["layout"] == "kinect-v1-20" and summary["test_samples"] == 10
+    assert set(summary["seeds"]["0"]) == {"gcn", "base-sgn", "mk-sgn"}
+    assert summary["energy"]["samples"] == 10 and summary["energy"]["backend"] == "loihi-emu-float"
+    assert summary["parity"]["identical"]
+    assert "| MK-SGN (distilled) |" in (out / "nw_ucla.md").read_text()
+    assert "published, not measured here" in capsys.readouterr().out
