@@ -122,3 +122,17 @@ def test_layout_files_round_trip_and_unknown_names_fail(tmp_path: Path) -> None:
 def test_layouts_compare_by_value() -> None:
     assert dataclasses.replace(NTU_25) == NTU_25
     assert dataclasses.replace(NTU_25, name="mine") != NTU_25
+
+
+def test_model_configs_carry_their_layout_and_old_ones_are_ntu() -> None:
+    from mksgn.train.models.config import ModelConfig
+
+    old = {"model": "gcn", "num_classes": 3, "joints": 25, "bodies": 2}  # before layouts
+    config = ModelConfig.from_dict(old)
+    assert config.skeleton_layout == NTU_25 and config.layout == NTU_25.to_dict()
+    ucla = ModelConfig.from_dict({**old, "layout": KINECT_V1_20.to_dict()})
+    assert ucla.joints == 20 and ucla.nodes == 40
+    assert ModelConfig.from_dict(ucla.to_dict()) == ucla
+    broken = {**KINECT_V1_20.to_dict(), "center": 20}
+    with pytest.raises(MksgnError, match="model config: layout 'kinect-v1-20': center 20"):
+        ModelConfig.from_dict({**old, "layout": broken})

@@ -16,7 +16,7 @@ from cli_runner import run
 from test_nw_ucla import prepare, write_clip
 
 from mksgn.convert.nir_io import read_nir
-from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
+from mksgn.train.data.formats import SkeletonArrays, load_split, write_ctrgcn_npz
 from mksgn.train.data.layout import NTU_25, SkeletonLayout, load_layout
 from mksgn.train.loop import TrainSettings, config_for_data, train
 from mksgn.train.models.config import LayerSpec
@@ -198,6 +198,12 @@ def test_a_model_and_data_of_different_layouts_is_one_error(pipelines, capsys) -
     assert "'ntu-25'" in line and "'kinect-v1-20'" in line and "the graph in" in line
     code = run(["energy", str(ucla["graph"]), "--data", str(ntu["data"])])
     assert code == 1 and "'kinect-v1-20'" in error_line(capsys)
+    # A CTR-GCN npz of others records no layout: its width does not fit the model's skeleton.
+    unrecorded = ucla["folder"] / "others.npz"
+    write_ctrgcn_npz(unrecorded, *(load_split(ntu["data"], s) for s in ("train", "test")), 2)
+    assert run(["evaluate", str(ucla["checkpoint"]), "--data", str(unrecorded)]) == 1
+    line = error_line(capsys)
+    assert "(N, T, 120) = 2 bodies x 20 joints" in line and "uses layout 'kinect-v1-20'" in line
     # The custom model reads its own pickle without --layout: the layout comes from the model.
     custom = pipelines["hexapod"]
     code = run(["evaluate", str(custom["checkpoint"]), "--data", str(custom["data"]), "--json"])

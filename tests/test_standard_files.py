@@ -47,3 +47,17 @@ def test_benchmark_option_and_the_resampling_notice(tmp_path: Path, capsys) -> N
     checkpoint = str(out / "checkpoint.pt")
     assert run(["evaluate", checkpoint, "--data", str(data), "--benchmark", "xsub", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["samples"] == 2
+
+
+def test_2d_keypoints_with_scores_are_not_rotated_in_3d(tmp_path: Path) -> None:
+    from test_layouts_lava import pyskl_pickle
+
+    from mksgn.train.data.dataset import SkeletonDataset
+    from mksgn.train.loading import SampledSplit
+
+    data = pyskl_pickle(tmp_path / "coco.pkl", 17, two_d=True)
+    base = SkeletonDataset(data, "train")
+    assert base.planar and base.layout.name == "coco-17"
+    sampled = SampledSplit(base, frames=8, train=True)
+    assert sampled.augment.rotation == 0.0
+    assert SampledSplit(SkeletonDataset(data, "train"), 8, train=False).augment is None

@@ -29,7 +29,9 @@ class SampledSplit(Dataset):
         self.train = train
         self.seed = seed
         self.epoch = 0
-        self.augment = TrainTransform(frames) if train else None
+        # A 3-D rotation would mix the score of 2-D keypoints into their coordinates.
+        rotation = {"rotation": 0.0} if base.planar else {}
+        self.augment = TrainTransform(frames, **rotation) if train else None
         self.test_sampling = TestTransform(frames)
 
     @property

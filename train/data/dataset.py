@@ -32,6 +32,7 @@ class SkeletonDataset(Dataset):
         self.path = source.path
         self.format = source.format
         self.layout = source.layout
+        self.planar = source.planar  # x, y and a score: not to be rotated in 3-D
         self.split = split
         self.transform = transform
         self.num_classes = source.num_classes

@@ -329,6 +329,7 @@ class DatasetFile(abc.ABC):
     num_classes: int
     layout: SkeletonLayout
     class_names: tuple[str, ...] | None = None
+    planar: bool = False  # 2-D keypoints with a score as the third channel (PYSKL 2-D pickles)
 
     @property
     @abc.abstractmethod
@@ -529,12 +530,17 @@ class CtrgcnNpz(DatasetFile):
         for split in sorted(SPLITS, key=lambda name: widths[name]):
             if widths[split] == expected_width:
                 continue
-            fits = widths[split] in fitting
+            if stored is None and expected is not None:
+                hint = f" ({source} uses layout {expected.describe()})"
+            elif known is None and widths[split] not in fitting:
+                hint = "; for another skeleton pass --layout NAME|FILE.json"
+            else:
+                hint = ""
             raise self._error(
                 f"x_{split}",
                 f"has shape {_shape_text(self._members[f'x_{split}'].shape)}, expected (N, T, "
                 f"{expected_width}) = {expected_width // per_body} bodies x {joints} joints x xyz"
-                + ("" if known or fits else "; for another skeleton pass --layout NAME|FILE.json"),
+                + hint,
             )
         bodies = expected_width // per_body
         layout = resolve_layout(self.path, joints, stored, expected, source, NTU_25)
@@ -898,6 +904,7 @@ class PysklPickle(DatasetFile):
         defaults = {(NTU_25.num_joints, False): NTU_25, (COCO_17.num_joints, True): COCO_17}
         default = defaults.get((joints, two_d))
         self.layout = resolve_layout(self.path, joints, None, layout, layout_source, default)
+        self.planar = two_d
         self._split_names = self._read_split_table(content["split"])
         self._benchmarks = self._group_benchmarks()
         self.benchmark = self._choose_benchmark(benchmark)
