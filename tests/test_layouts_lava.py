@@ -184,7 +184,9 @@ def error_line(capsys) -> str:
     return lines[0]
 
 
-def test_a_model_and_data_of_different_layouts_is_one_error(pipelines, capsys) -> None:
+def test_a_model_and_data_of_different_layouts_is_one_error(
+    pipelines, tmp_path: Path, capsys
+) -> None:
     ucla, ntu = pipelines["kinect-v1-20"], pipelines["ntu-25"]
     capsys.readouterr()
     assert run(["evaluate", str(ucla["checkpoint"]), "--data", str(ntu["data"])]) == 1
@@ -204,6 +206,20 @@ def test_a_model_and_data_of_different_layouts_is_one_error(pipelines, capsys) -
     assert run(["evaluate", str(ucla["checkpoint"]), "--data", str(unrecorded)]) == 1
     line = error_line(capsys)
     assert "(N, T, 120) = 2 bodies x 20 joints" in line and "uses layout 'kinect-v1-20'" in line
+    # A teacher of another skeleton is refused before any training.
+    teacher = ntu["folder"] / "gcn"
+    config = dataclasses.replace(
+        config_for_data(ntu["data"], "gcn", "tiny", STEPS, FRAMES),
+        layers=(LayerSpec("gcn-block", 4),),
+        temporal_kernel=3,
+    )
+    train(ntu["data"], config, TrainSettings(epochs=1, batch_size=4), teacher, progress=False)
+    coco = pipelines["coco-17"]
+    student = ["train", "--data", str(coco["data"]), "--model", "mk-sgn"]
+    code = run([*student, "--teacher", str(teacher / "checkpoint.pt"), "--out", str(tmp_path)])
+    assert code == 1
+    line = error_line(capsys)
+    assert "trained on skeleton layout 'ntu-25'" in line and "'coco-17'" in line
     # The custom model reads its own pickle without --layout: the layout comes from the model.
     custom = pipelines["hexapod"]
     code = run(["evaluate", str(custom["checkpoint"]), "--data", str(custom["data"]), "--json"])
