@@ -16,7 +16,13 @@ from tqdm import tqdm
 
 from mksgn.errors import MksgnError
 from mksgn.train.checkpoint import load_model
-from mksgn.train.loading import check_data_fits, make_loader, open_split, resolve_device
+from mksgn.train.loading import (
+    check_data_fits,
+    make_loader,
+    open_split,
+    resolve_device,
+    short_clip_count,
+)
 from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 
 
@@ -33,6 +39,7 @@ class EvaluationResult:
     class_names: list[str] | None = None
     parameters: int | None = None
     dense_macs_per_sample: int | None = None
+    resampled_clips: int | None = None  # clips shorter than the model's frames, stretched
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (keys as documented for `mksgn evaluate --json`)."""
@@ -46,6 +53,7 @@ class EvaluationResult:
             "class_names": self.class_names,
             "parameters": self.parameters,
             "dense_macs_per_sample": self.dense_macs_per_sample,
+            "resampled_clips": self.resampled_clips,
         }
 
 
@@ -141,6 +149,7 @@ def evaluate_checkpoint(
     result.class_names = list(names) if names else None
     result.parameters = parameter_count(model)
     result.dense_macs_per_sample = dense_macs_per_sample(model, config)
+    result.resampled_clips = short_clip_count(dataset.base.arrays.data, config.frames)
     return result
 
 
@@ -148,8 +157,13 @@ def format_evaluation(result: EvaluationResult) -> str:
     """Human-readable report: accuracies, per-class accuracy, confusion matrix, firing rates."""
     classes = len(result.per_class_accuracy)
     names = result.class_names or [str(c) for c in range(classes)]
+    resampled = (
+        f" ({result.resampled_clips} shorter than the model's frames, resampled)"
+        if result.resampled_clips
+        else ""
+    )
     lines = [
-        f"samples: {result.samples}",
+        f"samples: {result.samples}{resampled}",
         f"top-1:   {result.top1:.4f}",
         f"top-5:   {result.top5:.4f}",
     ]

@@ -99,11 +99,20 @@ def count_short_clips(
 ) -> int:
     """Clips of both splits with fewer valid frames than the model's: sampling stretches them."""
     source = open_dataset(data_path, benchmark, config.skeleton_layout)
+    return sum(
+        short_clip_count(chunk.data, config.frames)
+        for split in source.splits
+        for chunk in source.iter_chunks(split)
+    )
+
+
+def short_clip_count(data: np.ndarray, frames: int, chunk: int = 1024) -> int:
+    """Samples of (N, C, T, V, M) with 1 to frames - 1 valid frames, read `chunk` at a time (the
+    array may be a memory map)."""
     short = 0
-    for split in source.splits:
-        for chunk in source.iter_chunks(split):
-            lengths = valid_lengths(chunk.data)
-            short += int(np.count_nonzero((lengths > 0) & (lengths < config.frames)))
+    for start in range(0, len(data), chunk):
+        lengths = valid_lengths(np.asarray(data[start : start + chunk]))
+        short += int(np.count_nonzero((lengths > 0) & (lengths < frames)))
     return short
 
 
