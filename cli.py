@@ -40,6 +40,38 @@ def cli() -> None:
     train in snnTorch, export to NIR, simulate on Lava (Loihi 2), report energy."""
 
 
+def layout_option(command):
+    """--layout NAME|FILE.json: the skeleton of a dataset that records none (PYSKL pickles,
+    ST-GCN arrays, CTR-GCN npz of other skeletons)."""
+    return click.option(
+        "--layout",
+        "layout_name",
+        metavar="NAME|FILE.json",
+        help="Skeleton layout of data that records none: ntu-25, kinect-v1-20, coco-17 or a "
+        'JSON file {"name", "joints", "edges", "center", "channels"} [default: the one the '
+        "file records, else ntu-25 for 25 joints (3-D), coco-17 for 17 (2-D + score)].",
+    )(command)
+
+
+def benchmark_option(command):
+    """--benchmark NAME: which split table of a multi-benchmark PYSKL pickle to read."""
+    return click.option(
+        "--benchmark",
+        "data_benchmark",
+        metavar="NAME",
+        help="The split table of a PYSKL pickle that holds several (e.g. xsub, xview).",
+    )(command)
+
+
+def resolve_layout_option(name: str | None):
+    """The SkeletonLayout named by --layout, or None."""
+    if name is None:
+        return None
+    from mksgn.train.data.layout import load_layout
+
+    return load_layout(name)
+
+
 @cli.group()
 def data() -> None:
     """Skeleton datasets: synthesize, prepare NTU RGB+D, inspect."""
@@ -113,13 +145,15 @@ def data_synth(
     "raw_dir",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of NTU RGB+D .skeleton files (searched recursively).",
+    help="Folder of NTU RGB+D .skeleton files, or NW-UCLA's all_sqe folder of .json clips "
+    "(searched recursively).",
 )
 @click.option(
     "--benchmark",
     required=True,
-    type=click.Choice(["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset"]),
-    help="Which benchmark's train/test split to write.",
+    type=click.Choice(["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "nw-ucla-xview"]),
+    help="Which benchmark's train/test split to write (nw-ucla-xview: views 1, 2 train, view 3 "
+    "test; layout kinect-v1-20).",
 )
 @click.option(
     "--out",
@@ -137,18 +171,23 @@ def data_synth(
     "--workers",
     default=None,
     type=click.IntRange(1, None),
-    help="Parser processes [default: number of CPUs].",
+    help="Parser processes for NTU [default: number of CPUs].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def data_prepare(
     raw_dir: Path, benchmark: str, out: Path, strict: bool, workers: int | None, as_json: bool
 ) -> None:
-    """Turn raw NTU RGB+D .skeleton files into a CTR-GCN npz for one benchmark."""
+    """Turn raw NTU RGB+D .skeleton files (or NW-UCLA .json clips) into a CTR-GCN npz for one
+    benchmark."""
+    from mksgn.train.data.nw_ucla import NW_UCLA_XVIEW, prepare_nw_ucla
     from mksgn.train.data.prepare import prepare_ntu
 
-    summary = prepare_ntu(
-        raw_dir, benchmark, out, strict=strict, workers=workers, progress=not as_json
-    )
+    if benchmark == NW_UCLA_XVIEW:
+        summary = prepare_nw_ucla(raw_dir, out, strict=strict, progress=not as_json)
+    else:
+        summary = prepare_ntu(
+            raw_dir, benchmark, out, strict=strict, workers=workers, progress=not as_json
+        )
     if as_json:
         emit_json(summary.to_dict())
     else:
@@ -157,12 +196,17 @@ def data_prepare(
 
 @data.command("inspect")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@layout_option
+@benchmark_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def data_inspect(path: Path, as_json: bool) -> None:
-    """Describe a skeleton dataset: format, samples per split and class, frames, bodies, ranges."""
+def data_inspect(
+    path: Path, layout_name: str | None, data_benchmark: str | None, as_json: bool
+) -> None:
+    """Describe a skeleton dataset: format, layout, samples per split and class, frames, bodies,
+    ranges."""
     from mksgn.train.data.inspect import format_inspection, inspect_dataset
 
-    info = inspect_dataset(path)
+    info = inspect_dataset(path, resolve_layout_option(layout_name), data_benchmark)
     if as_json:
         emit_json(info)
     else:
@@ -177,6 +221,8 @@ def data_inspect(path: Path, as_json: bool) -> None:
     type=click.Path(exists=True, path_type=Path),
     help="Skeleton dataset (CTR-GCN npz, ST-GCN npy, PYSKL pickle).",
 )
+@layout_option
+@benchmark_option
 @click.option(
     "--model",
     "model_name",
@@ -277,6 +323,8 @@ def data_inspect(path: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON.")
 def train_command(
     data_path: Path,
+    layout_name: str | None,
+    data_benchmark: str | None,
     model_name: str,
     teacher: Path | None,
     preset: str,
@@ -304,14 +352,19 @@ def train_command(
 ) -> None:
     """Train a model (use torchrun --nproc_per_node N -m mksgn.cli train ... for several processes)."""
     from mksgn.train.distributed import environment_rank
+    from mksgn.train.loading import count_short_clips
     from mksgn.train.loop import TrainSettings, config_for_data, train
 
-    config = config_for_data(data_path, model_name, preset, time_steps, frames)
+    layout = resolve_layout_option(layout_name)
+    config = config_for_data(
+        data_path, model_name, preset, time_steps, frames, layout, data_benchmark
+    )
     if dense_attention and attention_hops is not None:
         raise click.UsageError("--attention-hops and --dense-attention exclude each other")
     if dense_attention or attention_hops is not None:
         config = dataclasses.replace(config, attention_hops=attention_hops)
     settings = TrainSettings(
+        benchmark=data_benchmark,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -333,9 +386,15 @@ def train_command(
     if as_json:
         emit_json(metrics)
     else:
+        short = count_short_clips(data_path, config, data_benchmark)
+        resampled = (
+            f"; {short} clips shorter than {config.frames} frames were resampled to {config.frames}"
+            if short
+            else ""
+        )
         click.echo(
             f"{model_name}: epoch {metrics.get('epoch')}, test top-1 {metrics.get('test_acc', 0):.4f}; "
-            f"checkpoint {out_dir / 'checkpoint.pt'}"
+            f"checkpoint {out_dir / 'checkpoint.pt'}{resampled}"
         )
 
 
@@ -346,20 +405,27 @@ def train_command(
     "data_path",
     required=True,
     type=click.Path(exists=True, path_type=Path),
-    help="Dataset of the kind the model was trained on.",
+    help="Dataset of the kind the model was trained on (read with the model's skeleton layout).",
 )
+@benchmark_option
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, None))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(
-    checkpoint: Path, data_path: Path, split: str, batch_size: int, device: str, as_json: bool
+    checkpoint: Path,
+    data_path: Path,
+    data_benchmark: str | None,
+    split: str,
+    batch_size: int,
+    device: str,
+    as_json: bool,
 ) -> None:
     """Accuracy (top-1/top-5), per-class accuracy, confusion matrix and firing rates of a checkpoint."""
     from mksgn.train.evaluate import evaluate_checkpoint, format_evaluation
 
     result = evaluate_checkpoint(
-        checkpoint, data_path, split, batch_size, device, progress=not as_json
+        checkpoint, data_path, split, batch_size, device, not as_json, data_benchmark
     )
     if as_json:
         emit_json(result.to_dict())
@@ -418,7 +484,14 @@ def graph_run_options(command):
             "--data",
             "data_path",
             type=click.Path(exists=True, path_type=Path),
-            help="Skeleton dataset: its test split is encoded as the graph's metadata says.",
+            help="Skeleton dataset: its test split is encoded as the graph's metadata says "
+            "(frames, modalities, skeleton layout).",
+        ),
+        click.option(
+            "--benchmark",
+            "data_benchmark",
+            metavar="NAME",
+            help="With --data: the split table of a PYSKL pickle that holds several.",
         ),
         click.option(
             "--input",
@@ -480,6 +553,7 @@ def graph_run_options(command):
 def simulate_command(
     model: Path,
     data_path: Path | None,
+    data_benchmark: str | None,
     input_path: Path | None,
     backend: str,
     samples: int | None,
@@ -498,7 +572,17 @@ def simulate_command(
     if shard is not None and out is None:
         raise click.UsageError("--shard needs --out PART.npz (the file 'mksgn merge' reads)")
     result = simulate(
-        model, backend, data_path, input_path, samples, record, out, timeout_s, batch_size, shard
+        model,
+        backend,
+        data_path,
+        input_path,
+        samples,
+        record,
+        out,
+        timeout_s,
+        batch_size,
+        shard,
+        data_benchmark,
     )
     if as_json:
         emit_json(result.to_dict())
@@ -581,6 +665,7 @@ def convert_command(
 def energy_command(
     model: Path,
     data_path: Path | None,
+    data_benchmark: str | None,
     input_path: Path | None,
     teacher: Path | None,
     backend: str,
@@ -618,6 +703,7 @@ def energy_command(
         batch_size,
         shard,
         out,
+        data_benchmark,
     )
     if as_json:
         emit_json(report)

@@ -264,6 +264,7 @@ def energy_report(
     batch_size: int | None = None,
     shard: Shard | None = None,
     out: str | os.PathLike[str] | None = None,
+    benchmark: str | None = None,
 ) -> dict[str, object]:
     """Run a student on --data (test split) or --input, count its operations and price them
     (batch_size: the emulator's samples per batch; None for its default); write the report to
@@ -283,7 +284,7 @@ def energy_report(
     if teacher is not None:
         check_teacher_task(teacher, graph.metadata or {}, model)
     if data_path is not None:
-        inputs, _ = data_inputs(data_path, graph, Path(model), samples)
+        inputs, _ = data_inputs(data_path, graph, Path(model), samples, benchmark)
     else:
         inputs = array_inputs(input_path, graph)
         inputs = inputs if samples is None else inputs[:samples]

@@ -230,6 +230,8 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
         "nodes": int(nodes_per_frame),
         "num_classes": int(config.num_classes),
         "factorised_flops_per_step": flops,
+        # One JSON string: the skeleton `simulate --data` encodes (bones, joint count) for.
+        "layout": config.skeleton_layout.to_json(),
     }
     # type_check=False: nir 1.0.8 miscounts the input channels of grouped convolutions;
     # validate_graph checks the shapes instead.

@@ -18,7 +18,7 @@ TOLERANCE = 1e-4
 
 
 class LogitsOnly(nn.Module):
-    """The teacher with a tensor output: joints (N, 3, F, 25, M) -> logits (N, classes)."""
+    """The teacher with a tensor output: joints (N, 3, F, V, M) -> logits (N, classes)."""
 
     def __init__(self, model: GCNTeacher) -> None:
         super().__init__()
@@ -33,8 +33,8 @@ def teacher_to_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
     frames: int,
-    joints: int = 25,
-    bodies: int = 2,
+    joints: int | None = None,
+    bodies: int | None = None,
     opset: int = 17,
     seed: int = 0,
 ) -> dict[str, float | int | str]:
@@ -49,6 +49,8 @@ def teacher_to_onnx(
             f"a {type(model).__name__} is not the GCN teacher; only the teacher exports to ONNX "
             "(export spiking students with --nir)"
         )
+    joints = model.config.joints if joints is None else joints  # the model's own skeleton
+    bodies = model.config.bodies if bodies is None else bodies
     path = Path(path)
     wrapper = LogitsOnly(model.eval()).eval()
     generator = torch.Generator().manual_seed(seed)

@@ -12,6 +12,7 @@ import numpy as np
 from mksgn.convert.nir_io import input_shape, read_nir
 from mksgn.errors import MksgnError
 from mksgn.train.data.formats import map_npy
+from mksgn.train.data.layout import NTU_25, SkeletonLayout
 
 REQUIRED_METADATA = ("frames", "modalities", "time_steps", "nodes")
 
@@ -81,11 +82,20 @@ def graph_metadata(graph: nir.NIRGraph, graph_file: Path) -> dict:
     return metadata
 
 
+def graph_layout(metadata: dict, graph_file: Path) -> SkeletonLayout:
+    """The skeleton layout an exported graph was trained on (graphs before layouts: ntu-25)."""
+    text = metadata.get("layout")
+    if text is None:
+        return NTU_25
+    return SkeletonLayout.from_json(str(text), f"{graph_file}: metadata 'layout'")
+
+
 def data_inputs(
     data_path: str | os.PathLike[str],
     graph: nir.NIRGraph,
     graph_file: Path,
     samples: int | None = None,
+    benchmark: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The test split as (samples, T, V·C_enc, F) direct-coded inputs, and its labels.
 
@@ -101,7 +111,15 @@ def data_inputs(
     metadata = graph_metadata(graph, graph_file)
     frames, steps = int(metadata["frames"]), int(metadata["time_steps"])
     modalities = tuple(metadata["modalities"])
-    dataset = SkeletonDataset(data_path, split="test", transform=TestTransform(frames))
+    layout = graph_layout(metadata, graph_file)
+    dataset = SkeletonDataset(
+        data_path,
+        split="test",
+        transform=TestTransform(frames),
+        benchmark=benchmark,
+        layout=layout,
+        layout_source=f"the graph in {graph_file}",
+    )
     if "num_classes" in metadata and dataset.num_classes != int(metadata["num_classes"]):
         raise MksgnError(
             f"{data_path} has {dataset.num_classes} classes but the graph in {graph_file} "
@@ -117,7 +135,7 @@ def data_inputs(
             f"{data_path}: samples have {joints.shape[3]} joints × {joints.shape[4]} bodies but the "
             f"graph in {graph_file} expects {metadata['nodes']} graph nodes"
         )
-    encoded = encode_input(joints, modalities)  # (N, C_enc, F, V)
+    encoded = encode_input(joints, modalities, layout)  # (N, C_enc, F, V)
     count, channels, frames, nodes = encoded.shape
     layout = encoded.permute(0, 3, 1, 2).reshape(count, nodes * channels, frames).numpy()
     expected = input_shape(graph)

@@ -130,6 +130,7 @@ def simulate(
     timeout_s: float | None = None,
     batch_size: int | None = None,
     shard: Shard | None = None,
+    benchmark: str | None = None,
 ) -> Simulation:
     """Run a graph on --data (test split, encoded) or --input (an array) and summarise it; with
     `shard` only its slice of the samples, written to `out` with what `mksgn merge` needs."""
@@ -140,7 +141,7 @@ def simulate(
     graph, graph_file = load_graph(model_path)
     labels = None
     if data_path is not None:
-        inputs, labels = data_inputs(data_path, graph, graph_file, samples)
+        inputs, labels = data_inputs(data_path, graph, graph_file, samples, benchmark)
     else:
         inputs = array_inputs(input_path, graph)
         inputs = inputs if samples is None else inputs[:samples]

@@ -29,6 +29,7 @@ from mksgn.convert.nir_io import read_nir, validate_graph
 from mksgn.convert.onnx_export import teacher_to_onnx
 from mksgn.errors import MksgnError
 from mksgn.targets.reference import ReferenceTarget
+from mksgn.train.data.layout import NTU_25
 from mksgn.train.models import build_model
 
 
@@ -72,6 +73,7 @@ def test_lowering_follows_the_contract() -> None:
         "nodes": nodes,
         "num_classes": CLASSES,
         "factorised_flops_per_step": graph.metadata["factorised_flops_per_step"],
+        "layout": NTU_25.to_json(),  # the skeleton simulate --data encodes for
     }
     assert tuple(graph.nodes["input"].input_type["input"]) == (nodes * 12, FRAMES)
     fusion = [graph.nodes[f"layer2.synapse.{m}"] for m in graph.metadata["modalities"]]

@@ -115,6 +115,12 @@ def load_teacher(path: str | Path, num_classes: int, config: ModelConfig) -> nn.
             f"teacher checkpoint {path} was trained for {teacher_config.num_classes} classes but the "
             f"data has {num_classes}: use a teacher trained on the same dataset"
         )
+    if teacher_config.layout != config.layout:
+        raise MksgnError(
+            f"teacher checkpoint {path} was trained on skeleton layout "
+            f"{teacher_config.skeleton_layout.describe()} but the data has layout "
+            f"{config.skeleton_layout.describe()}: use a teacher trained on the same dataset"
+        )
     if (teacher_config.joints, teacher_config.bodies) != (config.joints, config.bodies):
         raise MksgnError(
             f"teacher checkpoint {path} expects {teacher_config.joints} joints × "

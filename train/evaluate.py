@@ -17,7 +17,13 @@ from tqdm import tqdm
 from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.train.checkpoint import load_model
-from mksgn.train.loading import check_data_fits, make_loader, open_split, resolve_device
+from mksgn.train.loading import (
+    check_data_fits,
+    make_loader,
+    open_split,
+    resolve_device,
+    short_clip_count,
+)
 from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 
 
@@ -35,6 +41,7 @@ class EvaluationResult:
     parameters: int | None = None
     dense_macs_per_sample: int | None = None
     warnings: list[str] = field(default_factory=list)
+    resampled_clips: int | None = None  # clips shorter than the model's frames, stretched
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (keys as documented for `mksgn evaluate --json`)."""
@@ -49,6 +56,7 @@ class EvaluationResult:
             "parameters": self.parameters,
             "dense_macs_per_sample": self.dense_macs_per_sample,
             "warnings": self.warnings,
+            "resampled_clips": self.resampled_clips,
         }
 
 
@@ -125,11 +133,15 @@ def evaluate_checkpoint(
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool = True,
+    benchmark: str | None = None,
 ) -> EvaluationResult:
     """Load a checkpoint and evaluate it on a split of a dataset (test-time transform)."""
     torch_device = resolve_device(device)
     model, config, _ = load_model(checkpoint_path)
-    dataset = open_split(data_path, split, config, train=False)
+    model_source = f"the model in {checkpoint_path}"
+    dataset = open_split(
+        data_path, split, config, False, benchmark=benchmark, model_source=model_source
+    )
     check_data_fits(dataset, data_path, config, checkpoint_path)
     if len(dataset) == 0:
         raise MksgnError(f"{data_path}: the {split} split has no samples to evaluate")
@@ -147,6 +159,7 @@ def evaluate_checkpoint(
     result.warnings = silent_layer_warnings(result.firing_rates) + output_warnings(
         None, predictions
     )
+    result.resampled_clips = short_clip_count(dataset.base.arrays.data, config.frames)
     return result
 
 
@@ -154,8 +167,13 @@ def format_evaluation(result: EvaluationResult) -> str:
     """Human-readable report: accuracies, per-class accuracy, confusion matrix, firing rates."""
     classes = len(result.per_class_accuracy)
     names = result.class_names or [str(c) for c in range(classes)]
+    resampled = (
+        f" ({result.resampled_clips} shorter than the model's frames, resampled)"
+        if result.resampled_clips
+        else ""
+    )
     lines = [
-        f"samples: {result.samples}",
+        f"samples: {result.samples}{resampled}",
         f"top-1:   {result.top1:.4f}",
         f"top-5:   {result.top5:.4f}",
     ]

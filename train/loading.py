@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mksgn.errors import MksgnError
 from mksgn.train.data.dataset import SkeletonDataset
-from mksgn.train.data.transforms import TestTransform, TrainTransform
+from mksgn.train.data.formats import open_dataset
+from mksgn.train.data.transforms import TestTransform, TrainTransform, valid_lengths
 from mksgn.train.models.config import ModelConfig
 
 
@@ -36,6 +37,8 @@ class SampledSplit(Dataset):
         self.train = train
         self.seed = seed
         self.epoch = 0
+        # A 3-D rotation would mix the score of 2-D keypoints into their coordinates.
+        rotation = 0.0 if base.planar else rotation
         self.augment = TrainTransform(frames, rotation=rotation, scale=scale) if train else None
         self.test_sampling = TestTransform(frames)
 
@@ -85,11 +88,43 @@ def open_split(
     seed: int = 0,
     rotation: float = 0.3,
     scale: float = 0.0,
+    benchmark: str | None = None,
+    model_source: str = "the model",
 ) -> SampledSplit:
-    """A split of the dataset at `data_path`, sampled to the model's frame count (with `train`,
-    augmented: rotation up to `rotation` radians per axis, scaling by up to ±`scale`)."""
-    base = SkeletonDataset(data_path, split=split, transform=None)
+    """A split of the dataset at `data_path` (read with the model's skeleton layout), sampled to
+    the model's frame count (with `train`, augmented: rotation up to `rotation` radians per axis,
+    scaling by up to ±`scale`)."""
+    base = SkeletonDataset(
+        data_path,
+        split=split,
+        transform=None,
+        benchmark=benchmark,
+        layout=config.skeleton_layout,
+        layout_source=model_source,
+    )
     return SampledSplit(base, config.frames, train=train, seed=seed, rotation=rotation, scale=scale)
+
+
+def count_short_clips(
+    data_path: str | Path, config: ModelConfig, benchmark: str | None = None
+) -> int:
+    """Clips of both splits with fewer valid frames than the model's: sampling stretches them."""
+    source = open_dataset(data_path, benchmark, config.skeleton_layout)
+    return sum(
+        short_clip_count(chunk.data, config.frames)
+        for split in source.splits
+        for chunk in source.iter_chunks(split)
+    )
+
+
+def short_clip_count(data: np.ndarray, frames: int, chunk: int = 1024) -> int:
+    """Samples of (N, C, T, V, M) with 1 to frames - 1 valid frames, read `chunk` at a time (the
+    array may be a memory map)."""
+    short = 0
+    for start in range(0, len(data), chunk):
+        lengths = valid_lengths(np.asarray(data[start : start + chunk]))
+        short += int(np.count_nonzero((lengths > 0) & (lengths < frames)))
+    return short
 
 
 def sample_shape(dataset: SampledSplit) -> tuple[int, ...]:

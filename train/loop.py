@@ -34,6 +34,7 @@ from mksgn.errors import MksgnError
 from mksgn.train.batch_statistics import recalibrate_batch_norm
 from mksgn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mksgn.train.data.formats import open_dataset
+from mksgn.train.data.layout import SkeletonLayout
 from mksgn.train.distillation import (
     DEFAULT_STUDENT_LAYER,
     DistillationLoss,
@@ -99,6 +100,7 @@ class TrainSettings:
     step_milestones: tuple[float, ...] = (0.6, 0.8)
     step_gamma: float = 0.1
     seed: int = 0
+    benchmark: str | None = None  # the split table to use in a multi-benchmark PYSKL pickle
     device: str = "cpu"
     workers: int = 0
     eval_batch_size: int = 64
@@ -159,12 +161,15 @@ def config_for_data(
     preset: str,
     time_steps: int = 4,
     frames: int | None = None,
+    layout: SkeletonLayout | None = None,
+    benchmark: str | None = None,
 ) -> ModelConfig:
-    """A preset model config sized for a dataset: its class count and bodies per sample."""
-    source = open_dataset(data_path)
+    """A preset model config sized for a dataset: its class count, bodies per sample and
+    skeleton layout (the one it records, else `layout`, else the default for its joints)."""
+    source = open_dataset(data_path, benchmark, layout)
     _, _, bodies = source.split_shape("train")
     config = preset_config(model, preset, source.num_classes, time_steps=time_steps, frames=frames)
-    return dataclasses.replace(config, bodies=bodies)
+    return dataclasses.replace(config, bodies=bodies, layout=source.layout.to_dict())
 
 
 def learning_rate_factor(epoch: int, settings: TrainSettings) -> float:
@@ -373,8 +378,9 @@ def build_run(
         seed=settings.seed,
         rotation=settings.rotation,
         scale=settings.scale,
+        benchmark=settings.benchmark,
     )
-    test_set = open_split(data_path, "test", config, train=False)
+    test_set = open_split(data_path, "test", config, False, benchmark=settings.benchmark)
     check_data_fits(train_set, data_path, config)
     if len(train_set) == 0:
         raise MksgnError(f"{data_path}: the train split is empty; nothing to train on")

@@ -10,12 +10,14 @@ import torch
 from torch.utils.data import Dataset
 
 from mksgn.train.data.formats import SkeletonArrays, open_dataset
+from mksgn.train.data.layout import SkeletonLayout
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
 class SkeletonDataset(Dataset):
-    """Samples of one split as (float32 tensor (3, T, 25, M), 0-based int label)."""
+    """Samples of one split as (float32 tensor (3, T, V, M), 0-based int label); `layout` is the
+    skeleton expected (see open_dataset), `self.layout` the one the file is read with."""
 
     def __init__(
         self,
@@ -23,10 +25,14 @@ class SkeletonDataset(Dataset):
         split: str = "train",
         transform: Transform | None = None,
         benchmark: str | None = None,
+        layout: SkeletonLayout | None = None,
+        layout_source: str = "--layout",
     ) -> None:
-        source = open_dataset(path, benchmark)
+        source = open_dataset(path, benchmark, layout, layout_source)
         self.path = source.path
         self.format = source.format
+        self.layout = source.layout
+        self.planar = source.planar  # x, y and a score: not to be rotated in 3-D
         self.split = split
         self.transform = transform
         self.num_classes = source.num_classes

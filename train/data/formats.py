@@ -19,16 +19,19 @@ import numpy as np
 
 from mksgn.atomic import atomic_path, atomic_savez, temporary_directory, write_error
 from mksgn.errors import MksgnError
+from mksgn.train.data.layout import BUILTIN_LAYOUTS, COCO_17, NTU_25, SkeletonLayout
 from mksgn.train.data.safe_pickle import load_pickle
 
-NUM_JOINTS = 25
+NUM_JOINTS = NTU_25.num_joints  # a file that records no layout and has 25 joints is NTU
 MAX_BODIES = 2
 COORDS = 3
+# npz member holding the dataset's layout as one JSON string (CTR-GCN's loader ignores it).
+LAYOUT_KEY = "layout"
 
 
 @dataclass(frozen=True)
 class SkeletonArrays:
-    """One split of a skeleton dataset: data (N, 3, T, 25, M) float32, 0-based labels (N,), names."""
+    """One split of a skeleton dataset: data (N, 3, T, V, M) float32, 0-based labels (N,), names."""
 
     data: np.ndarray
     labels: np.ndarray
@@ -46,20 +49,22 @@ class SkeletonArrays:
         return int(self.data.shape[0])
 
 
-def to_ctrgcn_layout(data: np.ndarray) -> np.ndarray:
-    """(N, 3, T, 25, M) -> CTR-GCN's (N, T, M*25*3) with bodies padded to 2."""
+def to_ctrgcn_layout(data: np.ndarray, bodies: int = MAX_BODIES) -> np.ndarray:
+    """(N, 3, T, V, M) -> CTR-GCN's (N, T, bodies*V*3) with bodies padded to `bodies`."""
     n, c, t, v, m = data.shape
-    out = np.zeros((n, t, MAX_BODIES, v, c), dtype=np.float32)
+    out = np.zeros((n, t, bodies, v, c), dtype=np.float32)
     # One copy straight into the output layout: prepared NTU splits are several GB.
     out[:, :, :m] = data.transpose(0, 2, 4, 3, 1)
-    return out.reshape(n, t, MAX_BODIES * v * c)
+    return out.reshape(n, t, bodies * v * c)
 
 
-def from_ctrgcn_layout(x: np.ndarray) -> np.ndarray:
-    """CTR-GCN's (N, T, 150) -> (N, 3, T, 25, 2)."""
+def from_ctrgcn_layout(
+    x: np.ndarray, joints: int = NUM_JOINTS, bodies: int = MAX_BODIES
+) -> np.ndarray:
+    """CTR-GCN's (N, T, bodies*V*3) -> (N, 3, T, V, bodies)."""
     n, t, _ = x.shape
     return np.ascontiguousarray(
-        x.reshape(n, t, MAX_BODIES, NUM_JOINTS, COORDS).transpose(0, 4, 1, 3, 2)
+        x.reshape(n, t, bodies, joints, COORDS).transpose(0, 4, 1, 3, 2)
     ).astype(np.float32, copy=False)
 
 
@@ -77,14 +82,19 @@ def write_ctrgcn_npz(
     num_classes: int,
     class_names: tuple[str, ...] | None = None,
     compressed: bool = True,
+    layout: SkeletonLayout | None = None,
+    bodies: int = MAX_BODIES,
 ) -> None:
     """Write a CTR-GCN-compatible npz (x_train/y_train/x_test/y_test), atomically.
 
-    Sample names (and class names) go in extra keys that CTR-GCN's loader ignores.
+    Sample names, class names and the layout (when given) go in extra keys that CTR-GCN's loader
+    ignores; `bodies` is the number of body slots per frame (CTR-GCN's NTU files have 2).
     """
     arrays: dict[str, np.ndarray] = {}
+    if layout is not None:
+        arrays[LAYOUT_KEY] = np.array(layout.to_json(), dtype=np.str_)
     for split, part in (("train", train), ("test", test)):
-        arrays[f"x_{split}"] = to_ctrgcn_layout(part.data)
+        arrays[f"x_{split}"] = to_ctrgcn_layout(part.data, bodies)
         arrays[f"y_{split}"] = one_hot(part.labels, num_classes)
         if part.names is not None:
             arrays[f"names_{split}"] = np.array(part.names, dtype=np.str_)
@@ -99,9 +109,17 @@ class CtrgcnSpool:
     many samples there are (NTU's 56,880 would need 20 GB held at once; disk holds them twice
     until the npz is written). Use as a context manager; the temporaries always go."""
 
-    def __init__(self, out: str | os.PathLike[str], frames: int) -> None:
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        frames: int,
+        layout: SkeletonLayout = NTU_25,
+        bodies: int = MAX_BODIES,
+    ) -> None:
         self.out = Path(out)
         self.frames = frames
+        self.layout = layout
+        self.bodies = bodies
         self.labels: dict[str, list[int]] = {split: [] for split in SPLITS}
         self.names: dict[str, list[str]] = {split: [] for split in SPLITS}
         self._folder: Path | None = None
@@ -123,8 +141,8 @@ class CtrgcnSpool:
             shutil.rmtree(self._folder, ignore_errors=True)
 
     def add(self, split: str, name: str, label: int, joints: np.ndarray) -> None:
-        """Append one sample, joints (T', M <= 2, 25, 3): cut or zero-padded to `frames`."""
-        row = np.zeros((self.frames, MAX_BODIES, NUM_JOINTS, COORDS), dtype="<f4")
+        """Append one sample, joints (T', M <= bodies, V, 3): cut or zero-padded to `frames`."""
+        row = np.zeros((self.frames, self.bodies, self.layout.num_joints, COORDS), dtype="<f4")
         length = min(len(joints), self.frames)
         row[:length, : joints.shape[1]] = joints[:length]
         try:
@@ -136,11 +154,14 @@ class CtrgcnSpool:
 
     def write(self, num_classes: int) -> None:
         """Write the npz (uncompressed, as write_ctrgcn_npz would) atomically."""
-        width = MAX_BODIES * NUM_JOINTS * COORDS
+        width = self.bodies * self.layout.num_joints * COORDS
         with (
             atomic_path(self.out, suffix=".npz") as tmp,
             zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf,
         ):
+            with zf.open(f"{LAYOUT_KEY}.npy", "w") as member:
+                layout = np.array(self.layout.to_json(), dtype=np.str_)
+                np.lib.format.write_array(member, layout, allow_pickle=False)
             for split in SPLITS:
                 self._files[split].close()  # flushes; an OSError here is the atomic write's
                 count = len(self.labels[split])
@@ -175,11 +196,10 @@ STGCN_NPY = "stgcn-npy"
 PYSKL_PKL = "pyskl-pkl"
 FORMAT_DESCRIPTIONS = {
     CTRGCN_NPZ: "CTR-GCN / InfoGCN .npz (x_train, y_train, x_test, y_test)",
-    STGCN_NPY: "ST-GCN / 2s-AGCN folder or {train,val}_data_joint.npy with {train,val}_label.pkl",
+    STGCN_NPY: "ST-GCN / 2s-AGCN folder or {train,val}_data[_joint].npy with {train,val}_label.pkl",
     PYSKL_PKL: "PYSKL .pkl (dict with 'split' and 'annotations')",
 }
 SPLITS = ("train", "test")
-CTRGCN_WIDTH = MAX_BODIES * NUM_JOINTS * COORDS
 CTRGCN_REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # What reading a damaged archive or .npy header can raise: numpy parses the header with Python's
 # tokenizer (TokenError, SyntaxError), a memory map of an overflowing shape fails with TypeError,
@@ -219,7 +239,8 @@ SPOOL_LABEL_ROWS = 4096
 # class, so a label such as 10**12 in a downloaded file must not become the class count.
 MAX_CLASSES = 10_000
 
-_STGCN_DATA_NAME = re.compile(r"^(train|val)_data_(\w+)\.npy$")
+# 2s-AGCN writes {train,val}_data_<modality>.npy; the original ST-GCN wrote {train,val}_data.npy.
+_STGCN_DATA_NAME = re.compile(r"^(train|val)_data(_\w+)?\.npy$")
 _STGCN_LABEL_NAME = re.compile(r"^(train|val)_label\.pkl$")
 _STGCN_PREFIX = {"train": "train", "test": "val"}
 _SPLIT_ALIASES = {"val": "test"}
@@ -271,13 +292,44 @@ def _canonical_split(split: str) -> str:
     return _SPLIT_ALIASES.get(split, split)
 
 
+def resolve_layout(
+    path: object,
+    joints: int,
+    stored: SkeletonLayout | None,
+    expected: SkeletonLayout | None,
+    expected_source: str,
+    default: SkeletonLayout | None,
+) -> SkeletonLayout:
+    """The layout a file is read with: the one it records, else the expected one (--layout or
+    the model's), else the default for its joint count; a conflict is an error naming both."""
+    if stored is not None and expected is not None and stored != expected:
+        raise MksgnError(
+            f"{path} holds skeletons of layout {stored.describe()} but {expected_source} uses "
+            f"layout {expected.describe()}; use data and a model of the same skeleton"
+        )
+    layout = stored or expected or default
+    if layout is None:
+        raise MksgnError(
+            f"{path}: its skeletons have {joints} joints and it records no layout; pass --layout "
+            f"NAME|FILE.json (built in: {', '.join(BUILTIN_LAYOUTS)})"
+        )
+    if layout.num_joints != joints:
+        raise MksgnError(
+            f"{path}: its skeletons have {joints} joints but layout {layout.describe()} has "
+            f"{layout.num_joints}; pass the --layout of a {joints}-joint skeleton"
+        )
+    return layout
+
+
 class DatasetFile(abc.ABC):
     """A skeleton dataset on disk in one of the supported formats, validated when opened."""
 
     format: str
     path: Path
     num_classes: int
+    layout: SkeletonLayout
     class_names: tuple[str, ...] | None = None
+    planar: bool = False  # 2-D keypoints with a score as the third channel (PYSKL 2-D pickles)
 
     @property
     @abc.abstractmethod
@@ -290,7 +342,7 @@ class DatasetFile(abc.ABC):
 
     @abc.abstractmethod
     def load(self, split: str) -> SkeletonArrays:
-        """One split as (N, 3, T, 25, M) float32 data with 0-based labels and sample names."""
+        """One split as (N, 3, T, V, M) float32 data with 0-based labels and sample names."""
 
     @abc.abstractmethod
     def iter_chunks(self, split: str) -> Iterator[SkeletonArrays]:
@@ -374,15 +426,27 @@ def _npz_members(path: Path) -> dict[str, _NpyMember]:
 
 
 class CtrgcnNpz(DatasetFile):
-    """CTR-GCN / InfoGCN npz: x_* (N, T, 150) float, y_* one-hot (N, classes) or labels (N,)."""
+    """CTR-GCN / InfoGCN npz: x_* (N, T, M*V*3) float (NTU: 150 = 2 bodies x 25 joints x xyz),
+    y_* one-hot (N, classes) or labels (N,); mksgn adds an optional `layout` JSON string."""
 
     format = CTRGCN_NPZ
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        layout: SkeletonLayout | None = None,
+        layout_source: str = "--layout",
+    ) -> None:
         self.path = Path(path)
         self._members = _npz_members(self.path)
         self._check_keys()
         small = self._load_small_arrays()
+        stored = (
+            SkeletonLayout.from_json(str(small[LAYOUT_KEY]), f"{self.path}: key '{LAYOUT_KEY}'")
+            if LAYOUT_KEY in small
+            else None
+        )
+        self.layout, self.bodies = self._layout_and_bodies(stored, layout, layout_source)
         self.class_names = _texts(small["class_names"]) if "class_names" in small else None
         self.num_classes = self._count_classes(small)
         self._labels = {
@@ -413,11 +477,11 @@ class CtrgcnNpz(DatasetFile):
                 )
         for split in SPLITS:
             x, y = self._members[f"x_{split}"], self._members[f"y_{split}"]
-            if len(x.shape) != 3 or x.shape[2] != CTRGCN_WIDTH or x.shape[1] < 1:
+            if len(x.shape) != 3 or x.shape[2] < 1 or x.shape[1] < 1:
                 raise self._error(
                     f"x_{split}",
-                    f"has shape {_shape_text(x.shape)}, expected (N, T, {CTRGCN_WIDTH}) = "
-                    f"{MAX_BODIES} bodies x {NUM_JOINTS} joints x xyz",
+                    f"has shape {_shape_text(x.shape)}, expected (N, T, M*V*3) = bodies x joints x "
+                    f"xyz, e.g. (N, T, {MAX_BODIES * NUM_JOINTS * COORDS}) for NTU",
                 )
             if x.dtype.kind != "f":
                 raise self._error(f"x_{split}", f"has dtype {x.dtype}, expected float32")
@@ -439,6 +503,11 @@ class CtrgcnNpz(DatasetFile):
                     f"has shape {_shape_text(names.shape)} and dtype {names.dtype}, expected "
                     f"({n},) strings",
                 )
+        layout = self._members.get(LAYOUT_KEY)
+        if layout is not None and (layout.shape != () or layout.dtype.kind != "U"):
+            raise self._error(
+                LAYOUT_KEY, f"has shape {_shape_text(layout.shape)}, expected one JSON string"
+            )
         names = self._members.get("class_names")
         if names is not None and (len(names.shape) != 1 or names.dtype.kind not in "US"):
             raise self._error(
@@ -446,6 +515,36 @@ class CtrgcnNpz(DatasetFile):
             )
         if names is not None:
             _checked_classes(self.path, names.shape[0], "'class_names'")
+
+    def _layout_and_bodies(
+        self, stored: SkeletonLayout | None, expected: SkeletonLayout | None, source: str
+    ) -> tuple[SkeletonLayout, int]:
+        """The layout and the bodies per frame (1 or 2) that explain the width of x_*."""
+        known = stored or expected
+        joints = known.num_joints if known is not None else NUM_JOINTS
+        per_body = joints * COORDS
+        widths = {split: self._members[f"x_{split}"].shape[2] for split in SPLITS}
+        fitting = [w for w in widths.values() if w % per_body == 0 and w <= MAX_BODIES * per_body]
+        expected_width = max(fitting, default=MAX_BODIES * per_body)
+        # Both splits must hold the same bodies: the split that differs (the narrower) is named.
+        for split in sorted(SPLITS, key=lambda name: widths[name]):
+            if widths[split] == expected_width:
+                continue
+            if stored is None and expected is not None:
+                hint = f" ({source} uses layout {expected.describe()})"
+            elif known is None and widths[split] not in fitting:
+                hint = "; for another skeleton pass --layout NAME|FILE.json"
+            else:
+                hint = ""
+            raise self._error(
+                f"x_{split}",
+                f"has shape {_shape_text(self._members[f'x_{split}'].shape)}, expected (N, T, "
+                f"{expected_width}) = {expected_width // per_body} bodies x {joints} joints x xyz"
+                + hint,
+            )
+        bodies = expected_width // per_body
+        layout = resolve_layout(self.path, joints, stored, expected, source, NTU_25)
+        return layout, bodies
 
     def _load_small_arrays(self) -> dict[str, np.ndarray]:
         """Labels and names (everything but x_*), which are small."""
@@ -499,10 +598,10 @@ class CtrgcnNpz(DatasetFile):
         return labels
 
     def split_shape(self, split: str) -> tuple[int, int, int]:
-        """(N, T, 2) from the header of x_<split>."""
+        """(N, T, M) from the header of x_<split>."""
         split = self._split(split)
         n, t, _ = self._members[f"x_{split}"].shape
-        return int(n), int(t), MAX_BODIES
+        return int(n), int(t), self.bodies
 
     def _split(self, split: str) -> str:
         """Validate a split name."""
@@ -512,7 +611,7 @@ class CtrgcnNpz(DatasetFile):
         return split
 
     def _row_chunks(self, split: str) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, rows (n, T, 150)) of x_<split>, streamed out of the archive."""
+        """(first row, rows (n, T, M*V*3)) of x_<split>, streamed out of the archive."""
         key = f"x_{split}"
         member = self._members[key]
         n, t, width = member.shape
@@ -537,30 +636,41 @@ class CtrgcnNpz(DatasetFile):
             raise self._error(key, f"cannot be read ({error}); write the file again") from None
 
     def load(self, split: str) -> SkeletonArrays:
-        """Convert x_<split> chunk by chunk into a preallocated (N, 3, T, 25, 2) array."""
+        """Convert x_<split> chunk by chunk into a preallocated (N, 3, T, V, M) array."""
         split = self._split(split)
         n, t, m = self.split_shape(split)
-        shape = (n, COORDS, t, NUM_JOINTS, m)
+        shape = (n, COORDS, t, self.layout.num_joints, m)
         _check_allocation(self.path, shape, f"split '{split}'")
         data = np.empty(shape, dtype=np.float32)
         for start, rows in self._row_chunks(split):
-            data[start : start + len(rows)] = from_ctrgcn_layout(rows)
+            data[start : start + len(rows)] = from_ctrgcn_layout(
+                rows, self.layout.num_joints, self.bodies
+            )
         return SkeletonArrays(data, self._labels[split], self._names[split])
 
     def iter_chunks(self, split: str) -> Iterator[SkeletonArrays]:
-        """Consecutive chunks of samples, converted to (n, 3, T, 25, 2)."""
+        """Consecutive chunks of samples, converted to (n, 3, T, V, M)."""
         split = self._split(split)
         names = self._names[split]
         for start, rows in self._row_chunks(split):
             stop = start + len(rows)
             yield SkeletonArrays(
-                from_ctrgcn_layout(rows),
+                from_ctrgcn_layout(rows, self.layout.num_joints, self.bodies),
                 self._labels[split][start:stop],
                 names[start:stop] if names is not None else None,
             )
 
 
 # ------------------------------------------------------------------------ ST-GCN / 2s-AGCN
+
+
+def _stgcn_folder_suffix(folder: Path) -> str:
+    """ "_joint" when the folder holds 2s-AGCN's *_data_joint.npy, "" for the original ST-GCN's
+    *_data.npy (and "_joint", the name error messages suggest, when it holds neither)."""
+    for suffix in ("_joint", ""):
+        if any((folder / f"{p}_data{suffix}.npy").is_file() for p in _STGCN_PREFIX.values()):
+            return suffix
+    return "_joint"
 
 
 def _stgcn_label_file(
@@ -610,16 +720,24 @@ def _stgcn_label_file(
 
 
 class StgcnNpy(DatasetFile):
-    """ST-GCN / 2s-AGCN: {train,val}_data_<modality>.npy (N, 3, T, 25, M) + {train,val}_label.pkl."""
+    """ST-GCN / 2s-AGCN: {train,val}_data[_<modality>].npy (N, 3, T, V, M) + {train,val}_label.pkl."""
 
     format = STGCN_NPY
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        layout: SkeletonLayout | None = None,
+        layout_source: str = "--layout",
+    ) -> None:
         self.path = Path(path)
-        folder, modality = self._folder_and_modality(self.path)
+        folder, suffix = self._folder_and_suffix(self.path)
+        # The file records no layout: the one given (--layout or the model's), else NTU's.
+        self.layout = resolve_layout(
+            self.path, (layout or NTU_25).num_joints, None, layout, layout_source, NTU_25
+        )
         self._data_files = {
-            split: folder / f"{prefix}_data_{modality}.npy"
-            for split, prefix in _STGCN_PREFIX.items()
+            split: folder / f"{prefix}_data{suffix}.npy" for split, prefix in _STGCN_PREFIX.items()
         }
         self._label_files = {
             split: folder / f"{prefix}_label.pkl" for split, prefix in _STGCN_PREFIX.items()
@@ -628,7 +746,7 @@ class StgcnNpy(DatasetFile):
         self._labels: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
         for split in SPLITS:
             if self._data_files[split].is_file():
-                self._arrays[split] = self._open_data(self._data_files[split])
+                self._arrays[split] = self._open_data(self._data_files[split], layout)
                 if not self._label_files[split].is_file():
                     raise MksgnError(
                         f"{self._label_files[split]}: missing; ST-GCN data "
@@ -641,9 +759,10 @@ class StgcnNpy(DatasetFile):
                 )
         if not self._arrays:
             raise MksgnError(
-                f"{folder}: no {_STGCN_PREFIX['train']}_data_{modality}.npy or "
-                f"{_STGCN_PREFIX['test']}_data_{modality}.npy; an ST-GCN dataset folder holds "
-                "train_data_joint.npy, train_label.pkl, val_data_joint.npy, val_label.pkl"
+                f"{folder}: no {_STGCN_PREFIX['train']}_data{suffix}.npy or "
+                f"{_STGCN_PREFIX['test']}_data{suffix}.npy; an ST-GCN dataset folder holds "
+                "train_data_joint.npy (or train_data.npy), train_label.pkl, val_data_joint.npy, "
+                "val_label.pkl"
             )
         self.num_classes = 1
         for split, (_, labels) in self._labels.items():
@@ -654,23 +773,24 @@ class StgcnNpy(DatasetFile):
             )
 
     @staticmethod
-    def _folder_and_modality(path: Path) -> tuple[Path, str]:
-        """The dataset folder and the modality name (joint, bone, ...) from what the user passed."""
-        if path.is_dir():
-            return path, "joint"
+    def _folder_and_suffix(path: Path) -> tuple[Path, str]:
+        """The dataset folder and the data files' suffix ("_joint", "_bone", ... or ST-GCN's
+        "") from what the user passed."""
+        if path.is_dir() or _STGCN_LABEL_NAME.match(path.name):
+            folder = path if path.is_dir() else path.parent
+            return folder, _stgcn_folder_suffix(folder)
         data_name = _STGCN_DATA_NAME.match(path.name)
         if data_name:
-            return path.parent, data_name.group(2)
-        if _STGCN_LABEL_NAME.match(path.name):
-            return path.parent, "joint"
+            return path.parent, data_name.group(2) or ""
         raise MksgnError(
             f"{path}: an ST-GCN array must be named train_data_joint.npy or val_data_joint.npy "
             "(any modality: *_data_bone.npy, ...) with train_label.pkl / val_label.pkl beside it"
         )
 
     @staticmethod
-    def _open_data(path: Path) -> np.ndarray:
+    def _open_data(path: Path, layout: SkeletonLayout | None) -> np.ndarray:
         """Memory-map the array after checking its header: nothing is read into memory."""
+        joints = (layout or NTU_25).num_joints
         try:
             data = map_npy(path)
         except READ_ERRORS as error:
@@ -681,13 +801,14 @@ class StgcnNpy(DatasetFile):
         if (
             len(shape) != 5
             or shape[1] != COORDS
-            or shape[3] != NUM_JOINTS
+            or shape[3] != joints
             or not 1 <= shape[4] <= MAX_BODIES
             or shape[2] < 1
         ):
+            hint = "" if layout else "; for another skeleton pass --layout NAME|FILE.json"
             raise MksgnError(
-                f"{path}: array has shape {_shape_text(shape)}, expected (N, 3, T, 25, M) = "
-                f"samples x xyz x frames x {NUM_JOINTS} joints x bodies (M = 1 or 2)"
+                f"{path}: array has shape {_shape_text(shape)}, expected (N, 3, T, {joints}, M) = "
+                f"samples x xyz x frames x {joints} joints x bodies (M = 1 or 2){hint}"
             )
         if data.dtype.kind != "f":
             raise MksgnError(f"{path}: array has dtype {data.dtype}, expected float32")
@@ -749,7 +870,7 @@ class _PysklSample:
     """One validated PYSKL annotation."""
 
     label: int
-    keypoint: np.ndarray  # (M, T, 25, 3)
+    keypoint: np.ndarray  # (M, T, V, 3): x, y, z or x, y, score
 
 
 class PysklPickle(DatasetFile):
@@ -757,7 +878,13 @@ class PysklPickle(DatasetFile):
 
     format = PYSKL_PKL
 
-    def __init__(self, path: str | os.PathLike[str], benchmark: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        benchmark: str | None = None,
+        layout: SkeletonLayout | None = None,
+        layout_source: str = "--layout",
+    ) -> None:
         self.path = Path(path)
         content = load_pickle(self.path)
         if not isinstance(content, dict) or "split" not in content or "annotations" not in content:
@@ -770,18 +897,30 @@ class PysklPickle(DatasetFile):
                     else ""
                 )
             )
-        self._samples = self._read_annotations(content["annotations"])
+        self._samples, joints, two_d = self._read_annotations(
+            content["annotations"], layout.num_joints if layout else None
+        )
+        # Defaults by joint count: PYSKL's 3-D NTU pickles (25) and 2-D COCO pickles (17).
+        defaults = {(NTU_25.num_joints, False): NTU_25, (COCO_17.num_joints, True): COCO_17}
+        default = defaults.get((joints, two_d))
+        self.layout = resolve_layout(self.path, joints, None, layout, layout_source, default)
+        self.planar = two_d
         self._split_names = self._read_split_table(content["split"])
         self._benchmarks = self._group_benchmarks()
         self.benchmark = self._choose_benchmark(benchmark)
         largest = max((sample.label for sample in self._samples.values()), default=0)
         self.num_classes = _checked_classes(self.path, largest + 1, f"label {largest}")
 
-    def _read_annotations(self, annotations: object) -> dict[str, _PysklSample]:
-        """Validate every annotation's fields and keypoint shape; index them by frame_dir."""
+    def _read_annotations(
+        self, annotations: object, joints: int | None
+    ) -> tuple[dict[str, _PysklSample], int, bool]:
+        """Validate every annotation's fields and keypoint shape; index them by frame_dir.
+        -> (samples, joints per body, whether the keypoints are 2-D with scores). Every sample
+        must have `joints` joints (when given, else as many as the first)."""
         if not isinstance(annotations, (list, tuple)):
             raise MksgnError(f"{self.path}: 'annotations' must be a list of dicts")
         samples: dict[str, _PysklSample] = {}
+        two_d: bool | None = None
         for index, annotation in enumerate(annotations):
             where = f"{self.path}: annotation {index}"
             if not isinstance(annotation, dict):
@@ -799,24 +938,48 @@ class PysklPickle(DatasetFile):
             if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or label < 0:
                 raise MksgnError(f"{where}: label {label!r} is not a 0-based integer")
             if not isinstance(keypoint, np.ndarray) or keypoint.dtype.kind != "f":
-                raise MksgnError(f"{where}: keypoint must be a float numpy array (M, T, 25, 3)")
+                raise MksgnError(f"{where}: keypoint must be a float numpy array (M, T, V, 3)")
             shape = keypoint.shape
+            if joints is None and len(shape) == 4:
+                joints = shape[2]
+            expected = joints if joints is not None else NUM_JOINTS
+            score = annotation.get("keypoint_score")
+            coords = 2 if score is not None else COORDS
             if (
                 len(shape) != 4
-                or shape[2] != NUM_JOINTS
-                or shape[3] != COORDS
+                or shape[2] != expected
+                or shape[3] != coords
                 or not 1 <= shape[0] <= MAX_BODIES
                 or shape[1] < 1
             ):
                 hint = (
-                    "; this looks like a 2D pose pickle, mksgn needs NTU 3D skeletons"
-                    if len(shape) == 4 and shape[3] == 2
+                    "; this looks like a 2D pose pickle: 2-D keypoints (M, T, V, 2) need "
+                    "'keypoint_score' (M, T, V) beside them"
+                    if len(shape) == 4 and shape[3] == 2 and score is None
                     else ""
                 )
+                what = "x, y" if score is not None else "xyz"
                 raise MksgnError(
-                    f"{where}: keypoint has shape {_shape_text(shape)}, expected (M, T, 25, 3) = "
-                    f"bodies (1 or 2) x frames x {NUM_JOINTS} joints x xyz{hint}"
+                    f"{where}: keypoint has shape {_shape_text(shape)}, expected (M, T, {expected}, "
+                    f"{coords}) = bodies (1 or 2) x frames x {expected} joints x {what}{hint}"
                 )
+            if score is not None:
+                if (
+                    not isinstance(score, np.ndarray)
+                    or score.dtype.kind != "f"
+                    or score.shape != shape[:3]
+                ):
+                    raise MksgnError(
+                        f"{where}: keypoint_score must be a float array shaped "
+                        f"{_shape_text(shape[:3])} like keypoint without its last axis"
+                    )
+                # PYSKL stacks the score as the third channel, which a layout's channels count.
+                keypoint = np.concatenate((keypoint, score[..., None].astype(keypoint.dtype)), -1)
+            if two_d is not None and two_d != (score is not None):
+                raise MksgnError(
+                    f"{where}: mixes 2-D keypoints with scores and 3-D keypoints in one file"
+                )
+            two_d = score is not None
             total = annotation.get("total_frames", shape[1])
             if total != shape[1]:
                 raise MksgnError(
@@ -825,7 +988,7 @@ class PysklPickle(DatasetFile):
             if name in samples:
                 raise MksgnError(f"{where}: frame_dir '{name}' appears twice")
             samples[name] = _PysklSample(int(label), keypoint)
-        return samples
+        return samples, joints if joints is not None else NUM_JOINTS, bool(two_d)
 
     def _read_split_table(self, table: object) -> dict[str, tuple[str, ...]]:
         """Validate the split table: every listed name must have an annotation."""
@@ -909,9 +1072,9 @@ class PysklPickle(DatasetFile):
         return len(names), frames, MAX_BODIES
 
     def _arrays(self, names: tuple[str, ...], split: str) -> SkeletonArrays:
-        """Pad the named samples with zero frames and bodies into (n, 3, T_max, 25, 2)."""
+        """Pad the named samples with zero frames and bodies into (n, 3, T_max, V, 2)."""
         frames = max((self._samples[name].keypoint.shape[1] for name in names), default=0)
-        shape = (len(names), COORDS, frames, NUM_JOINTS, MAX_BODIES)
+        shape = (len(names), COORDS, frames, self.layout.num_joints, MAX_BODIES)
         _check_allocation(self.path, shape, f"split '{split}' padded to {frames} frames")
         data = np.zeros(shape, dtype=np.float32)
         labels = np.empty(len(names), dtype=np.int64)
@@ -932,7 +1095,8 @@ class PysklPickle(DatasetFile):
         key = self._split_key(split)
         names = self._split_names[key]
         _, frames, bodies = self.split_shape(key)
-        step = max(1, CHUNK_BYTES // (COORDS * max(frames, 1) * NUM_JOINTS * bodies * 4))
+        per_frame = COORDS * self.layout.num_joints * bodies * 4
+        step = max(1, CHUNK_BYTES // (max(frames, 1) * per_frame))
         for start in range(0, len(names), step):
             yield self._arrays(names[start : start + step], key)
 
@@ -944,7 +1108,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     """Which supported format `path` is in, by extension and content; unknown -> MksgnError."""
     path = Path(path)
     if path.is_dir():
-        if any((path / f"{prefix}_data_joint.npy").is_file() for prefix in _STGCN_PREFIX.values()):
+        data_files = (f"{p}_data{s}.npy" for p in _STGCN_PREFIX.values() for s in ("_joint", ""))
+        if any((path / name).is_file() for name in data_files):
             return STGCN_NPY
         raise MksgnError(
             f"{path}: a folder is read as an ST-GCN dataset but it has no train_data_joint.npy or "
@@ -967,17 +1132,28 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     )
 
 
-def open_dataset(path: str | os.PathLike[str], benchmark: str | None = None) -> DatasetFile:
-    """Open and validate a dataset in any supported format (big arrays are not read yet)."""
+def open_dataset(
+    path: str | os.PathLike[str],
+    benchmark: str | None = None,
+    layout: SkeletonLayout | None = None,
+    layout_source: str = "--layout",
+) -> DatasetFile:
+    """Open and validate a dataset in any supported format (big arrays are not read yet).
+
+    `layout` is the skeleton expected (--layout, or the model's): a file that records another is
+    an error naming both (`layout_source` says where the expected one came from); a file that
+    records none is read with it, else with the default for its joint count.
+    """
     fmt = detect_format(path)
     if fmt == PYSKL_PKL:
-        return PysklPickle(path, benchmark)
+        return PysklPickle(path, benchmark, layout, layout_source)
     if benchmark is not None:
         raise MksgnError(
             f"{path}: a benchmark ('{benchmark}') can only be chosen in a PYSKL pickle; this file "
             f"holds one benchmark ({FORMAT_DESCRIPTIONS[fmt]})"
         )
-    return CtrgcnNpz(path) if fmt == CTRGCN_NPZ else StgcnNpy(path)
+    reader = CtrgcnNpz if fmt == CTRGCN_NPZ else StgcnNpy
+    return reader(path, layout, layout_source)
 
 
 def load_split(

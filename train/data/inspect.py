@@ -14,6 +14,7 @@ from mksgn.train.data.formats import (
     SkeletonArrays,
     open_dataset,
 )
+from mksgn.train.data.layout import SkeletonLayout
 
 AXES = ("x", "y", "z")
 # Above this many classes the text summary gives the range of per-class counts, not every count.
@@ -36,13 +37,13 @@ class _SplitStatistics:
         self.coord_max = np.full(COORDS, -np.inf)
 
     def update(self, chunk: SkeletonArrays) -> None:
-        """Add a chunk (n, 3, T, 25, M) to the statistics."""
+        """Add a chunk (n, 3, T, V, M) to the statistics."""
         data = chunk.data
         finite = np.isfinite(data)
         self.non_finite_values += int(data.size - finite.sum())
         clean = np.where(finite, data, 0.0)
         # A joint at exactly (0, 0, 0) is padding or a missing body, as in every NTU pipeline.
-        present = (clean != 0).any(axis=1)  # (n, T, 25, M)
+        present = (clean != 0).any(axis=1)  # (n, T, V, M)
         valid_frames = present.any(axis=(2, 3))  # (n, T)
         lengths = valid_frames.sum(axis=1)
         self.lengths.append(lengths)
@@ -91,9 +92,14 @@ class _SplitStatistics:
         }
 
 
-def inspect_dataset(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Describe a dataset in any supported format: per split samples, classes, frames, bodies, ranges."""
-    source = open_dataset(path)
+def inspect_dataset(
+    path: str | os.PathLike[str],
+    layout: SkeletonLayout | None = None,
+    benchmark: str | None = None,
+) -> dict[str, Any]:
+    """Describe a dataset in any supported format: its layout, per split samples, classes,
+    frames, bodies, ranges (`layout`, `benchmark`: as for open_dataset)."""
+    source = open_dataset(path, benchmark, layout)
     splits: dict[str, Any] = {}
     for split in source.splits:
         _, frames, bodies = source.split_shape(split)
@@ -106,6 +112,7 @@ def inspect_dataset(path: str | os.PathLike[str]) -> dict[str, Any]:
         "format": source.format,
         "classes": source.num_classes,
         "class_names": list(source.class_names) if source.class_names is not None else None,
+        "layout": source.layout.to_dict(),
     }
     if isinstance(source, PysklPickle):
         info["benchmarks"] = list(source.benchmarks)
@@ -154,7 +161,11 @@ def _split_lines(name: str, split: dict[str, Any]) -> list[str]:
 def format_inspection(info: dict[str, Any]) -> str:
     """A readable multi-line summary of `inspect_dataset`'s result."""
     description = FORMAT_DESCRIPTIONS.get(info["format"], info["format"])
-    lines = [f"{info['path']}: {info['format']} ({description})", f"  classes: {info['classes']}"]
+    lines = [
+        f"{info['path']}: {info['format']} ({description})",
+        f"  layout: {SkeletonLayout.from_dict(info['layout']).describe()}",
+        f"  classes: {info['classes']}",
+    ]
     names = info.get("class_names")
     if names:
         shown = ", ".join(names[:MAX_LISTED_CLASSES])

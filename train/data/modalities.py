@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mksgn.train.data.graph import NUM_JOINTS, PARENTS
+from mksgn.train.data.layout import NTU_25, SkeletonLayout
 
 MODALITIES = ("joint", "bone", "joint_motion", "bone_motion")
 
@@ -24,17 +24,18 @@ def _is_tensor(x: Array) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def _check_shape(x: Array) -> None:
-    if x.ndim < 4 or x.shape[-2] != NUM_JOINTS:
+def _check_shape(x: Array, joints: int | None = None) -> None:
+    """(..., C, T, V, M) with V = `joints` when given."""
+    if x.ndim < 4 or (joints is not None and x.shape[-2] != joints):
         raise ValueError(
-            f"expected skeletons shaped (..., C, T, {NUM_JOINTS}, M), got {tuple(x.shape)}"
+            f"expected skeletons shaped (..., C, T, {joints or 'V'}, M), got {tuple(x.shape)}"
         )
 
 
-def bones(x: Array) -> Array:
+def bones(x: Array, layout: SkeletonLayout = NTU_25) -> Array:
     """Bone of joint v = x[v] - x[parent(v)] for each inward pair; the centre's bone is 0."""
-    _check_shape(x)
-    return x - x[..., list(PARENTS), :]
+    _check_shape(x, layout.num_joints)
+    return x - x[..., list(layout.parents), :]
 
 
 def motion(x: Array) -> Array:
@@ -55,30 +56,28 @@ def motion(x: Array) -> Array:
     return out
 
 
-def modality(x: Array, name: str) -> Array:
+def modality(x: Array, name: str, layout: SkeletonLayout = NTU_25) -> Array:
     """One modality of joints x, by name (see MODALITIES)."""
     if name == "joint":
         return x
     if name == "bone":
-        return bones(x)
+        return bones(x, layout)
     if name == "joint_motion":
         return motion(x)
     if name == "bone_motion":
-        return motion(bones(x))
+        return motion(bones(x, layout))
     raise ValueError(f"unknown modality {name!r}; choose one of {', '.join(MODALITIES)}")
 
 
-def all_modalities(x: Array) -> dict[str, Array]:
+def all_modalities(x: Array, layout: SkeletonLayout = NTU_25) -> dict[str, Array]:
     """{name: modality(x, name)} for the four modalities, in MODALITIES order."""
-    bone = bones(x)
+    bone = bones(x, layout)
     return {"joint": x, "bone": bone, "joint_motion": motion(x), "bone_motion": motion(bone)}
 
 
-def bone_matrix() -> np.ndarray:
-    """(25, 25) B with bones(x)[..., w, :] = sum_v B[w, v] x[..., v, :] (float32)."""
-    matrix = np.eye(NUM_JOINTS, dtype=np.float32)
-    matrix[np.arange(NUM_JOINTS), list(PARENTS)] -= 1.0  # the centre: 1 - 1 = 0
-    return matrix
+def bone_matrix(layout: SkeletonLayout = NTU_25) -> np.ndarray:
+    """(V, V) B with bones(x)[..., w, :] = sum_v B[w, v] x[..., v, :] (float32)."""
+    return layout.bone_matrix()
 
 
 def motion_matrix(frames: int) -> np.ndarray:

@@ -77,6 +77,8 @@ class PrepareSummary:
     empty_frames_dropped: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
     seconds: float = 0.0
+    file_kind: str = ".skeleton"  # the raw files' extension, for the summary
+    layout: str = "ntu-25"  # the skeleton layout the npz records
 
     @property
     def kept(self) -> dict[str, int]:
@@ -107,6 +109,7 @@ class PrepareSummary:
         """JSON-able summary (the `--json` output)."""
         return {
             "benchmark": self.benchmark,
+            "layout": self.layout,
             "raw_dir": self.raw_dir,
             "out": self.out,
             "files_found": self.files_found,
@@ -137,7 +140,8 @@ class PrepareSummary:
         test_range = _count_range(self.test_class_counts)
         lines = [
             f"Prepared {self.benchmark} from {self.raw_dir} -> {self.out}",
-            f"  files found:  {self.files_found} .skeleton"
+            f"  layout:       {self.layout}",
+            f"  files found:  {self.files_found} {self.file_kind}"
             f" ({self.not_in_benchmark} not in {self.benchmark}'s dataset)",
             f"  kept:         train {kept['train']}, test {kept['test']}"
             f" ({self.num_classes} classes; per class: train {train_range['min']}-"
@@ -264,7 +268,7 @@ def prepare_ntu(
         raise MksgnError(f"frames must be at least 1, got {frames}")
     if not raw_dir.is_dir():
         raise MksgnError(f"{raw_dir}: not a folder; pass the folder of NTU .skeleton files")
-    _check_writable(out)
+    check_writable(out)
 
     summary = PrepareSummary(
         benchmark=benchmark,
@@ -317,7 +321,7 @@ def prepare_ntu(
     return summary
 
 
-def _check_writable(out: Path) -> None:
+def check_writable(out: Path) -> None:
     """Fail before hours of parsing, not after, when the output cannot be written."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

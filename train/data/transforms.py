@@ -25,8 +25,14 @@ def valid_frames(x: np.ndarray) -> int:
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"expected one sample shaped (C, T, V, M), got {x.shape}")
-    nonzero = np.flatnonzero(np.any(x != 0, axis=(0, 2, 3)))
-    return int(nonzero[-1]) + 1 if nonzero.size else 0
+    return int(valid_lengths(x[None])[0])
+
+
+def valid_lengths(data: np.ndarray) -> np.ndarray:
+    """valid_frames of every sample of (N, C, T, V, M) -> (N,) int."""
+    present = np.any(data != 0, axis=(1, 3, 4))  # (N, T)
+    last = data.shape[2] - np.argmax(present[:, ::-1], axis=1)
+    return np.where(present.any(axis=1), last, 0)
 
 
 def _resize_frames(clip: np.ndarray, out_frames: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mksgn.errors import MksgnError
+from mksgn.train.data.layout import SkeletonLayout, layout_from_dict
 
 MODEL_NAMES = ("gcn", "base-sgn", "mk-sgn")
 # SA-SGC attention support of the presets (see ModelConfig.attention_hops; measured in the README)
@@ -42,8 +43,14 @@ class ModelConfig:
     # SA-SGC attention support: joints within this many skeleton edges (None: every joint, as
     # models saved before supports existed were trained).
     attention_hops: int | None = None
+    # The skeleton layout as plain data (SkeletonLayout.to_dict); None (checkpoints written before
+    # layouts) becomes ntu-25. `joints` always follows the layout.
+    layout: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        layout = self.skeleton_layout  # validates a stored layout
+        object.__setattr__(self, "layout", layout.to_dict())
+        object.__setattr__(self, "joints", layout.num_joints)
         if self.model not in MODEL_NAMES:
             raise MksgnError(
                 f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}"
@@ -56,6 +63,11 @@ class ModelConfig:
             raise MksgnError(f"attention_hops must be >= 0, got {self.attention_hops}")
         if not 0.0 <= self.beta <= 1.0:
             raise MksgnError(f"beta must lie in [0, 1], got {self.beta}")
+
+    @property
+    def skeleton_layout(self) -> SkeletonLayout:
+        """The layout the model's graph, bones and input encoding come from."""
+        return layout_from_dict(self.layout)
 
     @property
     def nodes(self) -> int:

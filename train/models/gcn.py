@@ -20,7 +20,9 @@ class GCNBlock(nn.Module):
         self, in_channels: int, out_channels: int, stride: int, config: ModelConfig
     ) -> None:
         super().__init__()
-        self.spatial = GraphConv(in_channels, out_channels, body_graph(config.bodies))
+        self.spatial = GraphConv(
+            in_channels, out_channels, body_graph(config.bodies, config.skeleton_layout)
+        )
         self.spatial_norm = nn.BatchNorm2d(out_channels)
         self.temporal = TemporalConv(out_channels, out_channels, config.temporal_kernel, stride)
         self.temporal_norm = nn.BatchNorm2d(out_channels)
@@ -57,8 +59,8 @@ class GCNTeacher(nn.Module):
         self.readout = nn.Linear(channels, config.num_classes)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
-        """(N, 3, F, 25, M) joints -> logits and per-block features."""
-        hidden = self.input_norm(encode_input(x, self.modalities))
+        """(N, 3, F, V, M) joints -> logits and per-block features."""
+        hidden = self.input_norm(encode_input(x, self.modalities, self.config.skeleton_layout))
         out = ModelOutput(logits=torch.empty(0))
         for index, block in enumerate(self.blocks, start=1):
             hidden = block(hidden)

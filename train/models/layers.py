@@ -16,13 +16,13 @@ from snntorch import surrogate
 from torch import nn
 from torch.nn import functional as F
 
-from mksgn.train.data.graph import spatial_partition
+from mksgn.train.data.layout import NTU_25, SkeletonLayout
 
 
-def body_graph(bodies: int) -> np.ndarray:
-    """The 3-partition NTU adjacency with each body as its own copy of the 25-joint graph
-    (block diagonal over bodies, node index = body * 25 + joint)."""
-    single = spatial_partition()
+def body_graph(bodies: int, layout: SkeletonLayout = NTU_25) -> np.ndarray:
+    """The layout's 3-partition adjacency with each body as its own copy of the joint graph
+    (block diagonal over bodies, node index = body * V + joint)."""
+    single = layout.spatial_partition()
     joints = single.shape[-1]
     full = np.zeros((single.shape[0], joints * bodies, joints * bodies), dtype=np.float32)
     for body in range(bodies):

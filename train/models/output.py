@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mksgn.train.data.layout import NTU_25, SkeletonLayout
 from mksgn.train.data.modalities import modality
 
 
@@ -23,10 +24,14 @@ class ModelOutput:
         return {name: float(s.detach().float().mean()) for name, s in self.spikes.items()}
 
 
-def encode_input(x: torch.Tensor, modalities: tuple[str, ...]) -> torch.Tensor:
-    """(N, 3, F, 25, M) joints -> (N, 3·len(modalities), F, M·25): modalities stacked on channels,
-    bodies laid out as extra graph nodes (node = body · 25 + joint)."""
-    if x.ndim != 5 or x.shape[1] != 3:
-        raise ValueError(f"expected joints shaped (N, 3, F, 25, M), got {tuple(x.shape)}")
-    stacked = torch.cat([modality(x, name) for name in modalities], dim=1)
+def encode_input(
+    x: torch.Tensor, modalities: tuple[str, ...], layout: SkeletonLayout = NTU_25
+) -> torch.Tensor:
+    """(N, 3, F, V, M) joints -> (N, 3·len(modalities), F, M·V): modalities stacked on channels,
+    bodies laid out as extra graph nodes (node = body · V + joint)."""
+    if x.ndim != 5 or x.shape[1] != 3 or x.shape[3] != layout.num_joints:
+        raise ValueError(
+            f"expected joints shaped (N, 3, F, {layout.num_joints}, M), got {tuple(x.shape)}"
+        )
+    stacked = torch.cat([modality(x, name, layout) for name in modalities], dim=1)
     return stacked.permute(0, 1, 2, 4, 3).flatten(3)

@@ -28,7 +28,11 @@ def make_synapse(
         if spec.stride != 1:
             raise ValueError("a spatial graph convolution cannot stride over frames")
         return GraphConv(
-            in_channels, spec.channels, body_graph(config.bodies), attention, config.attention_hops
+            in_channels,
+            spec.channels,
+            body_graph(config.bodies, config.skeleton_layout),
+            attention,
+            config.attention_hops,
         )
     if spec.kind == "stc" and modalities > 1:
         return FusionTemporalConv(
@@ -100,8 +104,8 @@ class BaseSGN(nn.Module):
         return self.coding.encode(encoded, self.config.time_steps)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
-        """(N, 3, F, 25, M) joints -> logits, per-layer time-averaged features and spikes."""
-        spikes = self.code(encode_input(x, self.modalities))
+        """(N, 3, F, V, M) joints -> logits, per-layer time-averaged features and spikes."""
+        spikes = self.code(encode_input(x, self.modalities, self.config.skeleton_layout))
         out = ModelOutput(logits=torch.empty(0), spikes={"layer1": spikes})
         for index, block in enumerate(self.hidden, start=2):
             spikes = block(spikes)
