@@ -25,6 +25,7 @@ from mksgn.train.models.folding import (
     FoldedGraphConv,
     FoldedSpikingLayer,
     FoldedTemporalConv,
+    fold_readout,
     fold_student,
 )
 from mksgn.train.models.layers import GraphConv, SpikingLayer, TemporalConv
@@ -204,7 +205,8 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
         nodes[lif_name] = neuron_node(layer, (nodes_per_frame * out, frames))
         sources, channels = [(lif_name, slice(0, out))], out
     ((last, _),) = sources
-    readout = model.readout.weight.double().numpy() / (nodes_per_frame * frames)
+    readout_weight, readout_bias = fold_readout(model)
+    readout = readout_weight.double().numpy() / (nodes_per_frame * frames)
     # Flatten index is (node·C + channel)·F + frame: repeat each channel's weight F times, per node.
     weight = np.tile(np.repeat(readout, frames, axis=1), (1, nodes_per_frame))
     nodes["readout.flatten"] = nir.Flatten(
@@ -213,7 +215,7 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
         end_dim=-1,
     )
     nodes["readout.affine"] = nir.Affine(
-        weight=weight.astype(np.float32), bias=model.readout.bias.numpy().astype(np.float32)
+        weight=weight.astype(np.float32), bias=readout_bias.numpy().astype(np.float32)
     )
     nodes["output"] = nir.Output(output_type=np.array([config.num_classes]))
     edges += [(last, "readout.flatten"), ("readout.flatten", "readout.affine")]

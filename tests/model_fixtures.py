@@ -38,7 +38,7 @@ def randomize_inference_state(model: torch.nn.Module, seed: int = 0) -> None:
     """Non-trivial BN statistics, attention gates and fusion weights, as after training."""
     generator = torch.Generator().manual_seed(seed)
     for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
+        if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
             shape = module.running_mean.shape
             module.running_mean.copy_(torch.randn(shape, generator=generator) * 0.1)
             module.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)

@@ -9,6 +9,11 @@ import nir
 import numpy as np
 from cli_runner import run as run_cli
 
+# At collection, before any test runs: importing Lava's runtime calls
+# multiprocessing.set_start_method('fork'), which raises once anything in the process has fixed
+# the start method (the first tqdm bar does, through its lock; training shows bars).
+from lava.lib.dl import netx
+
 
 def chain_graph() -> nir.NIRGraph:
     """Input(2, 8) -> Conv1d -> LIF -> Flatten -> Affine -> LIF -> Output."""
@@ -68,8 +73,6 @@ def test_convert_writes_manifest_and_netx(tmp_path: Path, capsys) -> None:
     assert kinds == {"Sparse", "Dense"}  # the conv runs as Sparse: Lava's Conv loops in Python
     assert manifest["fixed_point_parameters"]["flat+fc"]["max_rel_weight_error"] < 0.01
     assert "Converted" in capsys.readouterr().out
-
-    from lava.lib.dl import netx
 
     network = netx.hdf5.Network(net_config=str(out / "model.net"))
     assert len(network.layers) == 2

@@ -205,8 +205,8 @@ def test_dense_macs_match_the_hand_count() -> None:
 
 def test_parameter_count_counts_trainable_parameters() -> None:
     config = dataclasses.replace(tiny_config("base-sgn"), layers=(LayerSpec("sgc", 4),))
-    # graph conv 3·4·3 + bias 4; BN 2·4; β, threshold; readout 4·5 + 5
-    assert parameter_count(build_model(config)) == 36 + 4 + 8 + 2 + 25
+    # graph conv 3·4·3 + bias 4; BN 2·4; β, threshold; readout BN 2·4; readout 4·5 + 5
+    assert parameter_count(build_model(config)) == 36 + 4 + 8 + 2 + 8 + 25
 
 
 def test_config_round_trips_and_rejects_bad_values() -> None:

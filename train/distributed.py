@@ -107,13 +107,14 @@ def all_gather_rows(values: torch.Tensor, context: ProcessContext) -> torch.Tens
     return torch.cat([part[: int(n)] for part, n in zip(gathered, lengths, strict=True)])
 
 
-class DistributedBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics cover the batch of every process, so N processes
-    with batch B/N normalise exactly like one process with batch B. Works on the CPU (gloo).
+class DistributedStatistics:
+    """Batch norm (mixed into BatchNorm1d or BatchNorm2d) whose training statistics cover the
+    batch of every process, so N processes with batch B/N normalise exactly like one process with
+    batch B. Works on the CPU (gloo).
 
     The statistics are all-reduced with the autograd-aware collective, so each process's backward
     pass also carries the gradient other processes' losses send through the shared statistics.
-    State-dict keys equal BatchNorm2d's, so checkpoints do not depend on the process count.
+    State-dict keys equal torch's batch norms', so checkpoints do not depend on the process count.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,10 +122,11 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         channels = x.shape[1]
+        dims = (0, *range(2, x.ndim))  # every axis but the channels
         local_count = torch.tensor([x.numel() // channels], dtype=x.dtype, device=x.device).expand(
             channels
         )
-        local = torch.stack([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), local_count])
+        local = torch.stack([x.sum(dim=dims), (x * x).sum(dim=dims), local_count])
         total = dist_functional.all_reduce(local)
         count = total[2, 0]
         mean = total[0] / count
@@ -140,20 +142,30 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
                 unbiased = variance * (count / (count - 1).clamp_min(1.0))
                 self.running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
                 self.running_var.mul_(1 - momentum).add_(unbiased.detach() * momentum)
-        shape = (1, channels, 1, 1)
+        shape = (1, channels, *[1] * (x.ndim - 2))
         normalised = (x - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.eps)
         if self.affine:
             normalised = normalised * self.weight.view(shape) + self.bias.view(shape)
         return normalised
 
 
+class DistributedBatchNorm2d(DistributedStatistics, nn.BatchNorm2d):
+    """BatchNorm2d with statistics over every process's batch (DistributedStatistics)."""
+
+
+class DistributedBatchNorm1d(DistributedStatistics, nn.BatchNorm1d):
+    """BatchNorm1d with statistics over every process's batch (DistributedStatistics)."""
+
+
 def synchronise_batch_norm(module: nn.Module, device: str) -> nn.Module:
-    """Replace every BatchNorm2d by a process-synchronised one (torch's SyncBatchNorm on CUDA)."""
+    """Replace every BatchNorm1d/2d by a process-synchronised one (torch's SyncBatchNorm on
+    CUDA)."""
     if device == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    distributed = {nn.BatchNorm2d: DistributedBatchNorm2d, nn.BatchNorm1d: DistributedBatchNorm1d}
     for name, child in module.named_children():
-        if type(child) is nn.BatchNorm2d:
-            replacement = DistributedBatchNorm2d(
+        if type(child) in distributed:
+            replacement = distributed[type(child)](
                 child.num_features,
                 child.eps,
                 child.momentum,

@@ -43,6 +43,9 @@ class ModelConfig:
     # SA-SGC attention support: joints within this many skeleton edges (None: every joint, as
     # models saved before supports existed were trained).
     attention_hops: int | None = None
+    # Spiking students: batch norm of the pooled spike rates before the readout (folds into the
+    # readout's weights at export). False: no such layer, as in models saved before it existed.
+    readout_norm: bool = False
     # The skeleton layout as plain data (SkeletonLayout.to_dict); None (checkpoints written before
     # layouts) becomes ntu-25. `joints` always follows the layout.
     layout: dict[str, Any] | None = None
@@ -128,4 +131,5 @@ def preset_config(
         temporal_kernel=kernel,
         preset=preset,
         attention_hops=None if model == "gcn" else DEFAULT_ATTENTION_HOPS,
+        readout_norm=model != "gcn",
     )

@@ -52,7 +52,9 @@ class FoldedSpikingLayer:
     threshold: float
 
 
-def batchnorm_scale_shift(norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+def batchnorm_scale_shift(
+    norm: nn.BatchNorm1d | nn.BatchNorm2d,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (scale, shift) with BN(x) = scale · x + shift in eval mode."""
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     return scale, norm.bias - norm.running_mean * scale
@@ -106,3 +108,14 @@ def fold_student(model: BaseSGN) -> tuple[list[FoldedSpikingLayer], list[FoldedS
         fold_block(f"layer{index}", block) for index, block in enumerate(model.hidden, start=2)
     ]
     return coding, hidden
+
+
+@torch.no_grad()
+def fold_readout(model: BaseSGN) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight (classes, C), bias (classes,)) of a student's readout with the batch norm of the
+    pooled rates (if any) folded in: W·BN(r) + b = (W·diag(scale))·r + (b + W·shift)."""
+    weight, bias = model.readout.weight, model.readout.bias
+    if model.readout_norm is None:
+        return weight.detach().clone(), bias.detach().clone()
+    scale, shift = batchnorm_scale_shift(model.readout_norm)
+    return (weight * scale[None, :]).detach().clone(), (bias + weight @ shift).detach().clone()

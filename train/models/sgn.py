@@ -65,8 +65,9 @@ class SpikingBlock(nn.Module):
 class BaseSGN(nn.Module):
     """Spiking GCN: direct-coded joint input, alternating spiking graph conv / temporal conv layers.
 
-    Readout: a linear layer on the last layer's spike rate (pooled over frames and nodes), averaged
-    over time steps, i.e. linear in the spike counts.
+    Readout: a linear layer on the last layer's spike rate (pooled over frames and nodes, batch
+    normalised with `config.readout_norm`), averaged over time steps, i.e. linear in the spike
+    counts.
     """
 
     modalities: tuple[str, ...] = ("joint",)
@@ -83,6 +84,9 @@ class BaseSGN(nn.Module):
             synapse = self.build_hidden_synapse(spec, channels, groups)
             self.hidden.append(SpikingBlock(synapse, spec.channels, config))
             channels = spec.channels
+        # Spike rates lie in [0, 1] and vary by ~0.2: normalised, the readout reaches confident
+        # logits without its weights first growing by an order of magnitude.
+        self.readout_norm = nn.BatchNorm1d(channels) if config.readout_norm else None
         self.readout = nn.Linear(channels, config.num_classes)
 
     def build_coding(self, spec: LayerSpec) -> nn.Module:
@@ -111,7 +115,11 @@ class BaseSGN(nn.Module):
             spikes = block(spikes)
             out.spikes[f"layer{index}"] = spikes
         out.features = {name: s.mean(0) for name, s in out.spikes.items()}
-        out.logits = self.readout(spikes.mean(dim=(-2, -1))).mean(0)
+        rates = spikes.mean(dim=(-2, -1))  # (T, N, C)
+        if self.readout_norm is not None:
+            steps, batch = rates.shape[:2]
+            rates = self.readout_norm(rates.flatten(0, 1)).unflatten(0, (steps, batch))
+        out.logits = self.readout(rates).mean(0)
         return out
 
 
