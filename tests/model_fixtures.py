@@ -73,10 +73,11 @@ def save_model(model: torch.nn.Module, path: Path, config: ModelConfig | None = 
     return path
 
 
-def spiking_student(name: str, beta: float = 0.5) -> torch.nn.Module:
-    """A randomised student in eval mode whose layers all spike."""
+def spiking_student(name: str, beta: float = 0.5, **changes) -> torch.nn.Module:
+    """A randomised student in eval mode whose layers all spike (`changes`: to its config)."""
     torch.manual_seed(0)
-    model = build_model(tiny_config(name, CLASSES, STEPS, FRAMES, threshold=0.3, beta=beta))
+    config = tiny_config(name, CLASSES, STEPS, FRAMES, threshold=0.3, beta=beta, **changes)
+    model = build_model(config)
     randomize_inference_state(model)
     with torch.no_grad():  # learned β and θ differ from layer to layer after training
         layers = [m for m in model.modules() if isinstance(m, SpikingLayer)]

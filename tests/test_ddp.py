@@ -100,7 +100,10 @@ def test_two_processes_equal_one(
     assert single.model_state.keys() == double.model_state.keys()
     for name, value in single.model_state.items():
         difference = (value.double() - double.model_state[name].double()).abs().max()
-        assert difference <= tolerance, name
+        # Batch-norm statistics are averages over the epoch's batches (not an average damped
+        # towards 1 by momentum): the same float noise shows at their own scale.
+        scale = max(1.0, float(value.double().abs().max())) if "running_" in name else 1.0
+        assert difference <= tolerance * scale, name
     if model == "mk-sgn":  # first-layer spike counts gathered from both processes
         assert single.metrics["mi_weights"] == pytest.approx(double.metrics["mi_weights"], abs=1e-3)
     assert sorted(p.name for p in two.iterdir()) == [
