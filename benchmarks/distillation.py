@@ -11,7 +11,6 @@ variant, and the difference of the means.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
@@ -74,19 +73,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("distillation-benchmark"))
     args = parser.parse_args()
 
-    from mksgn.train.data import synthetic
-    from mksgn.train.loop import TrainSettings, config_for_data, train
+    from mksgn.benchmarks.experiments import append_result, read_results, synthetic_with_teacher
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    data, teacher = args.out / "synthetic.npz", args.out / "gcn" / "checkpoint.pt"
-    if not data.exists():
-        synthetic.write_npz(synthetic.generate(8, 40, 64, seed=0), data)
-    if not teacher.exists():
-        config = config_for_data(data, "gcn", "tiny")
-        settings = TrainSettings(epochs=args.teacher_epochs)
-        train(data, config, settings, teacher.parent, progress=False)
+    data, teacher = synthetic_with_teacher(args.out, teacher_epochs=args.teacher_epochs)
     log = args.out / "results.jsonl"
-    done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    done = read_results(log)
     finished = {(r["variant"], r["seed"], r["epochs"]) for r in done}
     todo = [
         (variant, seed)
@@ -111,9 +102,7 @@ def main() -> None:
         for future in as_completed(futures):
             variant, seed = futures[future]
             record = {"variant": variant, "seed": seed, "epochs": args.epochs, **future.result()}
-            print(json.dumps(record), flush=True)
-            with open(log, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_result(log, record)
             done.append(record)
     results = [r for r in done if r["epochs"] == args.epochs and r["seed"] in args.seeds]
     print("\n".join(summarise(results)))

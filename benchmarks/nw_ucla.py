@@ -61,7 +61,13 @@ def train_models(data: Path, out: Path, seed: int, args: argparse.Namespace) -> 
         teacher = out / f"seed{seed}" / "gcn" / "checkpoint.pt" if model == "mk-sgn" else None
         epochs = args.teacher_epochs if model == "gcn" else args.epochs
         config = config_for_data(data, model, args.preset, frames=args.frames)
-        settings = TrainSettings(epochs=epochs, seed=seed, batch_size=args.batch_size)
+        settings = TrainSettings(
+            epochs=epochs,
+            seed=seed,
+            batch_size=args.batch_size,
+            rotation=args.rotation,
+            scale=args.scale,
+        )
         train(data, config, settings, run_dir, teacher, progress=False)
         evaluation = evaluate_checkpoint(run_dir / "checkpoint.pt", data, progress=False)
         results[model] = {
@@ -206,6 +212,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("loihi-emu-float", "lava-float", "loihi-emu", "lava-fixed", "snntorch"),
     )
     parser.add_argument("--parity-samples", type=int, default=2)
+    parser.add_argument(
+        "--rotation", type=float, default=0.3, help="training rotation, radians per axis"
+    )
+    parser.add_argument("--scale", type=float, default=0.0, help="training scaling, ± fraction")
     parser.add_argument("--subset", type=int, help="keep N clips per split (quick check)")
     return parser.parse_args(argv)
 
