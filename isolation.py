@@ -8,7 +8,6 @@ it is an exit status instead of the end of the command.
 
 from __future__ import annotations
 
-import ctypes
 import faulthandler
 import multiprocessing
 import os
@@ -20,9 +19,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TypeVar
 
+from mksgn.lifetime import die_with_parent
+
 Result = TypeVar("Result")
 
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 # The most memory tracemalloc saw in a child since the last take_children_traced_peak().
 _children_traced_peak = 0
@@ -45,16 +45,8 @@ class ChildDied(Exception):
     """The child ended without a result (a segfault in native code, the OOM killer, ...)."""
 
 
-def _die_with_parent(parent: int) -> None:
-    # The kernel delivers this even while the child loops in native code holding the GIL, where a
-    # watching thread (lifetime.exit_when_orphaned) could never run.
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def _run(parent: int, sender: Connection, function: Callable, args: tuple) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent)
     faulthandler.disable()  # the parent reports a crash here as one Error line, without a trace
     # Ctrl-C reaches the whole process group: the parent stops the call and kills this child,
     # which must not print a KeyboardInterrupt traceback of its own (nor on a group SIGTERM).

@@ -5,7 +5,9 @@ outlives a killed main process)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 import threading
 import time
@@ -13,6 +15,7 @@ import time
 from mksgn.processes import alive
 
 PARENT_POLL_S = 0.5
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 # Set once this process holds state whose teardown can hang (see skip_finalization_on_error).
 _finalization_unsafe = threading.Event()
@@ -28,6 +31,17 @@ def wait_until_gone(pid: int, poll_s: float = PARENT_POLL_S) -> None:
     """Return once process `pid` (not necessarily our parent) has ended."""
     while alive({pid}):
         time.sleep(poll_s)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent (pid `parent`) ends.
+
+    The kernel delivers this even while this process is stuck in native code holding the GIL,
+    where a watching thread (exit_when_orphaned) could never run.
+    """
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def exit_when_orphaned(owner: int | None = None) -> None:

@@ -1,4 +1,5 @@
-"""A process that called exit_when_orphaned ends soon after its parent is SIGKILLed."""
+"""A process that called exit_when_orphaned or die_with_parent ends soon after its parent is
+SIGKILLed."""
 
 from __future__ import annotations
 
@@ -19,6 +20,27 @@ def test_child_exits_when_its_parent_is_killed(tmp_path) -> None:
         f"""
         import subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", {CHILD!r}])
+        open({str(pid_file)!r}, "w").write(str(child.pid))
+        time.sleep(60)
+        """
+    )
+    assert_killing_ends_the_child(subprocess.Popen([sys.executable, "-c", parent_code]), pid_file)
+
+
+# A native sleep that keeps the GIL (PyDLL does not release it), as gloo's teardown once did: no
+# watching thread can run, only the kernel's parent-death signal ends it.
+STUCK_CHILD = (
+    "import ctypes, os; from mksgn.lifetime import die_with_parent; "
+    "die_with_parent(os.getppid()); ctypes.PyDLL(None).sleep(60)"
+)
+
+
+def test_child_stuck_holding_the_gil_dies_with_its_parent(tmp_path) -> None:
+    pid_file = tmp_path / "child.pid"
+    parent_code = textwrap.dedent(
+        f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", {STUCK_CHILD!r}])
         open({str(pid_file)!r}, "w").write(str(child.pid))
         time.sleep(60)
         """

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_functional
 from torch import nn
 
-from mksgn.lifetime import exit_when_orphaned, skip_finalization_on_error
+from mksgn.lifetime import die_with_parent, exit_when_orphaned, skip_finalization_on_error
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,10 @@ def start_processes(device: str) -> ProcessContext:
     owns_group = False
     if not dist.is_initialized():
         # A torchrun agent killed outright (SIGKILL, or a test's timeout) cannot stop its
-        # workers, and a worker whose peer is gone waits in a collective forever: watch it.
+        # workers, and a worker whose peer is gone waits in a collective forever: watch it, and
+        # have the kernel end it where the watch cannot run (native code holding the GIL).
         exit_when_orphaned()
+        die_with_parent(os.getppid())
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
         skip_finalization_on_error()
         owns_group = True
@@ -67,12 +69,16 @@ def start_processes(device: str) -> ProcessContext:
 
 
 def stop_processes(context: ProcessContext, finished: bool = True) -> None:
-    """Leave the process group if this code created it; after a finished run, only once every
-    process has got here (one that leaves while another still writes can hang gloo's shutdown).
-    After an error the others may never arrive, so no barrier then."""
-    if context.owns_group and dist.is_initialized():
-        if finished:
-            dist.barrier()
+    """Leave the process group if this code created it, once every process has got here (one
+    that leaves while another still writes can hang gloo's shutdown).
+
+    After an error the group is left as it is: the others may never arrive, and destroying a
+    gloo group whose peer has died joins gloo's threads while holding the GIL they wait for (a
+    torchrun worker hung so for 28 minutes, its orphan watch unable to run). The process ends
+    right after an error without finalization (lifetime.end_process), which frees nothing.
+    """
+    if finished and context.owns_group and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
