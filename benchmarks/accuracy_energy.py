@@ -38,7 +38,9 @@ def run_one(data: str, teacher: str, job: dict, out: str, owner: int) -> dict:
     torch.set_num_threads(1)
     started = time.perf_counter()
     hops = None if job["hops"] in (DENSE, NO_ATTENTION) else int(job["hops"])
-    config = config_for_data(data, job["model"], "tiny", time_steps=job["steps"])
+    config = config_for_data(
+        data, job["model"], "tiny", time_steps=job["steps"], frames=job["frames"]
+    )
     config = dataclasses.replace(config, attention_hops=hops)
     settings = TrainSettings(epochs=job["epochs"], seed=job["seed"])
     distil = teacher if job["model"] == "mk-sgn" else None
@@ -61,7 +63,7 @@ def run_one(data: str, teacher: str, job: dict, out: str, owner: int) -> dict:
 
 def job_key(job: dict) -> tuple:
     """What identifies a run in results.jsonl."""
-    return (job["model"], job["steps"], str(job["hops"]), job["seed"], job["epochs"])
+    return (job["model"], job["steps"], str(job["hops"]), job["seed"], job["epochs"], job["frames"])
 
 
 def summarise(results: list[dict]) -> list[str]:
@@ -126,6 +128,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--classes", type=int, default=8)
     parser.add_argument("--samples-per-class", type=int, default=40)
+    parser.add_argument("--frames", type=int, default=32, help="frames the models see")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("accuracy-energy-benchmark"))
     args = parser.parse_args()
@@ -136,7 +139,7 @@ def main() -> None:
     from mksgn.train.evaluate import evaluate_checkpoint
 
     data, teacher = synthetic_with_teacher(
-        args.out, args.classes, args.samples_per_class, teacher_epochs=args.epochs
+        args.out, args.classes, args.samples_per_class, args.epochs, args.frames
     )
     teacher_info = {
         "top1": evaluate_checkpoint(teacher, data, progress=False).top1,
@@ -146,7 +149,14 @@ def main() -> None:
     done = read_results(log)
     finished = {job_key(r) for r in done}
     jobs = [
-        {"model": model, "steps": steps, "hops": hops, "seed": seed, "epochs": args.epochs}
+        {
+            "model": model,
+            "steps": steps,
+            "hops": hops,
+            "seed": seed,
+            "epochs": args.epochs,
+            "frames": args.frames,
+        }
         for model in args.models
         for steps in args.steps
         for hops in (args.supports if model == "mk-sgn" else [NO_ATTENTION])

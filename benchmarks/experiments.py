@@ -9,10 +9,15 @@ from pathlib import Path
 
 
 def synthetic_with_teacher(
-    out: Path, classes: int = 8, samples_per_class: int = 40, teacher_epochs: int = 30
+    out: Path,
+    classes: int = 8,
+    samples_per_class: int = 40,
+    teacher_epochs: int = 30,
+    frames: int | None = None,
 ) -> tuple[Path, Path]:
     """(dataset, teacher checkpoint) in `out`: the synthetic set (64-frame clips; the default is
-    the demo's) and a tiny GCN trained on it, each made only if absent."""
+    the demo's) and a tiny GCN trained on it at `frames` (None: the preset's), each made only if
+    absent."""
     from mksgn.train.data import synthetic
     from mksgn.train.loop import TrainSettings, config_for_data, train
 
@@ -21,7 +26,7 @@ def synthetic_with_teacher(
     if not data.exists():
         synthetic.write_npz(synthetic.generate(classes, samples_per_class, 64, seed=0), data)
     if not teacher.exists():
-        config = config_for_data(data, "gcn", "tiny")
+        config = config_for_data(data, "gcn", "tiny", frames=frames)
         train(data, config, TrainSettings(epochs=teacher_epochs), teacher.parent, progress=False)
     return data, teacher
 
