@@ -507,6 +507,18 @@ def build_plan(
                 total = total + own
         return total
 
+    def biased_predecessors(name: str) -> set[str]:
+        """Linear nodes upstream of `name` (through linear nodes) that have a bias."""
+        found: set[str] = set()
+        for pred in predecessors[name]:
+            node = nodes[pred]
+            if isinstance(node, LINEAR_TYPES):
+                own = linear_bias(pred, node, shapes[pred])
+                if own is not None and np.any(own != 0):
+                    found.add(pred)
+                found |= biased_predecessors(pred)
+        return found
+
     populations: dict[str, Population] = {}
     gains: dict[str, np.ndarray] = {}
     records: dict[str, tuple[str, str]] = {}
@@ -554,6 +566,17 @@ def build_plan(
     for target, pop in populations.items():
         nir_target = target.removesuffix(".readout") if pop.nir_type == "readout" else target
         bias = np.broadcast_to(bias_into(nir_target), pop.nir_shape)
+        if pop.du < 1.0 and np.any(bias != 0):
+            # NIR feeds a bias through the synaptic current (I ← α·I + a·b, a rising filter);
+            # Lava's LIF adds its bias to the voltage, and reset zeroes its current: no constant
+            # bias reproduces the filter (it cost 3 % of an snnTorch Synaptic net's spikes).
+            raise MksgnError(
+                f"node '{nir_target}' ({pop.nir_type}): its input carries a bias (from "
+                f"{', '.join(sorted(biased_predecessors(nir_target)))}), which NIR integrates "
+                "through the synaptic current and Lava's LIF cannot (it adds biases to the "
+                "voltage); export the layers before it without bias, or run this graph with "
+                "--backend snntorch"
+            )
         pop.bias = pop.bias + to_lava(bias * gains[target], pop.nir_shape)
         for path in paths_into(nir_target):
             if not path.nodes:
