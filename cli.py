@@ -235,12 +235,31 @@ def data_inspect(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="GCN teacher checkpoint: distil it into the spiking student.",
 )
-@click.option("--preset", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]))
-@click.option("--time-steps", default=4, show_default=True, type=click.IntRange(1, None))
+@click.option(
+    "--preset",
+    default="tiny",
+    show_default=True,
+    type=click.Choice(["tiny", "paper"]),
+    help="Model size: tiny (channels 16-64, 32 frames; minutes on 2 cores) or paper (64-256, "
+    "64 frames).",
+)
+@click.option(
+    "--time-steps",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, None),
+    help="Spiking models: time steps T each sample is run for (direct coding).",
+)
 @click.option(
     "--frames", type=click.IntRange(8, None), help="Frames per sample [default: preset's]."
 )
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, None))
+@click.option(
+    "--epochs",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, None),
+    help="Passes over the training split (the schedule spans them).",
+)
 @click.option(
     "--attention-hops",
     type=click.IntRange(0, None),
@@ -263,13 +282,33 @@ def data_inspect(
     "--lr", type=click.FloatRange(0, None, min_open=True), help="[default: AdamW 2e-3, SGD 0.05]"
 )
 @click.option(
-    "--optimizer", default="adamw", show_default=True, type=click.Choice(["adamw", "sgd"])
+    "--optimizer",
+    default="adamw",
+    show_default=True,
+    type=click.Choice(["adamw", "sgd"]),
+    help="AdamW, or SGD with Nesterov momentum 0.9.",
 )
 @click.option(
-    "--schedule", default="cosine", show_default=True, type=click.Choice(["cosine", "step"])
+    "--schedule",
+    default="cosine",
+    show_default=True,
+    type=click.Choice(["cosine", "step"]),
+    help="Learning-rate decay after warm-up: cosine to 0, or x0.1 at 60 % and 80 % of the epochs.",
 )
-@click.option("--warmup-epochs", default=1, show_default=True, type=click.IntRange(0, None))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--warmup-epochs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="Epochs of linear learning-rate warm-up.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the initial weights, shuffling and augmentation.",
+)
 @click.option(
     "--rotation",
     default=0.3,
@@ -303,8 +342,15 @@ def data_inspect(
     default=2.0,
     show_default=True,
     type=click.FloatRange(0, None, min_open=True),
+    help="Temperature of the softened logits in the distillation loss.",
 )
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    type=click.Choice(["cpu", "cuda"]),
+    help="Where torch computes (cuda: this process's GPU).",
+)
 @click.option(
     "--workers",
     default=0,
@@ -408,9 +454,27 @@ def train_command(
     help="Dataset of the kind the model was trained on (read with the model's skeleton layout).",
 )
 @benchmark_option
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, None))
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    type=click.Choice(["train", "test"]),
+    help="Split to evaluate (test-time sampling either way).",
+)
+@click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, None),
+    help="Samples per forward pass.",
+)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    type=click.Choice(["cpu", "cuda"]),
+    help="Where torch computes (cuda: this process's GPU).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(
     checkpoint: Path,

@@ -108,6 +108,13 @@ def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
 def read_nir_here(path: Path) -> nir.NIRGraph:
     """Read a NIR file in this process, with no time limit (read_nir runs this in a child)."""
     if not h5py.is_hdf5(path):
+        with open(path, "rb") as handle:
+            zipped = handle.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+        if zipped:
+            raise MksgnError(
+                f"{path} is a PyTorch checkpoint, not a NIR graph: export it first with "
+                f"'mksgn export {path} --nir MODEL.nir' ('mksgn energy' takes a checkpoint too)"
+            )
         raise MksgnError(
             f"{path} is not an HDF5 file, so not a NIR graph (is it truncated or another format?)"
         )

@@ -78,3 +78,50 @@ def test_debug_flag_anywhere_shows_the_traceback(failing_commands, capsys) -> No
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
     assert err.rstrip().endswith("Error: model.nir: node 'x' has no type; re-export the graph")
+
+
+def test_a_checkpoint_where_a_graph_belongs_and_back_say_what_to_run(tmp_path, capsys) -> None:
+    """A checkpoint given to simulate, and a NIR graph given to evaluate or export, are one
+    Error line naming the command to run instead (not torch's or h5py's internals)."""
+    import nir
+    import numpy as np
+    import torch
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    torch.save({"model_state": {}}, checkpoint)
+    graph = tmp_path / "model.nir"
+    nodes = {"input": nir.Input(input_type=np.array([2])), "output": nir.Output(np.array([2]))}
+    nir.write(graph, nir.NIRGraph(nodes=nodes, edges=[("input", "output")]))
+    np.save(tmp_path / "x.npy", np.zeros((2, 2)))
+
+    args = ["simulate", str(checkpoint), "--input", str(tmp_path / "x.npy")]
+    assert run([*args, "--backend", "snntorch"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"'mksgn export {checkpoint} --nir MODEL.nir'" in err
+    for command in (
+        ["evaluate", str(graph), "--data", str(tmp_path / "x.npy")],
+        ["export", str(graph), "--nir", str(tmp_path / "o.nir")],
+    ):
+        assert run(command) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"Error: {graph} is a NIR graph (HDF5), not a training checkpoint")
+        assert f"'mksgn simulate {graph}'" in err
+
+
+def test_every_option_says_what_it_does() -> None:
+    missing = [
+        (" ".join(path), option.opts[0])
+        for path in all_command_paths(cli)
+        if not isinstance(command := cli_command(path), click.Group)
+        for option in command.params
+        if isinstance(option, click.Option) and not option.help
+    ]
+    assert missing == []
+
+
+def cli_command(path: tuple[str, ...]) -> click.Command:
+    """The command at a command path."""
+    command: click.Command = cli
+    for name in path:
+        command = command.commands[name]
+    return command

@@ -85,10 +85,20 @@ CODE_REFUSALS = (
 )
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # how every HDF5 file (so every NIR file) begins
+
+
 def read_payload(path: Path) -> dict[str, Any]:
     """torch.load with weights_only=True, turning every failure into an MksgnError naming the file."""
     if not path.is_file():
         raise MksgnError(f"checkpoint {path} does not exist (train one with 'mksgn train')")
+    with open(path, "rb") as handle:
+        if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+            raise MksgnError(
+                f"{path} is a NIR graph (HDF5), not a training checkpoint: this command takes "
+                f"the checkpoint.pt that 'mksgn train' writes; run the graph with 'mksgn simulate "
+                f"{path}' or count it with 'mksgn energy {path}'"
+            )
     try:
         # mmap: every storage is then a slice of the mapped file. Without it, a storage that
         # declares more elements than its record holds pointed past a 16-byte buffer, and the
