@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mksgn import __version__
-from mksgn.errors import MksgnError
+from mksgn.errors import Interrupted, MksgnError
 from mksgn.lifetime import end_process
 
 DEBUG_FLAG = "--debug"
@@ -217,18 +217,16 @@ def data_inspect(
 @click.option(
     "--data",
     "data_path",
-    required=True,
     type=click.Path(exists=True, path_type=Path),
-    help="Skeleton dataset (CTR-GCN npz, ST-GCN npy, PYSKL pickle).",
+    help="Skeleton dataset (CTR-GCN npz, ST-GCN npy, PYSKL pickle) [--resume: the run's].",
 )
 @layout_option
 @benchmark_option
 @click.option(
     "--model",
     "model_name",
-    required=True,
     type=click.Choice(["gcn", "base-sgn", "mk-sgn"]),
-    help="GCN teacher, Base-SGN or MK-SGN student.",
+    help="GCN teacher, Base-SGN or MK-SGN student [--resume: the run's].",
 )
 @click.option(
     "--teacher",
@@ -358,7 +356,13 @@ def data_inspect(
     type=click.IntRange(0, None),
     help="Data loader processes.",
 )
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its checkpoint, with the data, model, teacher and "
+    "settings its config.json records (options given again change them, where the "
+    "checkpoint allows; a larger --epochs extends the run).",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -367,81 +371,74 @@ def data_inspect(
     help="Run folder: checkpoint.pt, metrics.jsonl, config.json.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON.")
-def train_command(
-    data_path: Path,
-    layout_name: str | None,
-    data_benchmark: str | None,
-    model_name: str,
-    teacher: Path | None,
-    preset: str,
-    time_steps: int,
-    frames: int | None,
-    epochs: int,
-    attention_hops: int | None,
-    dense_attention: bool,
-    batch_size: int,
-    lr: float | None,
-    optimizer: str,
-    schedule: str,
-    warmup_epochs: int,
-    seed: int,
-    rotation: float,
-    scale: float,
-    kd_weight: float,
-    feature_weight: float,
-    kd_temperature: float,
-    device: str,
-    workers: int,
-    resume: bool,
-    out_dir: Path,
-    as_json: bool,
-) -> None:
+def train_command(**options: Any) -> None:
     """Train a model (use torchrun --nproc_per_node N -m mksgn.cli train ... for several processes)."""
+    from click.core import ParameterSource
+
     from mksgn.train.distributed import environment_rank
     from mksgn.train.loading import count_short_clips
-    from mksgn.train.loop import TrainSettings, config_for_data, train
+    from mksgn.train.loop import CHECKPOINT_NAME, train
+    from mksgn.train.plan import new_plan, resumed_plan
 
-    layout = resolve_layout_option(layout_name)
-    config = config_for_data(
-        data_path, model_name, preset, time_steps, frames, layout, data_benchmark
-    )
-    if dense_attention and attention_hops is not None:
-        raise click.UsageError("--attention-hops and --dense-attention exclude each other")
-    if dense_attention or attention_hops is not None:
-        config = dataclasses.replace(config, attention_hops=attention_hops)
-    settings = TrainSettings(
-        benchmark=data_benchmark,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        schedule=schedule,
-        warmup_epochs=warmup_epochs,
-        seed=seed,
-        rotation=rotation,
-        scale=scale,
-        device=device,
-        workers=workers,
-        kd_weight=kd_weight,
-        feature_weight=feature_weight,
-        kd_temperature=kd_temperature,
-    )
-    metrics = train(data_path, config, settings, out_dir, teacher, resume, progress=not as_json)
+    out_dir: Path = options["out_dir"]
+    context = click.get_current_context()
+    given = {
+        name
+        for name in options
+        if context.get_parameter_source(name)
+        not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    }
+    if options["resume"]:
+        plan = resumed_plan(out_dir, options, given)
+    else:
+        for flag, name in (("--data", "data_path"), ("--model", "model_name")):
+            if options[name] is None:
+                raise click.UsageError(f"Missing option '{flag}' (only --resume reads it from DIR)")
+        plan = new_plan(options)
+    try:
+        metrics = train(
+            plan.data_path,
+            plan.config,
+            plan.settings,
+            out_dir,
+            plan.teacher,
+            options["resume"],
+            progress=not options["as_json"],
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(resume_advice(out_dir / CHECKPOINT_NAME, plan.settings.epochs)) from None
     if environment_rank() != 0:
         return
-    if as_json:
+    if options["as_json"]:
         emit_json(metrics)
-    else:
-        short = count_short_clips(data_path, config, data_benchmark)
-        resampled = (
-            f"; {short} clips shorter than {config.frames} frames were resampled to {config.frames}"
-            if short
-            else ""
-        )
-        click.echo(
-            f"{model_name}: epoch {metrics.get('epoch')}, test top-1 {metrics.get('test_acc', 0):.4f}; "
-            f"checkpoint {out_dir / 'checkpoint.pt'}{resampled}"
-        )
+        return
+    config = plan.config
+    short = count_short_clips(plan.data_path, config, plan.settings.benchmark)
+    resampled = (
+        f"; {short} clips shorter than {config.frames} frames were resampled to {config.frames}"
+        if short
+        else ""
+    )
+    click.echo(
+        f"{plan.model_name}: epoch {metrics.get('epoch')}, test top-1 "
+        f"{metrics.get('test_acc', 0):.4f}; checkpoint {out_dir / CHECKPOINT_NAME}{resampled}"
+    )
+
+
+def resume_advice(checkpoint: Path, epochs: int) -> str:
+    """What an interrupted training kept, and the command that continues it."""
+    from mksgn.train.checkpoint import load_checkpoint
+
+    if not checkpoint.is_file():
+        return "no epoch was complete, so nothing was saved; start the run again"
+    try:
+        done = load_checkpoint(checkpoint).epoch
+    except MksgnError:
+        return f"{checkpoint} could not be read back; start the run again"
+    return (
+        f"epoch {done} of {epochs} is saved in {checkpoint}; continue with: "
+        f"mksgn train --resume --out {checkpoint.parent}"
+    )
 
 
 @cli.command("evaluate")
@@ -867,6 +864,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as usage:  # usage errors: click's own message, exit 2
         usage.show()
         end_process(usage.exit_code)
+    except Interrupted as stop:
+        click.echo(f"Error: interrupted; no output was left half-written; {stop}", err=True)
+        end_process(130)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("Error: interrupted; no output was left half-written.", err=True)
         end_process(130)

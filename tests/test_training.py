@@ -186,7 +186,10 @@ def test_ctrl_c_leaves_the_last_complete_checkpoint(
     args = train_args(workspace["data"], "base-sgn", out)
     args[args.index("--epochs") + 1] = "3"
     assert run(args) == 130
-    assert "Error: interrupted" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()[-1]  # after the progress bars
+    assert err.startswith("Error: interrupted; no output was left half-written")
+    assert f"epoch 1 of 3 is saved in {out / 'checkpoint.pt'}" in err
+    assert f"continue with: mksgn train --resume --out {out}" in err
     assert sorted(p.name for p in out.iterdir()) == [
         "checkpoint.pt",
         "config.json",
@@ -195,9 +198,35 @@ def test_ctrl_c_leaves_the_last_complete_checkpoint(
     assert load_checkpoint(out / "checkpoint.pt").epoch == 1
     assert len(out.joinpath("metrics.jsonl").read_text().splitlines()) == 1
     monkeypatch.undo()
-    assert run([*args, "--resume"]) == 0
+    recorded_plan = out.joinpath("config.json").read_text()
+    # The command the message gives, nothing else: data, model and plan come from the run.
+    assert run(["train", "--resume", "--out", str(out)]) == 0
     assert load_checkpoint(out / "checkpoint.pt").epoch == 3
     assert len(out.joinpath("metrics.jsonl").read_text().splitlines()) == 3
+    assert out.joinpath("config.json").read_text() == recorded_plan
+    straight = workspace["root"] / "uninterrupted"
+    assert run([*args[: args.index("--out") + 1], str(straight)]) == 0
+    resumed, expected = (load_checkpoint(d / "checkpoint.pt").model_state for d in (out, straight))
+    assert all(torch.equal(resumed[name], expected[name]) for name in expected)
+
+
+def test_extending_a_finished_run_keeps_learning_and_shortening_is_refused(
+    workspace: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    out = workspace["root"] / "extended"
+    assert run(train_args(workspace["data"], "base-sgn", out)) == 0  # 1 epoch
+    assert run(["train", "--resume", "--out", str(out)]) == 0  # its plan is done: nothing to do
+    assert len(out.joinpath("metrics.jsonl").read_text().splitlines()) == 1
+    assert run(["train", "--resume", "--out", str(out), "--epochs", "3"]) == 0
+    history = [json.loads(line) for line in out.joinpath("metrics.jsonl").open()]
+    assert [record["epoch"] for record in history] == [1, 2, 3]
+    assert history[1]["lr"] > 0  # the 1-epoch cosine plan ended at rate 0
+    assert json.loads(out.joinpath("config.json").read_text())["settings"]["epochs"] == 3
+    capsys.readouterr()
+    assert run(["train", "--resume", "--out", str(out), "--epochs", "2"]) == 1
+    assert "has already trained 3 epochs; --epochs 2 would shorten the run" in (
+        capsys.readouterr().err
+    )
 
 
 def test_interrupted_checkpoint_write_keeps_the_previous_file(

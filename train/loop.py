@@ -518,10 +518,20 @@ def restore(state: RunState, checkpoint: Checkpoint, teacher_checkpoint: Path | 
     state.model.load_state_dict(checkpoint.model_state)
     if state.distillation is not None:
         state.distillation.translation.load_state_dict(checkpoint.extra["translation_state"])
+    if checkpoint.epoch > state.settings.epochs:
+        raise MksgnError(
+            f"--resume: {path} has already trained {checkpoint.epoch} epochs; --epochs "
+            f"{state.settings.epochs} would shorten the run: leave --epochs out to keep its plan, "
+            "or give more to extend it"
+        )
     if checkpoint.optimizer_state is not None:
         state.optimizer.load_state_dict(checkpoint.optimizer_state)
     if checkpoint.scheduler_state is not None:
         state.scheduler.load_state_dict(checkpoint.scheduler_state)
+    # The saved rate is the last one of the saved plan (0 at the end of a cosine): an extended
+    # run goes on at the rate its new plan gives the next epoch (same plan: the same rate).
+    for group, base in zip(state.optimizer.param_groups, state.scheduler.base_lrs, strict=True):
+        group["lr"] = base * learning_rate_factor(checkpoint.epoch, state.settings)
     if "torch" in checkpoint.rng_state:
         torch.set_rng_state(checkpoint.rng_state["torch"])
     return checkpoint.epoch
