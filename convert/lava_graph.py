@@ -554,6 +554,16 @@ def build_plan(
     for target, pop in populations.items():
         nir_target = target.removesuffix(".readout") if pop.nir_type == "readout" else target
         bias = np.broadcast_to(bias_into(nir_target), pop.nir_shape)
+        if pop.nir_type in ("CubaLIF", "CubaLI") and np.any(bias):
+            # Lava's LIF adds a constant to v only; NIR filters it through the synaptic current
+            # like any input, which converges to w_in times as much (issue 16)
+            raise MksgnError(
+                f"node '{nir_target}' ({pop.nir_type}): its input has a constant part (the bias "
+                "of an Affine or Conv before it), which a CubaLIF/CubaLI filters through its "
+                "synaptic current; Lava's LIF can add a constant only to the voltage, so the Lava "
+                "targets cannot run it: export the layer before it without bias "
+                "(e.g. nn.Linear(..., bias=False)), or use --backend snntorch"
+            )
         pop.bias = pop.bias + to_lava(bias * gains[target], pop.nir_shape)
         for path in paths_into(nir_target):
             if not path.nodes:

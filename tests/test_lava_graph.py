@@ -315,7 +315,7 @@ def merge_graph() -> nir.NIRGraph:
                 padding=(0, 0),
                 dilation=(1, 1),
                 groups=1,
-                bias=np.full(3, 0.05),
+                bias=np.zeros(3),  # a CubaLIF's input bias is refused on Lava (issue 16)
             ),
             "cuba_b": cuba((3, 3, 3), vth=0.8),
             "flat": nir.Flatten(input_type={"input": np.array([3, 3, 3])}, start_dim=0),
