@@ -674,14 +674,17 @@ def simulate_command(
 @click.option(
     "--netx", is_flag=True, help="Also write a lava-dl netx HDF5 (chains of layers only)."
 )
+@click.option(
+    "--force", is_flag=True, help="Replace an existing artifact folder --out (and only that)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def convert_command(
-    model: Path, out: Path, fixed_point: bool, dt: float, netx: bool, as_json: bool
+    model: Path, out: Path, fixed_point: bool, dt: float, netx: bool, force: bool, as_json: bool
 ) -> None:
     """Turn a NIR graph into a Lava process-graph artifact."""
     from mksgn.convert.lava_artifact import convert_nir
 
-    manifest = convert_nir(model, out, fixed_point=fixed_point, dt=dt, netx=netx)
+    manifest = convert_nir(model, out, fixed_point=fixed_point, dt=dt, netx=netx, force=force)
     if as_json:
         emit_json(manifest)
     else:

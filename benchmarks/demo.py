@@ -119,7 +119,7 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
     export_checkpoint(out / "gcn" / "checkpoint.pt", onnx_path=teacher_onnx)
     stage(5, "export", f"exported {student_nir.name} (NIR) and {teacher_onnx.name} (ONNX, checked)")
 
-    manifest = convert_nir(student_nir, out / "lava")
+    manifest = convert_nir(student_nir, out / "lava", force=True)  # the demo's own folder
     stage(
         6,
         "lava-artifact",

@@ -22,14 +22,34 @@ GRAPH_FILE = "model.nir"
 NETX_FILE = "model.net"
 
 
+def check_replaceable(out: Path, force: bool) -> None:
+    """Refuse to replace an existing --out without --force, or one that is not an artifact."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise MksgnError(f"--out {out} is a file; give a folder for the artifact")
+    if not force:
+        raise MksgnError(
+            f"--out {out} already exists; pass --force to replace it or choose another --out"
+        )
+    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise MksgnError(
+            f"--out {out} is not a folder written by 'mksgn convert' (it has no {MANIFEST}), "
+            "and replacing it would delete everything in it; choose another --out"
+        )
+
+
 def convert_nir(
     model: str | os.PathLike[str],
     out: str | os.PathLike[str],
     fixed_point: bool = False,
     dt: float = 1e-4,
     netx: bool = False,
+    force: bool = False,
 ) -> dict[str, object]:
-    """Validate `model`, lower it to Lava and write DIR atomically; return the manifest."""
+    """Validate `model`, lower it to Lava and write DIR atomically; return the manifest.
+    An existing DIR is replaced only with `force`, and only if it is an artifact of this
+    command (or empty): its whole tree is removed."""
     from mksgn.convert.nir_io import read_nir, validate_graph
 
     model = Path(model)
@@ -52,6 +72,7 @@ def convert_nir(
     if fixed is not None:
         manifest["fixed_point_parameters"] = fixed.report()
         manifest["input_shift"] = fixed.input_shift
+    check_replaceable(Path(out), force)
     with atomic_directory(out) as tmp:
         shutil.copyfile(model, tmp / GRAPH_FILE)
         if netx:

@@ -99,3 +99,19 @@ def test_netx_refuses_branching_graph(tmp_path: Path, capsys) -> None:
     assert run_cli(["convert", str(model), "--out", str(tmp_path / "a"), "--netx"]) == 1
     assert "'lif2' (LI)" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+
+
+def test_existing_out_needs_force_and_only_an_artifact_is_replaced(tmp_path: Path, capsys) -> None:
+    model = tmp_path / "model.nir"
+    nir.write(model, chain_graph())
+    out = tmp_path / "artifact"
+    assert run_cli(["convert", str(model), "--out", str(out)]) == 0
+    assert run_cli(["convert", str(model), "--out", str(out)]) == 1
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert run_cli(["convert", str(model), "--out", str(out), "--force"]) == 0
+    precious = tmp_path / "results"
+    precious.mkdir()
+    (precious / "paper.tex").write_text("keep me")
+    assert run_cli(["convert", str(model), "--out", str(precious), "--force"]) == 1
+    assert "not a folder written by 'mksgn convert'" in capsys.readouterr().err
+    assert (precious / "paper.tex").read_text() == "keep me"
