@@ -12,6 +12,7 @@ on this host has ended.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import socket
@@ -37,10 +38,28 @@ def current_umask() -> int:
 def write_error(target: Path, error: OSError) -> MksgnError:
     """The error for an output that could not be written (disk full, read-only, ...)."""
     reason = error.strerror or str(error) or type(error).__name__
-    return MksgnError(
-        f"{target}: cannot write it ({reason}); nothing was written. Free some space or "
-        "choose a writable location"
+    remedy = (
+        "free some space or choose another location"
+        if error.errno in (errno.ENOSPC, errno.EDQUOT)
+        else "choose a writable location"
     )
+    return MksgnError(f"{target}: cannot write it ({reason}); nothing was written. {remedy}")
+
+
+def check_writable(target: str | os.PathLike[str]) -> None:
+    """Fail at once, before any long work, if `target` could not be created: its nearest
+    existing ancestor must be a folder this process may write into."""
+    target = Path(target)
+    if target.is_dir():
+        raise MksgnError(f"{target} is a folder; give a file name for the output")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise MksgnError(
+            f"{target}: cannot write there ({ancestor} is not a folder this process may write "
+            "into); nothing was run. Choose a writable location"
+        )
 
 
 def owner_tag() -> str:

@@ -277,6 +277,10 @@ def energy_report(
         raise MksgnError("give exactly one of --data PATH or --input X.npy")
     if shard is not None and out is None:
         raise MksgnError("--shard needs --out PART.json: 'mksgn merge' combines the parts' files")
+    if out is not None:
+        from mksgn.atomic import check_writable
+
+        check_writable(out)
     prices = resolve_preset(preset, ac_pj, mac_pj, update_pj)
     teacher_count = None if teacher is None else teacher_macs(teacher)
     with tempfile.TemporaryDirectory(prefix="mksgn-energy-") as workdir:

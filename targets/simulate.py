@@ -10,7 +10,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from mksgn.atomic import atomic_savez
+from mksgn.atomic import atomic_savez, check_writable
 from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target
@@ -138,6 +138,8 @@ def simulate(
         raise MksgnError("give exactly one of --data PATH or --input X.npy")
     if shard is not None and out is None:
         raise MksgnError("--shard needs --out PART.npz: 'mksgn merge' combines the parts' files")
+    if out is not None:
+        check_writable(out)
     graph, graph_file = load_graph(model_path)
     labels = None
     if data_path is not None:

@@ -203,3 +203,20 @@ def test_simulate_accepts_an_artifact_folder(exported, tmp_path: Path, capsys) -
         == 0
     )
     assert json.loads(capsys.readouterr().out)["model"] == str(folder / "model.nir")
+
+
+def test_an_unwritable_out_is_refused_before_the_run(tmp_path: Path, capsys) -> None:
+    """--out where no file can be created (under a file, here; a read-only folder likewise for
+    a non-root user) fails at once, before Lava starts, and does not say to free space."""
+    import nir
+
+    graph = tmp_path / "g.nir"
+    nodes = {"input": nir.Input(input_type=np.array([2])), "output": nir.Output(np.array([2]))}
+    nir.write(graph, nir.NIRGraph(nodes=nodes, edges=[("input", "output")]))
+    np.save(tmp_path / "x.npy", np.zeros((2, 2)))
+    out = tmp_path / "x.npy" / "out.npz"
+    args = ["simulate", str(graph), "--input", str(tmp_path / "x.npy"), "--backend", "lava-float"]
+    assert run([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {out}: cannot write there") and err.count("\n") == 1
+    assert "free some space" not in err.lower() and "nothing was run" in err
