@@ -19,6 +19,7 @@ from mksgn.targets.shard import SHARD_KEY, Shard, shard_inputs
 
 BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")
 SPIKING_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
+PREDICTIONS_SHOWN = 20  # predictions printed by the text summary
 
 
 def make_target(
@@ -100,6 +101,15 @@ class Simulation:
         ]
         if self.labels is not None:
             lines.append(f"accuracy {np.mean(self.predictions == self.labels):.4f}")
+        shown = self.predictions[:PREDICTIONS_SHOWN].tolist()
+        more = (
+            f" … ({self.predictions.size} in all; --out keeps them)"
+            if (self.predictions.size > PREDICTIONS_SHOWN)
+            else ""
+        )
+        lines.append(
+            f"predicted class per sample ('{self.output}' summed over steps): {shown}{more}"
+        )
         lines += [f"spikes {name}: {count}" for name, count in self.spike_counts.items()]
         return "\n".join(lines)
 

@@ -178,6 +178,11 @@ def test_wrong_input_shape_is_an_error(exported, tmp_path: Path, capsys) -> None
         ]
     )
     assert code == 1 and "layer9.lif" in capsys.readouterr().err
+    # Without --json or --out, the text summary still says what came out.
+    args = ["simulate", str(graph_file), "--input", str(tmp_path / "good.npy")]
+    assert run([*args, "--backend", "snntorch"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted class per sample ('output' summed over steps): [" in out
 
 
 def test_simulate_accepts_an_artifact_folder(exported, tmp_path: Path, capsys) -> None:
