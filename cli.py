@@ -688,9 +688,11 @@ def convert_command(
     if as_json:
         emit_json(manifest)
     else:
+        shape = ", ".join(str(n) for n in manifest["input"]["shape"])
         click.echo(
             f"Converted {model} -> {out}: {len(manifest['nodes'])} Lava processes, pipeline depth "
-            f"{manifest['pipeline_depth']}{', fixed point' if fixed_point else ''}"
+            f"{manifest['pipeline_depth']}{', fixed point' if fixed_point else ''}; "
+            f"simulate --input takes an array shaped (T, {shape}) or (samples, T, {shape})"
         )
 
 
