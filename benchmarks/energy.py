@@ -270,7 +270,7 @@ def energy_report(
     (batch_size: the emulator's samples per batch; None for its default); write the report to
     `out` if given. With `shard`, only its slice of the samples, and the report carries the
     totals `mksgn merge` adds up (key targets.shard.SHARD_KEY)."""
-    from mksgn.targets.inputs import array_inputs, data_inputs
+    from mksgn.targets.inputs import array_inputs, check_artifact_backend, data_inputs
     from mksgn.targets.shard import SHARD_KEY, shard_inputs
 
     if (data_path is None) == (input_path is None):
@@ -283,6 +283,7 @@ def energy_report(
         check_writable(out)
     prices = resolve_preset(preset, ac_pj, mac_pj, update_pj)
     teacher_count = None if teacher is None else teacher_macs(teacher)
+    check_artifact_backend(model, backend)
     with tempfile.TemporaryDirectory(prefix="mksgn-energy-") as workdir:
         graph = load_student(model, workdir)
     if teacher is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -32,6 +33,27 @@ def find_graph_file(path: str | os.PathLike[str]) -> Path:
             "the .nir file or a folder written by 'mksgn convert'"
         )
     return candidates[0]
+
+
+FIXED_POINT_BACKENDS = ("lava-fixed", "loihi-emu")
+
+
+def check_artifact_backend(path: str | os.PathLike[str], backend: str) -> None:
+    """Refuse a float backend on a folder that `mksgn convert --fixed-point` wrote: it would run
+    in float what was converted for Loihi's integers, and say nothing."""
+    manifest = Path(path) / "manifest.json"
+    if not Path(path).is_dir() or not manifest.is_file():
+        return
+    try:
+        fixed = bool(json.loads(manifest.read_text()).get("fixed_point", False))
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        raise MksgnError(f"{manifest} is not a manifest written by 'mksgn convert'") from None
+    if fixed and backend not in FIXED_POINT_BACKENDS:
+        raise MksgnError(
+            f"{path} holds a fixed-point artifact ('mksgn convert --fixed-point'); run it with "
+            f"--backend {' or '.join(FIXED_POINT_BACKENDS)}, or convert it again without "
+            f"--fixed-point for --backend {backend}"
+        )
 
 
 def load_graph(path: str | os.PathLike[str]) -> tuple[nir.NIRGraph, Path]:

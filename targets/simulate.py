@@ -14,7 +14,7 @@ from mksgn.atomic import atomic_savez, check_writable
 from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target
-from mksgn.targets.inputs import array_inputs, data_inputs, load_graph
+from mksgn.targets.inputs import array_inputs, check_artifact_backend, data_inputs, load_graph
 from mksgn.targets.shard import SHARD_KEY, Shard, shard_inputs
 
 BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")
@@ -150,6 +150,7 @@ def simulate(
         raise MksgnError("--shard needs --out PART.npz: 'mksgn merge' combines the parts' files")
     if out is not None:
         check_writable(out)
+    check_artifact_backend(model_path, backend)
     graph, graph_file = load_graph(model_path)
     labels = None
     if data_path is not None:

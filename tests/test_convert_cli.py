@@ -115,3 +115,19 @@ def test_existing_out_needs_force_and_only_an_artifact_is_replaced(tmp_path: Pat
     assert run_cli(["convert", str(model), "--out", str(precious), "--force"]) == 1
     assert "not a folder written by 'mksgn convert'" in capsys.readouterr().err
     assert (precious / "paper.tex").read_text() == "keep me"
+
+
+def test_a_fixed_point_artifact_refuses_float_backends(tmp_path: Path, capsys) -> None:
+    model = tmp_path / "model.nir"
+    nir.write(model, chain_graph())
+    out = tmp_path / "fixed"
+    assert run_cli(["convert", str(model), "--out", str(out), "--fixed-point"]) == 0
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 1, (4, 2, 8)))
+    args = ["--input", str(tmp_path / "x.npy")]
+    for command in ("simulate", "energy"):
+        for backend in ("loihi-emu-float", "snntorch"):
+            capsys.readouterr()
+            assert run_cli([command, str(out), *args, "--backend", backend]) == 1
+            err = capsys.readouterr().err
+            assert "holds a fixed-point artifact" in err and err.count("\n") == 1
+    assert run_cli(["simulate", str(out), *args, "--backend", "loihi-emu"]) == 0
