@@ -68,7 +68,9 @@ def train_models(data: Path, out: Path, seed: int, args: argparse.Namespace) -> 
             rotation=args.rotation,
             scale=args.scale,
         )
-        train(data, config, settings, run_dir, teacher, progress=False)
+        finished = run_dir / "checkpoint.pt"
+        if not (args.reuse_runs and finished.exists()):
+            train(data, config, settings, run_dir, teacher, progress=False)
         evaluation = evaluate_checkpoint(run_dir / "checkpoint.pt", data, progress=False)
         results[model] = {
             "top1": evaluation.top1,
@@ -135,7 +137,8 @@ def markdown(summary: dict) -> str:
         f"- Lava float vs snnTorch on {parity['samples']} test samples: "
         + ("spike for spike identical on every layer" if parity["identical"] else "DIFFERENT")
         + f" ({parity['lava_s_per_sample']:.1f} s per sample on Lava).",
-        f"- Wall time: {summary['seconds'] / 60:.1f} min on this machine.",
+        f"- Wall time: {summary['seconds'] / 60:.1f} min on this machine"
+        + (" (finished runs reused, their training not counted)." if summary["reused"] else "."),
         f"- Command: `{summary['command']}`",
     ]
     return "\n".join(lines) + "\n"
@@ -186,6 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "parity": parity,
         "published_top1_percent": PUBLISHED,
         "seconds": time.perf_counter() - started,
+        "reused": bool(args.reuse_runs),
     }
     with atomic_open(out / "nw_ucla.json") as handle:
         json.dump(summary, handle, indent=2, default=float)
@@ -217,6 +221,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--scale", type=float, default=0.0, help="training scaling, ± fraction")
     parser.add_argument("--subset", type=int, help="keep N clips per split (quick check)")
+    parser.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="evaluate a seed's finished checkpoint in OUT instead of training it again "
+        "(after an interrupted run; its training time is then not counted)",
+    )
     return parser.parse_args(argv)
 
 
