@@ -5,7 +5,13 @@ where it stopped."""
 from __future__ import annotations
 
 import json
+import statistics
+import sys
+import time
 from pathlib import Path
+
+TRIO = ("gcn", "base-sgn", "mk-sgn")
+TRIO_TITLES = {"gcn": "GCN teacher", "base-sgn": "Base-SGN", "mk-sgn": "MK-SGN (distilled)"}
 
 
 def synthetic_with_teacher(
@@ -41,3 +47,48 @@ def append_result(log: Path, record: dict) -> None:
     print(json.dumps(record), flush=True)
     with open(log, "a") as handle:
         handle.write(json.dumps(record) + "\n")
+
+
+def train_trio(
+    data: Path,
+    out: Path,
+    epochs: int,
+    teacher_epochs: int,
+    settings: dict[str, object] | None = None,
+    preset: str = "tiny",
+    frames: int | None = None,
+    reuse: bool = False,
+) -> dict[str, dict]:
+    """The GCN teacher, a Base-SGN and an MK-SGN distilled from that teacher, trained into
+    out/<model> with TrainSettings(**settings) and evaluated on the test split: top-1, top-5 and
+    wall time each. With `reuse`, a model whose checkpoint exists is evaluated, not retrained."""
+    from mksgn.train.evaluate import evaluate_checkpoint
+    from mksgn.train.loop import TrainSettings, config_for_data, train
+
+    results = {}
+    for model in TRIO:
+        started = time.perf_counter()
+        run_dir = out / model
+        teacher = out / "gcn" / "checkpoint.pt" if model == "mk-sgn" else None
+        model_epochs = teacher_epochs if model == "gcn" else epochs
+        if not (reuse and (run_dir / "checkpoint.pt").exists()):
+            config = config_for_data(data, model, preset, frames=frames)
+            run_settings = TrainSettings(epochs=model_epochs, **(settings or {}))
+            train(data, config, run_settings, run_dir, teacher, progress=False)
+        evaluation = evaluate_checkpoint(run_dir / "checkpoint.pt", data, progress=False)
+        results[model] = {
+            "top1": evaluation.top1,
+            "top5": evaluation.top5,
+            "test_samples": evaluation.samples,
+            "epochs": model_epochs,
+            "seconds": time.perf_counter() - started,
+        }
+        print(f"{out.name} {model}: test top-1 {evaluation.top1:.4f}", file=sys.stderr)
+    return results
+
+
+def spread(values: list[float]) -> str:
+    """'mean ± standard deviation % (n = N)' of fractions, in percent."""
+    mean = 100 * statistics.mean(values)
+    deviation = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.1f} ± {deviation:.1f} % (n = {len(values)})"

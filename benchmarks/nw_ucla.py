@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,9 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from mksgn.atomic import atomic_open
+from mksgn.benchmarks.experiments import TRIO, TRIO_TITLES, spread, train_trio
 
-MODELS = ("gcn", "base-sgn", "mk-sgn")
-MODEL_TITLES = {"gcn": "GCN teacher", "base-sgn": "Base-SGN", "mk-sgn": "MK-SGN (distilled)"}
 # Published NW-UCLA cross-view top-1 (not measured here): the MK-SGN paper and CTR-GCN.
 PUBLISHED = {"MK-SGN (Zheng et al. 2024, spiking)": 92.3, "CTR-GCN (Chen et al. 2021)": 96.5}
 
@@ -47,40 +45,6 @@ def subset(source: Path, out: Path, per_split: int) -> Path:
         out, *parts, num_classes=dataset.num_classes, layout=dataset.layout, bodies=dataset.bodies
     )
     return out
-
-
-def train_models(data: Path, out: Path, seed: int, args: argparse.Namespace) -> dict[str, dict]:
-    """Teacher, Base-SGN and distilled MK-SGN of one seed: test-view top-1 and wall time each."""
-    from mksgn.train.evaluate import evaluate_checkpoint
-    from mksgn.train.loop import TrainSettings, config_for_data, train
-
-    results = {}
-    for model in MODELS:
-        started = time.perf_counter()
-        run_dir = out / f"seed{seed}" / model
-        teacher = out / f"seed{seed}" / "gcn" / "checkpoint.pt" if model == "mk-sgn" else None
-        epochs = args.teacher_epochs if model == "gcn" else args.epochs
-        config = config_for_data(data, model, args.preset, frames=args.frames)
-        settings = TrainSettings(
-            epochs=epochs,
-            seed=seed,
-            batch_size=args.batch_size,
-            rotation=args.rotation,
-            scale=args.scale,
-        )
-        finished = run_dir / "checkpoint.pt"
-        if not (args.reuse_runs and finished.exists()):
-            train(data, config, settings, run_dir, teacher, progress=False)
-        evaluation = evaluate_checkpoint(run_dir / "checkpoint.pt", data, progress=False)
-        results[model] = {
-            "top1": evaluation.top1,
-            "top5": evaluation.top5,
-            "test_samples": evaluation.samples,
-            "epochs": epochs,
-            "seconds": time.perf_counter() - started,
-        }
-        print(f"seed {seed} {model}: test top-1 {evaluation.top1:.4f}", file=sys.stderr)
-    return results
 
 
 def spike_parity(graph_file: Path, data: Path, samples: int) -> dict[str, object]:
@@ -105,13 +69,6 @@ def spike_parity(graph_file: Path, data: Path, samples: int) -> dict[str, object
     }
 
 
-def spread(values: list[float]) -> str:
-    """'mean ± standard deviation (n)' in percent."""
-    mean = 100 * statistics.mean(values)
-    deviation = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {deviation:.1f} % (n = {len(values)})"
-
-
 def markdown(summary: dict) -> str:
     """The README-style table of a run."""
     energy, parity = summary["energy"], summary["parity"]
@@ -119,9 +76,9 @@ def markdown(summary: dict) -> str:
         "| model | NW-UCLA cross-view test top-1 (measured here) |",
         "| --- | --- |",
     ]
-    for model in MODELS:
+    for model in TRIO:
         scores = [seed[model]["top1"] for seed in summary["seeds"].values()]
-        lines.append(f"| {MODEL_TITLES[model]} | {spread(scores)} |")
+        lines.append(f"| {TRIO_TITLES[model]} | {spread(scores)} |")
     for name, top1 in PUBLISHED.items():
         lines.append(f"| {name} | {top1} % (published, not measured here) |")
     lines += [
@@ -159,7 +116,20 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if args.subset:
         data = subset(data, out / f"nw-ucla-xview-{args.subset}.npz", args.subset)
     dataset = open_dataset(data)
-    seeds = {seed: train_models(data, out, seed, args) for seed in args.seeds}
+    settings = {"batch_size": args.batch_size, "rotation": args.rotation, "scale": args.scale}
+    seeds = {
+        seed: train_trio(
+            data,
+            out / f"seed{seed}",
+            args.epochs,
+            args.teacher_epochs,
+            {**settings, "seed": seed},
+            args.preset,
+            args.frames,
+            args.reuse_runs,
+        )
+        for seed in args.seeds
+    }
     energy_seed = args.seeds[0]
     checkpoints = out / f"seed{energy_seed}"
     graph_file = out / "mk-sgn.nir"
