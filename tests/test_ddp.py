@@ -36,7 +36,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # later weights by ~1e-5..1e-4 -- the same happens between two thread counts. Its bound is looser.
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("model", "epochs", "tolerance"), [("gcn", 1, 5e-5), ("mk-sgn", 1, 1e-3)])
+@pytest.mark.parametrize(("model", "epochs", "tolerance"), [("gcn", 1, 2e-4), ("mk-sgn", 1, 1e-3)])
 def test_two_processes_equal_one(
     data: Path, tmp_path: Path, model: str, epochs: int, tolerance: float
 ) -> None:
@@ -86,7 +86,9 @@ def test_two_processes_equal_one(
     config = config_for_data(data, model, "tiny", time_steps=2, frames=FRAMES)
     settings = TrainSettings(epochs=epochs, batch_size=8, optimizer="sgd")
     # torchrun gives each process one thread (OMP_NUM_THREADS=1); the reference must sum in the
-    # same order: with 2 threads the GCN differed by up to 6.9e-5 on one machine, with 1 by 4.2e-6.
+    # same order: with 2 threads the GCN differed by up to 6.9e-5 on one machine, with 1 by 4.2e-6
+    # (5.6e-5 on another, in a batch-norm running variance; a missing gradient average differs
+    # by orders of magnitude more).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
