@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from mksgn.convert.lava_graph import LavaPlan, input_bound, max_row_sum
+from mksgn.convert.lava_graph import BIAS_SOURCE, LavaPlan, input_bound, max_row_sum
 from mksgn.errors import MksgnError
 
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # Lava's 8-bit mixed-sign weights (even values)
@@ -189,10 +189,15 @@ def quantize_plan(
     for name, pop in plan.populations.items():
         bias_peak = float(np.abs(pop.bias).max(initial=0.0))
         u_bound = pop.max_abs_input / pop.du
-        if pop.spiking:
+        constant_drive = any(
+            plan.populations[plan.synapses[i].source].nir_type == BIAS_SOURCE
+            for i in incoming[name]
+            if plan.synapses[i].source in plan.populations
+        )
+        if pop.spiking and not constant_drive:
             v_bound = pop.vth + u_bound + bias_peak
-        else:
-            v_bound = (u_bound + bias_peak) / max(pop.dv, 1e-3)
+        else:  # nothing bounds v from below: a steady (negative) current settles at u/dv
+            v_bound = (u_bound + bias_peak) / max(pop.dv, 1e-3) + (pop.vth if pop.spiking else 0)
         limits = [STATE_MAX * STATE_HEADROOM / max(v_bound, u_bound, 1e-30)]
         if pop.spiking:
             if pop.vth <= 0:

@@ -30,6 +30,9 @@ from mksgn.errors import MksgnError
 
 DEFAULT_DT = 1e-4
 NEVER_SPIKES = 1e30  # threshold of a non-spiking (LI, I, readout) population in floating point
+# The nir_type of a population that stands for no NIR node: it spikes on every step so that a
+# Dense from it adds a constant to a CubaLIF/CubaLI's synaptic current (NIR's bias semantics).
+BIAS_SOURCE = "bias source"
 GRADED_MESSAGE_BITS = 24
 MAX_DENSE_ENTRIES = 50_000_000  # a composed path bigger than this must stay a single Lava Conv
 MAX_SPARSE_ENTRIES = 200_000_000  # ~2.4 GB per copy of the csr matrix; bigger convs stay Lava Conv
@@ -391,6 +394,32 @@ def neuron_population(
     return population, gain
 
 
+def bias_source(target: Population, current: np.ndarray) -> tuple[Population, Synapse]:
+    """A one-neuron population that spikes on every step and a Dense synapse that turns its
+    spikes into `current` (NIR layout of `target`) added to the target's synaptic input."""
+    source = Population(
+        name=f"{target.name}.bias",
+        nir_type=BIAS_SOURCE,
+        nir_shape=(1,),
+        lava_shape=(1,),
+        du=1.0,
+        dv=1.0,
+        vth=0.5,
+        bias=np.ones(1),  # above the threshold: a spike on every step, from any state
+        spiking=True,
+    )
+    column = to_lava(np.asarray(current, dtype=np.float64), target.nir_shape).reshape(-1, 1)
+    synapse = Synapse(
+        name=source.name,
+        source=source.name,
+        target=target.name,
+        kind="dense",
+        weight=column,
+        graded=False,
+    )
+    return source, synapse
+
+
 def build_plan(
     graph: nir.NIRGraph, dt: float = DEFAULT_DT, conv_lowering: str = "auto"
 ) -> LavaPlan:
@@ -563,21 +592,18 @@ def build_plan(
                 )
 
     synapses: list[Synapse] = []
+    bias_sources: dict[str, Population] = {}
     for target, pop in populations.items():
         nir_target = target.removesuffix(".readout") if pop.nir_type == "readout" else target
         bias = np.broadcast_to(bias_into(nir_target), pop.nir_shape)
         if pop.du < 1.0 and np.any(bias != 0):
-            # NIR feeds a bias through the synaptic current (I ← α·I + a·b, a rising filter);
-            # Lava's LIF adds its bias to the voltage, and reset zeroes its current: no constant
-            # bias reproduces the filter (it cost 3 % of an snnTorch Synaptic net's spikes).
-            raise MksgnError(
-                f"node '{nir_target}' ({pop.nir_type}): its input carries a bias (from "
-                f"{', '.join(sorted(biased_predecessors(nir_target)))}), which NIR integrates "
-                "through the synaptic current and Lava's LIF cannot (it adds biases to the "
-                "voltage); export the layers before it without bias, or run this graph with "
-                "--backend snntorch"
-            )
-        pop.bias = pop.bias + to_lava(bias * gains[target], pop.nir_shape)
+            # NIR feeds a bias through the synaptic current (I ← α·I + a·b, a rising filter),
+            # while Lava's LIF adds its bias to the voltage: the bias arrives as input instead.
+            source, synapse = bias_source(pop, bias * gains[target])
+            bias_sources[source.name] = source
+            synapses.append(synapse)
+        else:
+            pop.bias = pop.bias + to_lava(bias * gains[target], pop.nir_shape)
         for path in paths_into(nir_target):
             if not path.nodes:
                 raise MksgnError(
@@ -587,6 +613,7 @@ def build_plan(
             synapses.append(
                 lower_path(path, nodes, shapes, pop, gains[target], input_name, conv_lowering)
             )
+    populations.update(bias_sources)
     for syn in synapses:
         if syn.source not in populations and syn.source != input_name:
             raise MksgnError(f"synapse '{syn.name}' starts at '{syn.source}', not a neuron")
@@ -804,6 +831,10 @@ def assign_depths(
             break
     else:
         raise MksgnError("the feed-forward part of the graph has a cycle; cannot pipeline it")
+    for syn in synapses:
+        source = populations.get(syn.source)
+        if source is not None and source.nir_type == BIAS_SOURCE and syn.target in depth:
+            depth[syn.source] = depth[syn.target] - 1  # a constant: no padding hops needed
     for name, pop in populations.items():
         if name not in depth:
             raise MksgnError(f"node '{name}' is not reachable from the input")

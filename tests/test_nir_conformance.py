@@ -81,15 +81,17 @@ def networks(bias: bool) -> dict[str, torch.nn.Module]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
-    """The spike input and each bias-free network's NIR file."""
+    """The spike input and each network's NIR file, with and without biases."""
     folder = tmp_path_factory.mktemp("conformance")
     generator = torch.Generator().manual_seed(1)
     spikes = (torch.rand(STEPS, 1, N_IN, generator=generator) < 0.3).float()
     np.save(folder / "x.npy", spikes[:, 0].numpy())
     files = {}
-    for name, net in networks(bias=False).items():
-        files[name] = folder / f"{name}.nir"
-        nir.write(files[name], export_to_nir(net, spikes[0], ignore_dims=[0]))
+    for bias in (False, True):
+        for name, net in networks(bias=bias).items():
+            name = f"{name}-bias" if bias else name
+            files[name] = folder / f"{name}.nir"
+            nir.write(files[name], export_to_nir(net, spikes[0], ignore_dims=[0]))
     return folder / "x.npy", files
 
 
@@ -102,7 +104,10 @@ def simulate(graph: Path, inputs: Path, backend: str, out: Path) -> np.ndarray:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("name", ["leaky3", "synaptic2", "rsynaptic"])
+@pytest.mark.parametrize(
+    "name",
+    ["leaky3", "synaptic2", "rsynaptic", "leaky3-bias", "synaptic2-bias", "rsynaptic-bias"],
+)
 def test_snntorch_exports_agree_on_every_backend(exported, tmp_path: Path, name: str) -> None:
     """Float backends equal the reference spike for spike; loihi-emu equals lava-fixed bit for
     bit, and fixed point keeps most of float's output entries."""
@@ -120,15 +125,33 @@ def test_snntorch_exports_agree_on_every_backend(exported, tmp_path: Path, name:
     assert agreement >= 0.9, f"{name}: fixed point agrees with float on {agreement:.1%}"
 
 
-def test_biased_cubalif_input_is_one_error_line(tmp_path: Path, capsys) -> None:
-    """A bias before a CubaLIF (filtered through its current in NIR, but only addable to the
-    voltage in Lava) is refused with one Error line naming the node, before Lava starts."""
+def test_biased_cubalif_runs_its_bias_through_the_current(exported) -> None:
+    """NIR filters a bias into a CubaLIF through its synaptic current: on Lava it arrives as the
+    input of a one-neuron source that spikes on every step, not as a voltage bias."""
+    from mksgn.convert.lava_graph import BIAS_SOURCE, build_plan
+    from mksgn.convert.nir_io import read_nir
+
+    _, files = exported
+    plan = build_plan(read_nir(files["synaptic2-bias"]))
+    sources = [p for p in plan.populations.values() if p.nir_type == BIAS_SOURCE]
+    assert {p.name for p in sources} == {"1.bias", "3.bias"}
+    for source in sources:
+        (synapse,) = [s for s in plan.synapses if s.source == source.name]
+        target = plan.populations[synapse.target]
+        assert source.depth == target.depth - 1 and synapse.extra_hops == 0
+        assert np.any(synapse.weight != 0) and not np.any(target.bias)
+
+
+def test_unsupported_neuron_is_one_error_line(tmp_path: Path, capsys) -> None:
+    """A neuron Lava cannot run (a CubaLIF resetting to v_reset ≠ 0) is refused with one Error
+    line naming the node, before Lava starts; the reference still runs it."""
     spikes = torch.zeros(STEPS, 1, N_IN)
     np.save(tmp_path / "x.npy", spikes[:, 0].numpy())
     graph = export_to_nir(networks(bias=True)["synaptic2"], spikes[0], ignore_dims=[0])
-    nir.write(tmp_path / "biased.nir", graph)
+    graph.nodes["1"].v_reset = np.full(10, 0.25, dtype=np.float32)
+    nir.write(tmp_path / "reset.nir", graph)
     capsys.readouterr()
-    args = ["simulate", str(tmp_path / "biased.nir"), "--input", str(tmp_path / "x.npy")]
+    args = ["simulate", str(tmp_path / "reset.nir"), "--input", str(tmp_path / "x.npy")]
     for backend in ("lava-float", "loihi-emu"):
         assert run([*args, "--backend", backend]) == 1
         err = capsys.readouterr().err.strip().splitlines()
