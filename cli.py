@@ -793,14 +793,30 @@ def merge_command(out: Path, parts: tuple[Path, ...], as_json: bool) -> None:
     Example (4 processes or machines, then one merge):
       mksgn simulate M.nir --data D.npz --backend loihi-emu --shard 2/4 --out part2.npz
       mksgn merge all.npz part1.npz part2.npz part3.npz part4.npz --json"""
-    from mksgn.benchmarks.energy import format_energy
-    from mksgn.targets.shard import merge
+    import zipfile
 
-    kind, merged = merge(out, list(parts))
-    if as_json:
-        emit_json(merged.to_dict() if kind == "simulate" else merged)
+    from mksgn.benchmarks.energy import format_energy, merge_energy
+    from mksgn.targets.simulate import merge_simulations
+
+    paths = list(parts)
+    for path in paths:
+        if not path.is_file():
+            raise MksgnError(f"part {path} does not exist")
+    if out.resolve() in {path.resolve() for path in paths}:
+        raise MksgnError(f"OUT {out} is one of the parts; write the merged result elsewhere")
+    zipped = [zipfile.is_zipfile(path) for path in paths]
+    if any(zipped) and not all(zipped):
+        raise MksgnError("mix of .npz (simulate) and JSON (energy) parts; merge one kind at once")
+    if all(zipped):  # simulate parts are .npz archives, energy parts JSON
+        simulation = merge_simulations(out, paths)
+        summary, text = simulation.to_dict(), simulation.format()
     else:
-        click.echo(merged.format() if kind == "simulate" else format_energy(merged))
+        summary = merge_energy(out, paths)
+        text = format_energy(summary)
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(text)
 
 
 @cli.command()

@@ -25,7 +25,7 @@ import numpy as np
 from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, conv_taps, max_row_sum
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
-from mksgn.targets.lava import LavaJob, prepare_job
+from mksgn.targets.job import LavaJob, prepare_job
 
 DEFAULT_BATCH_SIZE = 32
 INT32_MAX = 2**31 - 1

@@ -1,6 +1,7 @@
 """Sharded evaluations: `--shard i/n` runs contiguous slice i (1-based) of n of the samples and
 writes its result with what merging needs; `mksgn merge OUT PART...` combines the parts into the
-result one run over all samples gives. Shards coordinate only through their files.
+result one run over all samples gives (simulate.merge_simulations, energy.merge_energy). Shards
+coordinate only through their files; this module slices and checks.
 
 A part records the slice it ran and the input range of the whole run (max |x| over all samples,
 not over its slice), which fixed point quantises for: so every shard runs the same fixed-point
@@ -12,10 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
@@ -85,7 +83,7 @@ def shard_inputs(
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """This shard's slice of the inputs and labels, and max |x| over all inputs (the range a
     single run quantises for)."""
-    from mksgn.targets.lava import input_abs_max
+    from mksgn.targets.job import input_abs_max
 
     abs_max = input_abs_max(inputs)
     start, stop = shard.bounds(len(inputs))
@@ -126,79 +124,3 @@ def check_parts(metas: list[dict], names: list[str], kind: str) -> list[int]:
     if expected != int(metas[0]["total_samples"]):
         raise MksgnError("the parts do not add up to the run's samples")
     return order
-
-
-def read_simulate_part(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """A simulate part's metadata and arrays."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except Exception as error:  # BadZipFile, ValueError, OSError, ...
-        raise MksgnError(f"{path} is not a readable .npz part ({error})") from None
-    if SHARD_KEY not in arrays:
-        raise MksgnError(f"{path} was not written with --shard: it has no shard metadata")
-    try:
-        meta = json.loads(str(arrays.pop(SHARD_KEY)))
-    except ValueError:
-        raise MksgnError(f"{path}: its shard metadata is not JSON") from None
-    return meta, arrays
-
-
-def merge_simulations(out: Path, paths: list[Path]) -> object:
-    """Concatenate simulate parts into OUT (what `simulate --out` writes for all samples) and
-    return the merged Simulation."""
-    from mksgn.atomic import atomic_savez
-    from mksgn.targets.base import RunResult
-    from mksgn.targets.simulate import Simulation
-
-    parts = [read_simulate_part(path) for path in paths]
-    metas = [meta for meta, _ in parts]
-    order = check_parts(metas, [str(path) for path in paths], "simulate")
-    keys = set(parts[0][1])
-    for (_, arrays), path in zip(parts, paths, strict=True):
-        if set(arrays) != keys:
-            raise MksgnError(f"{path} recorded other nodes than {paths[0]}; cannot merge")
-    arrays = {key: np.concatenate([parts[k][1][key] for k in order]) for key in sorted(keys)}
-    first, total = metas[order[0]], int(metas[0]["total_samples"])
-    for key, values in arrays.items():
-        if len(values) != total:
-            raise MksgnError(f"the parts' '{key}' arrays hold {len(values)} samples, not {total}")
-    counts: dict[str, int] = {}
-    for meta in metas:
-        for name, count in meta["spike_counts"].items():
-            counts[name] = counts.get(name, 0) + int(count)
-    atomic_savez(out, **arrays)
-    result = RunResult(
-        backend=first["backend"],
-        recorded={},
-        time_steps=int(first["time_steps"]),
-        steps_per_sample=int(first["steps_per_sample"]),
-        wall_s_per_sample=sum(float(meta["wall_s"]) for meta in metas) / total,
-    )
-    return Simulation(
-        Path(first["model"]),
-        result,
-        first["output"],
-        arrays["predictions"],
-        arrays.get("labels"),
-        counts,
-    )
-
-
-def merge(out: str | os.PathLike[str], parts: list[str | os.PathLike[str]]) -> tuple[str, object]:
-    """Merge the parts of a sharded `simulate` (.npz, giving a Simulation) or `energy` (.json,
-    giving the report) into OUT; returns (kind, merged result)."""
-    out, paths = Path(out), [Path(part) for part in parts]
-    for path in paths:
-        if not path.is_file():
-            raise MksgnError(f"part {path} does not exist")
-    if out.resolve() in {path.resolve() for path in paths}:
-        raise MksgnError(f"OUT {out} is one of the parts; write the merged result elsewhere")
-    zipped = [zipfile.is_zipfile(path) for path in paths]
-    if all(zipped):
-        return "simulate", merge_simulations(out, paths)
-    if any(zipped):
-        raise MksgnError("mix of .npz (simulate) and JSON (energy) parts; merge one kind at once")
-    from mksgn.benchmarks.energy import merge_energy
-
-    return "energy", merge_energy(out, paths)

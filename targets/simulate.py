@@ -15,7 +15,7 @@ from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target
 from mksgn.targets.inputs import array_inputs, check_artifact_backend, data_inputs, load_graph
-from mksgn.targets.shard import SHARD_KEY, Shard, shard_inputs
+from mksgn.targets.shard import SHARD_KEY, Shard, check_parts, shard_inputs
 
 BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")
 SPIKING_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
@@ -200,3 +200,56 @@ def simulate(
             arrays[SHARD_KEY] = np.array(json.dumps(meta))
         atomic_savez(out, **arrays)
     return Simulation(graph_file, result, output, predictions, labels, counts, meta, warnings)
+
+
+def read_simulate_part(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """A simulate part's metadata and arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except Exception as error:  # BadZipFile, ValueError, OSError, ...
+        raise MksgnError(f"{path} is not a readable .npz part ({error})") from None
+    if SHARD_KEY not in arrays:
+        raise MksgnError(f"{path} was not written with --shard: it has no shard metadata")
+    try:
+        meta = json.loads(str(arrays.pop(SHARD_KEY)))
+    except ValueError:
+        raise MksgnError(f"{path}: its shard metadata is not JSON") from None
+    return meta, arrays
+
+
+def merge_simulations(out: Path, paths: list[Path]) -> Simulation:
+    """Concatenate simulate parts into OUT (what `simulate --out` writes for all samples) and
+    return the merged Simulation."""
+    parts = [read_simulate_part(path) for path in paths]
+    metas = [meta for meta, _ in parts]
+    order = check_parts(metas, [str(path) for path in paths], "simulate")
+    keys = set(parts[0][1])
+    for (_, arrays), path in zip(parts, paths, strict=True):
+        if set(arrays) != keys:
+            raise MksgnError(f"{path} recorded other nodes than {paths[0]}; cannot merge")
+    arrays = {key: np.concatenate([parts[k][1][key] for k in order]) for key in sorted(keys)}
+    first, total = metas[order[0]], int(metas[0]["total_samples"])
+    for key, values in arrays.items():
+        if len(values) != total:
+            raise MksgnError(f"the parts' '{key}' arrays hold {len(values)} samples, not {total}")
+    counts: dict[str, int] = {}
+    for meta in metas:
+        for name, count in meta["spike_counts"].items():
+            counts[name] = counts.get(name, 0) + int(count)
+    atomic_savez(out, **arrays)
+    result = RunResult(
+        backend=first["backend"],
+        recorded={},
+        time_steps=int(first["time_steps"]),
+        steps_per_sample=int(first["steps_per_sample"]),
+        wall_s_per_sample=sum(float(meta["wall_s"]) for meta in metas) / total,
+    )
+    return Simulation(
+        Path(first["model"]),
+        result,
+        first["output"],
+        arrays["predictions"],
+        arrays.get("labels"),
+        counts,
+    )

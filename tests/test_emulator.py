@@ -21,8 +21,9 @@ from mksgn.convert.nir_export import student_to_nir
 from mksgn.convert.nir_io import SPIKING_TYPES
 from mksgn.errors import MksgnError
 from mksgn.targets.emulator import DEFAULT_BATCH_SIZE, EmulatorTarget
+from mksgn.targets.job import one_after_another, side_by_side
 from mksgn.targets.lava import DEFAULT_BATCH_SIZE as LAVA_BATCH_SIZE
-from mksgn.targets.lava import LavaTarget, one_after_another, side_by_side
+from mksgn.targets.lava import LavaTarget
 from mksgn.targets.reference import ReferenceTarget
 from mksgn.targets.simulate import make_target
 
@@ -348,7 +349,7 @@ def test_convolutions_run_as_kernels_float32_only_where_exact() -> None:
     import torch
 
     from mksgn.targets.emulator import ConvKernel, Network
-    from mksgn.targets.lava import prepare_job
+    from mksgn.targets.job import prepare_job
 
     model = spiking_student("mk-sgn")
     plan = build_plan(student_to_nir(model), DT)
