@@ -375,9 +375,10 @@ def train_command(**options: Any) -> None:
     """Train a model (use torchrun --nproc_per_node N -m mksgn.cli train ... for several processes)."""
     from click.core import ParameterSource
 
+    from mksgn import run_files
     from mksgn.train.distributed import environment_rank
     from mksgn.train.loading import count_short_clips
-    from mksgn.train.loop import CHECKPOINT_NAME, train
+    from mksgn.train.loop import train
     from mksgn.train.plan import new_plan, resumed_plan
 
     out_dir: Path = options["out_dir"]
@@ -406,7 +407,9 @@ def train_command(**options: Any) -> None:
             progress=not options["as_json"],
         )
     except KeyboardInterrupt:
-        raise Interrupted(resume_advice(out_dir / CHECKPOINT_NAME, plan.settings.epochs)) from None
+        raise Interrupted(
+            resume_advice(out_dir / run_files.CHECKPOINT, plan.settings.epochs)
+        ) from None
     if environment_rank() != 0:
         return
     if options["as_json"]:
@@ -421,7 +424,7 @@ def train_command(**options: Any) -> None:
     )
     click.echo(
         f"{plan.model_name}: epoch {metrics.get('epoch')}, test top-1 "
-        f"{metrics.get('test_acc', 0):.4f}; checkpoint {out_dir / CHECKPOINT_NAME}{resampled}"
+        f"{metrics.get('test_acc', 0):.4f}; checkpoint {out_dir / run_files.CHECKPOINT}{resampled}"
     )
 
 
@@ -666,10 +669,9 @@ def simulate_command(
 )
 @click.option(
     "--dt",
-    default=1e-4,
-    show_default=True,
+    default=None,
     type=click.FloatRange(0, None, min_open=True),
-    help="Forward-Euler time step for LIF/LI/CubaLIF (snnTorch's convention).",
+    help="Forward-Euler time step for LIF/LI/CubaLIF, in seconds [default: snnTorch's 1e-4].",
 )
 @click.option(
     "--netx", is_flag=True, help="Also write a lava-dl netx HDF5 (chains of layers only)."
@@ -679,7 +681,13 @@ def simulate_command(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def convert_command(
-    model: Path, out: Path, fixed_point: bool, dt: float, netx: bool, force: bool, as_json: bool
+    model: Path,
+    out: Path,
+    fixed_point: bool,
+    dt: float | None,
+    netx: bool,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Turn a NIR graph into a Lava process-graph artifact."""
     from mksgn.convert.lava_artifact import convert_nir

@@ -19,6 +19,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from mksgn import run_files
+
 DENSE = "dense"  # attention over every joint
 NO_ATTENTION = "-"  # Base-SGN has no attention
 
@@ -45,7 +47,7 @@ def run_one(data: str, teacher: str, job: dict, out: str, owner: int) -> dict:
     settings = TrainSettings(epochs=job["epochs"], seed=job["seed"])
     distil = teacher if job["model"] == "mk-sgn" else None
     train(data, config, settings, out, distil, progress=False)
-    checkpoint = Path(out) / "checkpoint.pt"
+    checkpoint = Path(out) / run_files.CHECKPOINT
     result = evaluate_checkpoint(checkpoint, data, progress=False)
     report = energy_report(checkpoint, data_path=data, teacher=teacher, backend="snntorch")
     return {
@@ -134,8 +136,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from mksgn.benchmarks.counting import teacher_macs
-    from mksgn.benchmarks.energy import PRESETS
     from mksgn.benchmarks.experiments import append_result, read_results, synthetic_with_teacher
+    from mksgn.benchmarks.prices import PJ_PER_MJ, PRESETS
     from mksgn.train.evaluate import evaluate_checkpoint
 
     data, teacher = synthetic_with_teacher(
@@ -143,7 +145,7 @@ def main() -> None:
     )
     teacher_info = {
         "top1": evaluate_checkpoint(teacher, data, progress=False).top1,
-        "energy_mj": teacher_macs(teacher) * PRESETS["45nm-fp32"].teacher_pj_per_mac / 1e9,
+        "energy_mj": teacher_macs(teacher) * PRESETS["45nm-fp32"].teacher_pj_per_mac / PJ_PER_MJ,
     }
     log = args.out / "results.jsonl"
     done = read_results(log)

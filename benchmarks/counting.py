@@ -39,12 +39,11 @@ import numpy as np
 import torch
 
 from mksgn.convert.nir_graph import FlatGraph, back_edges, flatten_graph
-from mksgn.convert.nir_io import NEURON_TYPES, SPIKING_TYPES, flatten_output_shape
+from mksgn.convert.nir_io import BINARY_TYPES, NEURON_TYPES, SPIKING_TYPES, flatten_output_shape
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 
 SYNAPSE_TYPES: tuple[type, ...] = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
-BINARY_TYPES: tuple[type, ...] = (*SPIKING_TYPES, nir.Threshold)
 
 
 @dataclass

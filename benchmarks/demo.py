@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mksgn import run_files
 from mksgn.atomic import atomic_open
 
 MODELS = ("gcn", "base-sgn", "mk-sgn")
@@ -70,7 +71,8 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
         onnx_macs_per_layer,
         required_records,
     )
-    from mksgn.benchmarks.energy import DEFAULT_PRESET, PRESETS, build_report
+    from mksgn.benchmarks.energy import build_report
+    from mksgn.benchmarks.prices import DEFAULT_PRESET, PRESETS
     from mksgn.benchmarks.report import write_report
     from mksgn.convert.export import export_checkpoint
     from mksgn.convert.lava_artifact import convert_nir
@@ -102,12 +104,18 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
     for number, model, epochs, teacher, how in (
         (2, "gcn", size.teacher_epochs, None, ""),
         (3, "base-sgn", size.student_epochs, None, " (joint modality, no teacher)"),
-        (4, "mk-sgn", size.student_epochs, out / "gcn" / "checkpoint.pt", " with the GCN teacher"),
+        (
+            4,
+            "mk-sgn",
+            size.student_epochs,
+            out / "gcn" / run_files.CHECKPOINT,
+            " with the GCN teacher",
+        ),
     ):
         config = config_for_data(data, model, "tiny", frames=size.model_frames)
         run_dir = out / model
         train(data, config, TrainSettings(epochs=epochs), run_dir, teacher, progress=False)
-        runs[model] = evaluate_checkpoint(run_dir / "checkpoint.pt", data, progress=False)
+        runs[model] = evaluate_checkpoint(run_dir / run_files.CHECKPOINT, data, progress=False)
         stage(
             number,
             model,
@@ -115,8 +123,8 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
         )
 
     student_nir, teacher_onnx = out / "mk-sgn.nir", out / "gcn.onnx"
-    export_checkpoint(out / "mk-sgn" / "checkpoint.pt", nir_path=student_nir)
-    export_checkpoint(out / "gcn" / "checkpoint.pt", onnx_path=teacher_onnx)
+    export_checkpoint(out / "mk-sgn" / run_files.CHECKPOINT, nir_path=student_nir)
+    export_checkpoint(out / "gcn" / run_files.CHECKPOINT, onnx_path=teacher_onnx)
     stage(5, "export", f"exported {student_nir.name} (NIR) and {teacher_onnx.name} (ONNX, checked)")
 
     manifest = convert_nir(student_nir, out / "lava", force=True)  # the demo's own folder

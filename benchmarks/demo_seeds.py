@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from mksgn import run_files
 from mksgn.atomic import atomic_open
 from mksgn.benchmarks.demo import FULL, QUICK
 from mksgn.benchmarks.experiments import TRIO, TRIO_TITLES, spread, train_trio
@@ -31,9 +32,9 @@ def seed_energy(run: Path, data: Path, backend: str) -> dict[str, float]:
 
     graph = run / "mk-sgn.nir"
     if not graph.exists():
-        export_checkpoint(run / "mk-sgn" / "checkpoint.pt", nir_path=graph)
+        export_checkpoint(run / "mk-sgn" / run_files.CHECKPOINT, nir_path=graph)
     report = energy_report(
-        graph, data_path=data, teacher=run / "gcn" / "checkpoint.pt", backend=backend
+        graph, data_path=data, teacher=run / "gcn" / run_files.CHECKPOINT, backend=backend
     )
     return {
         "student_mj": report["per_sample"]["energy_mj"],

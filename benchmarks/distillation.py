@@ -18,6 +18,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from mksgn import run_files
+
 VARIANTS = ("student", "distilled")
 
 
@@ -36,7 +38,7 @@ def train_one(data: str, teacher: str | None, out: str, seed: int, epochs: int, 
     started = time.perf_counter()
     config = config_for_data(data, "mk-sgn", "tiny")
     train(data, config, TrainSettings(epochs=epochs, seed=seed), out, teacher, progress=False)
-    result = evaluate_checkpoint(Path(out) / "checkpoint.pt", data, progress=False)
+    result = evaluate_checkpoint(Path(out) / run_files.CHECKPOINT, data, progress=False)
     return {"top1": result.top1, "seconds": time.perf_counter() - started}
 
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from mksgn import run_files
+
 TRIO = ("gcn", "base-sgn", "mk-sgn")
 TRIO_TITLES = {"gcn": "GCN teacher", "base-sgn": "Base-SGN", "mk-sgn": "MK-SGN (distilled)"}
 
@@ -28,7 +30,7 @@ def synthetic_with_teacher(
     from mksgn.train.loop import TrainSettings, config_for_data, train
 
     out.mkdir(parents=True, exist_ok=True)
-    data, teacher = out / "synthetic.npz", out / "gcn" / "checkpoint.pt"
+    data, teacher = out / "synthetic.npz", out / "gcn" / run_files.CHECKPOINT
     if not data.exists():
         synthetic.write_npz(synthetic.generate(classes, samples_per_class, 64, seed=0), data)
     if not teacher.exists():
@@ -69,13 +71,13 @@ def train_trio(
     for model in TRIO:
         started = time.perf_counter()
         run_dir = out / model
-        teacher = out / "gcn" / "checkpoint.pt" if model == "mk-sgn" else None
+        teacher = out / "gcn" / run_files.CHECKPOINT if model == "mk-sgn" else None
         model_epochs = teacher_epochs if model == "gcn" else epochs
-        if not (reuse and (run_dir / "checkpoint.pt").exists()):
+        if not (reuse and (run_dir / run_files.CHECKPOINT).exists()):
             config = config_for_data(data, model, preset, frames=frames)
             run_settings = TrainSettings(epochs=model_epochs, **(settings or {}))
             train(data, config, run_settings, run_dir, teacher, progress=False)
-        evaluation = evaluate_checkpoint(run_dir / "checkpoint.pt", data, progress=False)
+        evaluation = evaluate_checkpoint(run_dir / run_files.CHECKPOINT, data, progress=False)
         results[model] = {
             "top1": evaluation.top1,
             "top5": evaluation.top5,

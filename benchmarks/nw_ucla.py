@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mksgn import run_files
 from mksgn.atomic import atomic_open
 from mksgn.benchmarks.experiments import TRIO, TRIO_TITLES, spread, train_trio
 
@@ -133,11 +134,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     energy_seed = args.seeds[0]
     checkpoints = out / f"seed{energy_seed}"
     graph_file = out / "mk-sgn.nir"
-    export_checkpoint(checkpoints / "mk-sgn" / "checkpoint.pt", nir_path=graph_file)
+    export_checkpoint(checkpoints / "mk-sgn" / run_files.CHECKPOINT, nir_path=graph_file)
     energy = energy_report(
         graph_file,
         data_path=data,
-        teacher=checkpoints / "gcn" / "checkpoint.pt",
+        teacher=checkpoints / "gcn" / run_files.CHECKPOINT,
         backend=args.energy_backend,
     )
     print(f"energy: {energy['per_sample']['energy_mj']:.4f} mJ per sample", file=sys.stderr)

@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from mksgn import run_files
 from mksgn.atomic import atomic_directory, current_umask
+from mksgn.benchmarks.prices import PJ_PER_MJ
 from mksgn.diagnostics import silent_layer_warnings
 from mksgn.errors import MksgnError
+from mksgn.train.history import read_history
 
 SUMMARY = "summary.json"
-METRICS = "metrics.jsonl"
 MODEL_LABELS = {"gcn": "GCN teacher", "base-sgn": "Base-SGN", "mk-sgn": "MK-SGN"}
 BACKENDS = ("snntorch", "lava-float", "lava-fixed")
 RASTER_BACKENDS = ("snntorch", "lava-float")  # required: the raster compares these two
@@ -35,7 +37,6 @@ PLOTS = {
     "raster": "spike-raster.png",
 }
 RASTER_NEURONS = 48  # neurons shown per layer, so the plot stays legible
-PJ_PER_MJ = 1e9
 
 
 def spikes_name(backend: str) -> str:
@@ -49,18 +50,6 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise MksgnError(f"{path} is not readable JSON ({error})") from None
-
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl: one JSON object per epoch."""
-    history = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                history.append(json.loads(line))
-            except ValueError:
-                raise MksgnError(f"{path} line {number} is not JSON") from None
-    return history
 
 
 def read_spikes(path: Path) -> dict[str, np.ndarray]:
@@ -82,8 +71,8 @@ def missing_pieces(run_dir: Path) -> tuple[list[str], dict[str, Any] | None]:
         raise MksgnError(f"{summary_path} does not hold a JSON object")
     missing = [f"{SUMMARY}: '{key}'" for key in SUMMARY_KEYS if key not in summary]
     for model in summary.get("accuracy", {}):
-        if not (run_dir / model / METRICS).is_file():
-            missing.append(f"{model}/{METRICS}")
+        if not (run_dir / model / run_files.METRICS).is_file():
+            missing.append(f"{model}/{run_files.METRICS}")
     missing += [
         spikes_name(backend)
         for backend in RASTER_BACKENDS
@@ -105,7 +94,7 @@ def model_section(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
     evaluation = summary.get("evaluation", {})
     models = {}
     for model, top1 in summary["accuracy"].items():
-        history = read_history(run_dir / model / METRICS)
+        history = read_history(run_dir / model / run_files.METRICS)
         result = evaluation.get(model, {})
         models[model] = {
             "label": MODEL_LABELS.get(model, model),

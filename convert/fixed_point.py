@@ -18,23 +18,27 @@ import math
 import numpy as np
 
 from mksgn.convert.lava_graph import BIAS_SOURCE, LavaPlan, input_bound, max_row_sum
+from mksgn.convert.loihi2 import (
+    ACCUMULATOR_MAX,
+    ACTIVATION_SHIFT,
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    DECAY_UNITY,
+    INPUT_MAX,
+    STATE_MAX,
+    VTH_MAX,
+    WEIGHT_EXP_MAX,
+    WEIGHT_EXP_MIN,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+)
 from mksgn.errors import MksgnError
 
-WEIGHT_MIN, WEIGHT_MAX = -256, 254  # Lava's 8-bit mixed-sign weights (even values)
-WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7  # Loihi's shared weight exponent
 # Mean relative weight error above which a synapse gets a residual synapse. Measured on a trained
 # MK-SGN: SA-SGC layers 0.94 (test accuracy float 81.3 %, fixed 78.8 %; with residuals 80.6 %),
 # every other layer below 0.07.
 RESIDUAL_ABOVE = 0.25
-ACCUMULATOR_MAX = 2**31 - 1  # Lava sums a synapse's inputs in int32 before the exponent shift
-VTH_MAX = 2**17 - 1
-STATE_MAX = 2**23 - 1
 STATE_HEADROOM = 0.5  # keep the bound on |u|, |v| below half the 24-bit range
-BIAS_MANT_MAX = 2**12 - 1
-BIAS_EXP_MAX = 7
-DECAY_UNITY = 4096
-ACTIVATION_SHIFT = 6
-INPUT_MAX = 2**23 - 1  # graded messages are 24-bit
 
 
 @dataclasses.dataclass

@@ -12,13 +12,12 @@ import h5py
 import nir
 import numpy as np
 
+from mksgn import run_files
 from mksgn.atomic import atomic_directory
 from mksgn.convert.fixed_point import FixedPlan, quantize_plan
 from mksgn.convert.lava_graph import LavaPlan, build_plan, lava_order, nir_node_kinds
 from mksgn.errors import MksgnError
 
-MANIFEST = "manifest.json"
-GRAPH_FILE = "model.nir"
 NETX_FILE = "model.net"
 
 
@@ -32,10 +31,11 @@ def check_replaceable(out: Path, force: bool) -> None:
         raise MksgnError(
             f"--out {out} already exists; pass --force to replace it or choose another --out"
         )
-    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+    if any(out.iterdir()) and not (out / run_files.MANIFEST).is_file():
         raise MksgnError(
-            f"--out {out} is not a folder written by 'mksgn convert' (it has no {MANIFEST}), "
-            "and replacing it would delete everything in it; choose another --out"
+            f"--out {out} is not a folder written by 'mksgn convert' (it has no "
+            f"{run_files.MANIFEST}), and replacing it would delete everything in it; choose "
+            "another --out"
         )
 
 
@@ -43,15 +43,16 @@ def convert_nir(
     model: str | os.PathLike[str],
     out: str | os.PathLike[str],
     fixed_point: bool = False,
-    dt: float = 1e-4,
+    dt: float | None = None,
     netx: bool = False,
     force: bool = False,
 ) -> dict[str, object]:
-    """Validate `model`, lower it to Lava and write DIR atomically; return the manifest.
-    An existing DIR is replaced only with `force`, and only if it is an artifact of this
-    command (or empty): its whole tree is removed."""
-    from mksgn.convert.nir_io import read_nir, validate_graph
+    """Validate `model`, lower it to Lava (dt None: DEFAULT_DT) and write DIR atomically; return
+    the manifest. An existing DIR is replaced only with `force`, and only if it is an artifact of
+    this command (or empty): its whole tree is removed."""
+    from mksgn.convert.nir_io import DEFAULT_DT, read_nir, validate_graph
 
+    dt = DEFAULT_DT if dt is None else dt
     model = Path(model)
     graph = read_nir(model)
     validate_graph(graph, where=str(model))
@@ -74,11 +75,11 @@ def convert_nir(
         manifest["input_shift"] = fixed.input_shift
     check_replaceable(Path(out), force)
     with atomic_directory(out) as tmp:
-        shutil.copyfile(model, tmp / GRAPH_FILE)
+        shutil.copyfile(model, tmp / run_files.GRAPH)
         if netx:
             write_netx(plan, fixed, tmp / NETX_FILE)
             manifest["netx"] = NETX_FILE
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        (tmp / run_files.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
 

@@ -17,8 +17,10 @@ import dataclasses
 import nir
 import numpy as np
 
+from mksgn.convert.loihi2 import GRADED_MESSAGE_BITS
 from mksgn.convert.nir_graph import back_edges, flatten_graph
 from mksgn.convert.nir_io import (
+    DEFAULT_DT,
     LINEAR_TYPES,
     MAX_DELAY_STEPS,
     NEURON_TYPES,
@@ -28,12 +30,10 @@ from mksgn.convert.nir_io import (
 )
 from mksgn.errors import MksgnError
 
-DEFAULT_DT = 1e-4
 NEVER_SPIKES = 1e30  # threshold of a non-spiking (LI, I, readout) population in floating point
 # The nir_type of a population that stands for no NIR node: it spikes on every step so that a
 # Dense from it adds a constant to a CubaLIF/CubaLI's synaptic current (NIR's bias semantics).
 BIAS_SOURCE = "bias source"
-GRADED_MESSAGE_BITS = 24
 MAX_DENSE_ENTRIES = 50_000_000  # a composed path bigger than this must stay a single Lava Conv
 MAX_SPARSE_ENTRIES = 200_000_000  # ~2.4 GB per copy of the csr matrix; bigger convs stay Lava Conv
 CONV_LOWERINGS = ("auto", "conv", "sparse")

@@ -19,7 +19,7 @@ import torch
 
 from mksgn import __version__
 from mksgn.atomic import atomic_path
-from mksgn.convert.nir_io import read_nir, validate_graph
+from mksgn.convert.nir_io import DEFAULT_DT, read_nir, validate_graph
 from mksgn.errors import MksgnError
 from mksgn.train.models.folding import (
     FoldedGraphConv,
@@ -31,7 +31,6 @@ from mksgn.train.models.folding import (
 from mksgn.train.models.layers import GraphConv, SpikingLayer, TemporalConv
 from mksgn.train.models.sgn import BaseSGN, SpikingBlock
 
-DT = 1e-4  # snnTorch's export convention; stored in the graph metadata too
 COORDS = 3
 
 
@@ -118,10 +117,10 @@ def neuron_node(layer: FoldedSpikingLayer, shape: tuple[int, int]) -> nir.NIRNod
     reset = np.zeros(shape)
     if layer.beta == 1.0:
         return nir.IF(r=np.ones(shape), v_threshold=threshold, v_reset=reset)
-    tau = DT / (1.0 - float(layer.beta))
+    tau = DEFAULT_DT / (1.0 - float(layer.beta))
     return nir.LIF(
         tau=np.full(shape, tau),
-        r=np.full(shape, tau / DT),
+        r=np.full(shape, tau / DEFAULT_DT),
         v_leak=np.zeros(shape),
         v_threshold=threshold,
         v_reset=reset,
@@ -224,7 +223,7 @@ def student_to_nir(model: torch.nn.Module) -> nir.NIRGraph:
     flops["readout.affine"] = channels * frames * nodes_per_frame + channels * config.num_classes
     metadata = {
         "mksgn_version": __version__,
-        "dt": DT,
+        "dt": DEFAULT_DT,  # stored, though snnTorch's convention is also every target's default
         "model": config.model,
         "time_steps": int(config.time_steps),
         "modalities": list(modalities),

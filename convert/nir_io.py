@@ -19,9 +19,14 @@ import numpy as np
 from mksgn.errors import MksgnError
 from mksgn.isolation import ChildDied, ChildFailed, ChildTimedOut, call_in_child
 
+# NIR graphs carry no time step: snnTorch's exporter assumes dt = 1e-4 s (tau = dt/(1-β)), and
+# every mksgn exporter, converter and target takes it as the default (a graph's metadata "dt"
+# overrides it where a target reads metadata).
+DEFAULT_DT = 1e-4
 # The node vocabulary every converter and target shares.
 NEURON_TYPES: tuple[type, ...] = (nir.LIF, nir.IF, nir.LI, nir.I, nir.CubaLIF, nir.CubaLI)
 SPIKING_TYPES: tuple[type, ...] = (nir.LIF, nir.IF, nir.CubaLIF)
+BINARY_TYPES: tuple[type, ...] = (*SPIKING_TYPES, nir.Threshold)  # nodes that output 0 or 1
 LINEAR_TYPES: tuple[type, ...] = (
     nir.Affine,
     nir.Linear,

@@ -22,19 +22,16 @@ import time
 import nir
 import numpy as np
 
-from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan, conv_taps, max_row_sum
+from mksgn.convert.lava_graph import LavaPlan, build_plan, conv_taps, max_row_sum
+from mksgn.convert.loihi2 import ACTIVATION_SHIFT, DECAY_SHIFT, GRADED_MAX, INT32_MAX, STATE_LIMIT
+from mksgn.convert.nir_io import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 from mksgn.targets.job import LavaJob, prepare_job
 
 DEFAULT_BATCH_SIZE = 32
-INT32_MAX = 2**31 - 1
-STATE_LIMIT = 2**23  # Lava's 24-bit u wraps above it; v clips at STATE_LIMIT - 1
-DECAY_SHIFT = 12
-ACTIVATION_SHIFT = 6  # Lava left-shifts a_in and vth by 6 bits
 EXACT_FLOAT = 2**53  # integers up to this add exactly in float64
 EXACT_FLOAT32 = 2**24  # ... and in float32
-GRADED_MAX = 2**23  # 24-bit graded messages
 
 
 @dataclasses.dataclass

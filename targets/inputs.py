@@ -10,6 +10,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from mksgn import run_files
 from mksgn.convert.nir_io import input_shape, read_nir
 from mksgn.errors import MksgnError
 from mksgn.train.data.formats import map_npy
@@ -23,7 +24,7 @@ def find_graph_file(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if not path.is_dir():
         return path
-    preferred = path / "model.nir"
+    preferred = path / run_files.GRAPH
     if preferred.is_file():
         return preferred
     candidates = sorted(path.glob("*.nir"))
@@ -41,7 +42,7 @@ FIXED_POINT_BACKENDS = ("lava-fixed", "loihi-emu")
 def check_artifact_backend(path: str | os.PathLike[str], backend: str) -> None:
     """Refuse a float backend on a folder that `mksgn convert --fixed-point` wrote: it would run
     in float what was converted for Loihi's integers, and say nothing."""
-    manifest = Path(path) / "manifest.json"
+    manifest = Path(path) / run_files.MANIFEST
     if not Path(path).is_dir() or not manifest.is_file():
         return
     try:

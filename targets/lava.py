@@ -23,7 +23,8 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from mksgn.convert.lava_graph import DEFAULT_DT, LavaPlan, build_plan
+from mksgn.convert.lava_graph import LavaPlan, build_plan
+from mksgn.convert.nir_io import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.lifetime import wait_until_orphaned
 from mksgn.processes import alive, mapped_shm, processes_where, shm_segments

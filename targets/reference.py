@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from mksgn.convert.nir_graph import FlatGraph, back_edges, flatten_graph
 from mksgn.convert.nir_io import (
+    DEFAULT_DT,
     MAX_DELAY_STEPS,
     SUPPORTED_NAMES,
     input_shape,
@@ -28,7 +29,6 @@ from mksgn.convert.nir_io import (
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 
-DEFAULT_DT = 1e-4
 # Exporters compute tau and r (or w_in) separately, often in float32, so r = tau/dt holds only to
 # rounding; gains this close to 1 are exactly 1 (what snnTorch computes).
 UNIT_GAIN_TOLERANCE = 1e-6

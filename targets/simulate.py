@@ -11,6 +11,7 @@ import nir
 import numpy as np
 
 from mksgn.atomic import atomic_savez, check_writable
+from mksgn.convert.nir_io import BINARY_TYPES
 from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target
@@ -18,7 +19,6 @@ from mksgn.targets.inputs import array_inputs, check_artifact_backend, data_inpu
 from mksgn.targets.shard import SHARD_KEY, Shard, check_parts, shard_inputs
 
 BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")
-SPIKING_NODES = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 PREDICTIONS_SHOWN = 20  # predictions printed by the text summary
 
 
@@ -171,7 +171,7 @@ def simulate(
     spiking = {
         name: values
         for name, values in result.recorded.items()
-        if issubclass(types.get(name, nir.Output), SPIKING_NODES)
+        if issubclass(types.get(name, nir.Output), BINARY_TYPES)
     }
     counts = {name: int(values.sum()) for name, values in spiking.items()}
     warnings = silent_layer_warnings(

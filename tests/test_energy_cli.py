@@ -14,7 +14,7 @@ import torch
 from cli_runner import run
 from model_fixtures import save_model, tiny_config
 
-from mksgn.benchmarks.energy import PRESETS, resolve_preset
+from mksgn.benchmarks.prices import PRESETS, resolve_preset
 from mksgn.cli import cli
 from mksgn.errors import MksgnError
 from mksgn.train.models import build_model

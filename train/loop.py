@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Subset
 from tqdm import tqdm
 
+from mksgn import run_files
 from mksgn.atomic import atomic_open
 from mksgn.errors import MksgnError
 from mksgn.train.batch_statistics import recalibrate_batch_norm
@@ -53,6 +54,7 @@ from mksgn.train.distributed import (
     synchronise_batch_norm,
 )
 from mksgn.train.evaluate import EvaluationTally, evaluate_model
+from mksgn.train.history import read_history, write_history
 from mksgn.train.loading import (
     SampledSplit,
     check_data_fits,
@@ -66,9 +68,6 @@ from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 from mksgn.train.models.output import ModelOutput
 from mksgn.train.mutual_information import modality_mi_weights
 
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.jsonl"
-CONFIG_NAME = "config.json"
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step")
 DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.05}
@@ -289,7 +288,7 @@ def train(
 def peer_failure_error(error: BaseException, out_dir: Path) -> MksgnError:
     """The Error a process reports when another process of its torchrun job has ended."""
     detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    checkpoint = out_dir / CHECKPOINT_NAME
+    checkpoint = out_dir / run_files.CHECKPOINT
     after = (
         f"--resume continues from {checkpoint}, the last complete epoch"
         if checkpoint.exists()
@@ -312,7 +311,7 @@ def run_training(
     progress: bool,
 ) -> dict[str, Any]:
     """The body of `train` once the process group and device are known."""
-    checkpoint_path = out_dir / CHECKPOINT_NAME
+    checkpoint_path = out_dir / run_files.CHECKPOINT
     checkpoint = prepare_out_dir(out_dir, resume)
     if settings.batch_size % context.world_size:
         raise MksgnError(
@@ -324,11 +323,11 @@ def run_training(
     start_epoch = 0
     if checkpoint is not None:
         start_epoch = restore(state, checkpoint, teacher_checkpoint)
-        history = read_history(out_dir / METRICS_NAME, start_epoch)
+        history = read_history(out_dir / run_files.METRICS, start_epoch)
         if checkpoint.metrics and (not history or history[-1].get("epoch") != start_epoch):
             history.append(checkpoint.metrics)
     if context.is_main:
-        write_config_json(out_dir / CONFIG_NAME, state, data_path, teacher_checkpoint)
+        write_config_json(out_dir / run_files.CONFIG, state, data_path, teacher_checkpoint)
     for epoch in range(start_epoch, settings.epochs):
         metrics = run_epoch(state, epoch, progress and context.is_main)
         history.append(metrics)
@@ -337,7 +336,7 @@ def run_training(
             # checkpoint, and resuming restores the missing line from the checkpoint's metrics;
             # the other order left a log naming an epoch that no checkpoint holds.
             save_state(checkpoint_path, state, epoch + 1, metrics)
-            write_history(out_dir / METRICS_NAME, history)
+            write_history(out_dir / run_files.METRICS, history)
     if history:
         return history[-1]
     return dict(checkpoint.metrics) if checkpoint is not None else {}
@@ -345,7 +344,7 @@ def run_training(
 
 def prepare_out_dir(out_dir: Path, resume: bool) -> Checkpoint | None:
     """The checkpoint to resume from, refusing to overwrite a run or to resume nothing."""
-    checkpoint_path = out_dir / CHECKPOINT_NAME
+    checkpoint_path = out_dir / run_files.CHECKPOINT
     if resume:
         if not checkpoint_path.is_file():
             raise MksgnError(
@@ -732,29 +731,3 @@ def write_config_json(
     with atomic_open(path) as handle:
         json.dump(document, handle, indent=2)
         handle.write("\n")
-
-
-def read_history(path: Path, epochs_done: int) -> list[dict[str, Any]]:
-    """metrics.jsonl lines of the epochs a checkpoint covers (later lines are dropped)."""
-    if not path.is_file():
-        return []
-    history = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise MksgnError(
-                f"{path} line {number} is not JSON; delete the line or the file"
-            ) from None
-        if record.get("epoch", 0) <= epochs_done:
-            history.append(record)
-    return history
-
-
-def write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    """Rewrite metrics.jsonl atomically, one JSON object per epoch."""
-    with atomic_open(path) as handle:
-        for record in history:
-            handle.write(json.dumps(record) + "\n")

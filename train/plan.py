@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mksgn import run_files
 from mksgn.errors import MksgnError
 from mksgn.train.data.layout import load_layout
-from mksgn.train.loop import CHECKPOINT_NAME, CONFIG_NAME, TrainSettings, config_for_data
+from mksgn.train.loop import TrainSettings, config_for_data
 from mksgn.train.models.config import ModelConfig
 
 # Command-line option -> TrainSettings field.
@@ -86,15 +87,15 @@ def new_plan(options: dict[str, Any]) -> TrainPlan:
 
 def read_run_config(out_dir: Path) -> dict[str, Any]:
     """The config.json a run folder holds."""
-    path = out_dir / CONFIG_NAME
+    path = out_dir / run_files.CONFIG
     try:
         recorded = json.loads(path.read_text())
         if not isinstance(recorded, dict) or not {"data", "model", "settings"} <= set(recorded):
             raise ValueError("it lacks 'data', 'model' or 'settings'")
     except FileNotFoundError:
-        if not (out_dir / CHECKPOINT_NAME).exists():
+        if not (out_dir / run_files.CHECKPOINT).exists():
             raise MksgnError(
-                f"--resume: {out_dir / CHECKPOINT_NAME} does not exist; start a run without "
+                f"--resume: {out_dir / run_files.CHECKPOINT} does not exist; start a run without "
                 "--resume"
             ) from None
         raise MksgnError(
@@ -111,7 +112,7 @@ def resumed_plan(out_dir: Path, options: dict[str, Any], given: set[str]) -> Tra
     data_path = options["data_path"] or Path(recorded["data"])
     if not data_path.exists():
         raise MksgnError(
-            f"--resume: the run's data {data_path} (from {out_dir / CONFIG_NAME}) does not "
+            f"--resume: the run's data {data_path} (from {out_dir / run_files.CONFIG}) does not "
             "exist here; pass --data"
         )
     model_name = options["model_name"] or recorded["model"]["model"]
