@@ -629,12 +629,13 @@ def simulate_command(
     as_json: bool,
 ) -> None:
     """Run a NIR graph (or a converted folder) on a backend, step by step."""
+    from mksgn.targets.inputs import check_input_options
     from mksgn.targets.simulate import simulate
 
-    if (data_path is None) == (input_path is None):
-        raise click.UsageError("give exactly one of --data PATH or --input X.npy")
-    if shard is not None and out is None:
-        raise click.UsageError("--shard needs --out PART.npz (the file 'mksgn merge' reads)")
+    try:
+        check_input_options(data_path, input_path, shard, out, "PART.npz")
+    except MksgnError as error:
+        raise click.UsageError(str(error)) from None
     result = simulate(
         model,
         backend,
@@ -677,6 +678,14 @@ def simulate_command(
     "--netx", is_flag=True, help="Also write a lava-dl netx HDF5 (chains of layers only)."
 )
 @click.option(
+    "--calibrate",
+    "calibrate",
+    type=click.Path(exists=True, path_type=Path),
+    help="Data whose input range fixed point is quantised for, once, here: a skeleton dataset "
+    "(its train split, encoded as the graph expects) or an .npy array like --input "
+    "[default: inputs within ±1, e.g. spike trains].",
+)
+@click.option(
     "--force", is_flag=True, help="Replace an existing artifact folder --out (and only that)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
@@ -686,13 +695,26 @@ def convert_command(
     fixed_point: bool,
     dt: float | None,
     netx: bool,
+    calibrate: Path | None,
     force: bool,
     as_json: bool,
 ) -> None:
-    """Turn a NIR graph into a Lava process-graph artifact."""
+    """Turn a NIR graph into a Lava process-graph artifact: the graph, and with --fixed-point
+    the Loihi 2 integers that `simulate DIR` and `energy DIR` then run."""
     from mksgn.convert.lava_artifact import convert_nir
+    from mksgn.targets.inputs import calibration_range
 
-    manifest = convert_nir(model, out, fixed_point=fixed_point, dt=dt, netx=netx, force=force)
+    abs_max = None if calibrate is None else calibration_range(model, calibrate)
+    manifest = convert_nir(
+        model,
+        out,
+        fixed_point=fixed_point,
+        dt=dt,
+        netx=netx,
+        force=force,
+        input_abs_max=abs_max,
+        calibration=None if calibrate is None else str(calibrate),
+    )
     if as_json:
         emit_json(manifest)
     else:
@@ -757,11 +779,12 @@ def energy_command(
     """Synaptic operations and energy per sample of a student (MODEL.nir or checkpoint), counted
     from the spikes a backend produced, beside the GCN teacher."""
     from mksgn.benchmarks.energy import energy_report, format_energy
+    from mksgn.targets.inputs import check_input_options
 
-    if (data_path is None) == (input_path is None):
-        raise click.UsageError("give exactly one of --data PATH or --input X.npy")
-    if shard is not None and out is None:
-        raise click.UsageError("--shard needs --out PART.json (the file 'mksgn merge' reads)")
+    try:
+        check_input_options(data_path, input_path, shard, out, "PART.json")
+    except MksgnError as error:
+        raise click.UsageError(str(error)) from None
     report = energy_report(
         model,
         data_path,

@@ -33,6 +33,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nir
 import numpy as np
@@ -42,6 +43,9 @@ from mksgn.convert.nir_graph import FlatGraph, back_edges, flatten_graph
 from mksgn.convert.nir_io import BINARY_TYPES, NEURON_TYPES, SPIKING_TYPES, flatten_output_shape
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
+
+if TYPE_CHECKING:
+    from mksgn.convert.lava_artifact import Artifact
 
 SYNAPSE_TYPES: tuple[type, ...] = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
 
@@ -417,13 +421,14 @@ def run_and_count(
     batch_size: int | None = None,
     input_abs_max: float | None = None,
     totals: bool = False,
+    artifact: Artifact | None = None,
 ) -> tuple[GraphCount, RunResult]:
     """Run the graph on a backend, recording what counting needs, and count per sample (with
-    `totals`, totals over the samples: count_totals); batch_size and input_abs_max as for
-    make_target."""
+    `totals`, totals over the samples: count_totals); batch_size, input_abs_max and artifact as
+    for make_target."""
     from mksgn.targets.simulate import make_target
 
-    target = make_target(backend, timeout_s, batch_size, input_abs_max)
+    target = make_target(backend, timeout_s, batch_size, input_abs_max, artifact)
     result = target.run(graph, inputs, required_records(graph))
     counts = count_totals(graph, inputs, result.recorded)
     return (counts if totals else average_counts(counts)), result

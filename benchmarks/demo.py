@@ -77,7 +77,7 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
     from mksgn.convert.export import export_checkpoint
     from mksgn.convert.lava_artifact import convert_nir
     from mksgn.convert.nir_io import read_nir
-    from mksgn.targets.inputs import data_inputs
+    from mksgn.targets.inputs import calibration_range, data_inputs
     from mksgn.targets.simulate import simulate
     from mksgn.train.data import synthetic
     from mksgn.train.evaluate import evaluate_checkpoint
@@ -127,11 +127,21 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
     export_checkpoint(out / "gcn" / run_files.CHECKPOINT, onnx_path=teacher_onnx)
     stage(5, "export", f"exported {student_nir.name} (NIR) and {teacher_onnx.name} (ONNX, checked)")
 
-    manifest = convert_nir(student_nir, out / "lava", force=True)  # the demo's own folder
+    # The demo's own folders: float, and fixed point quantised once for the train split's range.
+    manifest = convert_nir(student_nir, out / "lava", force=True)
+    convert_nir(
+        student_nir,
+        out / "lava-fixed",
+        fixed_point=True,
+        force=True,
+        input_abs_max=calibration_range(student_nir, data),
+        calibration=str(data),
+    )
     stage(
         6,
         "lava-artifact",
-        f"Lava process graph: pipeline depth {manifest['pipeline_depth']} -> {out / 'lava'}",
+        f"Lava process graph: pipeline depth {manifest['pipeline_depth']} -> {out / 'lava'}, "
+        f"fixed point -> {out / 'lava-fixed'}",
     )
 
     graph = read_nir(student_nir)
@@ -139,8 +149,9 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
     record = required_records(graph)
 
     def run_on(backend: str):
+        folders = {"lava-float": out / "lava", "lava-fixed": out / "lava-fixed"}
         return simulate(
-            student_nir,
+            folders.get(backend, student_nir),
             backend,
             data_path=data,
             samples=size.lava_samples,

@@ -207,13 +207,15 @@ def energy_report(
     (batch_size: the emulator's samples per batch; None for its default); write the report to
     `out` if given. With `shard`, only its slice of the samples, and the report carries the
     totals `mksgn merge` adds up (key targets.shard.SHARD_KEY)."""
-    from mksgn.targets.inputs import array_inputs, check_artifact_backend, data_inputs
-    from mksgn.targets.shard import SHARD_KEY, shard_inputs
+    from mksgn.targets.inputs import (
+        check_artifact_backend,
+        check_input_options,
+        gather_inputs,
+        load_artifact,
+    )
+    from mksgn.targets.shard import SHARD_KEY
 
-    if (data_path is None) == (input_path is None):
-        raise MksgnError("give exactly one of --data PATH or --input X.npy")
-    if shard is not None and out is None:
-        raise MksgnError("--shard needs --out PART.json: 'mksgn merge' combines the parts' files")
+    check_input_options(data_path, input_path, shard, out, "PART.json")
     if out is not None:
         from mksgn.atomic import check_writable
 
@@ -221,20 +223,20 @@ def energy_report(
     prices = resolve_preset(preset, ac_pj, mac_pj, update_pj)
     teacher_count = None if teacher is None else teacher_macs(teacher)
     check_artifact_backend(model, backend)
-    with tempfile.TemporaryDirectory(prefix="mksgn-energy-") as workdir:
-        graph = load_student(model, workdir)
+    artifact = load_artifact(model)
+    if artifact is not None:
+        graph = artifact.graph
+    else:
+        with tempfile.TemporaryDirectory(prefix="mksgn-energy-") as workdir:
+            graph = load_student(model, workdir)
     if teacher is not None:
         check_teacher_task(teacher, graph.metadata or {}, model)
-    if data_path is not None:
-        inputs, _ = data_inputs(data_path, graph, Path(model), samples, benchmark)
-    else:
-        inputs = array_inputs(input_path, graph)
-        inputs = inputs if samples is None else inputs[:samples]
-    abs_max, total = None, len(inputs)
-    if shard is not None:
-        inputs, _, abs_max = shard_inputs(inputs, None, shard)
+    run = gather_inputs(
+        graph, Path(model), data_path, input_path, samples, benchmark, shard, artifact
+    )
+    inputs, abs_max, total = run.inputs, run.abs_max, run.total
     totals, result = run_and_count(
-        graph, inputs, backend, timeout_s, batch_size, abs_max, totals=True
+        graph, inputs, backend, timeout_s, batch_size, abs_max, totals=True, artifact=artifact
     )
     report = build_report(
         average_counts(totals),

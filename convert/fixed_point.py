@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -75,8 +76,8 @@ class FixedSynapse:
     name: str
     weight: np.ndarray  # int32
     weight_exp: int
-    max_rel_error: float
-    mean_rel_error: float
+    max_error_of_peak: float  # largest |error| over the largest |weight|
+    mean_error_per_weight: float  # mean of |error| / |weight| over non-zero weights
     residual: np.ndarray | None = None  # int32, same layout as weight
     residual_exp: int = 0
 
@@ -88,6 +89,7 @@ class FixedPlan:
     populations: dict[str, FixedPopulation]
     synapses: list[FixedSynapse]
     input_shift: int  # input integers = round(x · 2**input_shift)
+    input_abs_max: float = 1.0  # the input range it was quantised for (larger inputs clip)
 
     def report(self) -> dict[str, dict[str, object]]:
         """Per-layer quantisation summary (JSON-able)."""
@@ -96,8 +98,8 @@ class FixedPlan:
             out[syn.name] = dict(
                 weight_exp=syn.weight_exp,
                 residual_exp=None if syn.residual is None else syn.residual_exp,
-                max_rel_weight_error=syn.max_rel_error,
-                mean_rel_weight_error=syn.mean_rel_error,
+                max_error_of_peak_weight=syn.max_error_of_peak,
+                mean_error_per_weight=syn.mean_error_per_weight,
             )
         for pop in self.populations.values():
             out[pop.name] = dict(
@@ -245,7 +247,8 @@ def quantize_plan(
             if residual.any():
                 effective = integer * 2.0**exp + residual * 2.0**residual_exp
                 fixed_syn.residual, fixed_syn.residual_exp = residual, residual_exp
-                fixed_syn.max_rel_error, fixed_syn.mean_rel_error = weight_errors(target, effective)
+                errors = weight_errors(target, effective)
+                fixed_syn.max_error_of_peak, fixed_syn.mean_error_per_weight = errors
         synapses.append(fixed_syn)
 
     populations = {}
@@ -275,7 +278,82 @@ def quantize_plan(
             bias_mant=np.round(bias / 2.0**bias_exp).astype(np.int32),
             bias_exp=int(bias_exp),
         )
-    return FixedPlan(populations, synapses, int(input_shift))
+    return FixedPlan(populations, synapses, int(input_shift), input_abs_max)
+
+
+def save_fixed_plan(fixed: FixedPlan, path: Path) -> None:
+    """Every integer of `fixed` in one .npz (no pickles), so a run executes exactly these."""
+    arrays: dict[str, np.ndarray] = {
+        "input_shift": np.array(fixed.input_shift),
+        "input_abs_max": np.array(fixed.input_abs_max),
+        "population_names": np.array(list(fixed.populations), dtype=str),
+        "synapse_names": np.array([syn.name for syn in fixed.synapses], dtype=str),
+    }
+    for index, pop in enumerate(fixed.populations.values()):
+        arrays[f"pop{index}.params"] = np.array([pop.du, pop.dv, pop.vth, pop.bias_exp])
+        arrays[f"pop{index}.scale"] = np.array(pop.scale)
+        arrays[f"pop{index}.bias_mant"] = np.asarray(pop.bias_mant)
+    for index, syn in enumerate(fixed.synapses):
+        arrays[f"syn{index}.weight"] = syn.weight
+        arrays[f"syn{index}.params"] = np.array([syn.weight_exp, syn.residual_exp])
+        arrays[f"syn{index}.errors"] = np.array([syn.max_error_of_peak, syn.mean_error_per_weight])
+        if syn.residual is not None:
+            arrays[f"syn{index}.residual"] = syn.residual
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_fixed_plan(path: Path) -> FixedPlan:
+    """The FixedPlan save_fixed_plan wrote; MksgnError if the file is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        populations = {}
+        for index, name in enumerate(arrays["population_names"].tolist()):
+            du, dv, vth, bias_exp = (int(v) for v in arrays[f"pop{index}.params"])
+            scale = float(arrays[f"pop{index}.scale"])
+            bias_mant = arrays[f"pop{index}.bias_mant"]
+            populations[name] = FixedPopulation(name, scale, du, dv, vth, bias_mant, bias_exp)
+        synapses = []
+        for index, name in enumerate(arrays["synapse_names"].tolist()):
+            weight_exp, residual_exp = (int(v) for v in arrays[f"syn{index}.params"])
+            peak_error, mean_error = (float(v) for v in arrays[f"syn{index}.errors"])
+            synapses.append(
+                FixedSynapse(
+                    name,
+                    arrays[f"syn{index}.weight"],
+                    weight_exp,
+                    peak_error,
+                    mean_error,
+                    arrays.get(f"syn{index}.residual"),
+                    residual_exp,
+                )
+            )
+        shift, abs_max = int(arrays["input_shift"]), float(arrays["input_abs_max"])
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise MksgnError(f"{path} is not a fixed-point parameter file ({error})") from None
+    return FixedPlan(populations, synapses, shift, abs_max)
+
+
+def check_matches(fixed: FixedPlan, plan: LavaPlan, where: str) -> None:
+    """MksgnError unless `fixed` holds parameters for exactly the layers and shapes of `plan`."""
+    names = [syn.name for syn in plan.synapses]
+    stored = [syn.name for syn in fixed.synapses]
+    problem = None
+    if stored != names or set(fixed.populations) != set(plan.populations):
+        problem = "its layers differ from the graph's"
+    else:
+        for syn, fixed_syn in zip(plan.synapses, fixed.synapses, strict=True):
+            if fixed_syn.weight.shape != syn.weight.shape:
+                problem = (
+                    f"layer '{syn.name}' is shaped {fixed_syn.weight.shape}, not {syn.weight.shape}"
+                )
+                break
+    if problem:
+        raise MksgnError(
+            f"{where}: the stored fixed-point parameters do not fit the stored graph ({problem}); "
+            "run 'mksgn convert --fixed-point' again"
+        )
 
 
 def choose_input_shift(

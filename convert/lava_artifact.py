@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -14,11 +16,43 @@ import numpy as np
 
 from mksgn import run_files
 from mksgn.atomic import atomic_directory
-from mksgn.convert.fixed_point import FixedPlan, quantize_plan
+from mksgn.convert.fixed_point import (
+    FixedPlan,
+    check_matches,
+    load_fixed_plan,
+    quantize_plan,
+    save_fixed_plan,
+)
 from mksgn.convert.lava_graph import LavaPlan, build_plan, lava_order, nir_node_kinds
 from mksgn.errors import MksgnError
 
 NETX_FILE = "model.net"
+FIXED_FILE = "fixed_point.npz"
+# Without --calibrate, fixed point is quantised for inputs in [-1, 1] (spike trains, or inputs
+# normalised to that range); a run with larger inputs is refused, naming --calibrate.
+DEFAULT_INPUT_RANGE = 1.0
+
+
+@dataclasses.dataclass
+class Artifact:
+    """A folder `mksgn convert` wrote, checked against its checksums: what a run executes."""
+
+    folder: Path
+    graph: nir.NIRGraph
+    graph_file: Path
+    dt: float
+    plan: LavaPlan  # the graph lowered with the stored dt
+    fixed: FixedPlan | None  # the integers quantised at convert time (None: a float artifact)
+    manifest: dict
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_replaceable(out: Path, force: bool) -> None:
@@ -46,10 +80,14 @@ def convert_nir(
     dt: float | None = None,
     netx: bool = False,
     force: bool = False,
+    input_abs_max: float | None = None,
+    calibration: str | None = None,
 ) -> dict[str, object]:
     """Validate `model`, lower it to Lava (dt None: DEFAULT_DT) and write DIR atomically; return
-    the manifest. An existing DIR is replaced only with `force`, and only if it is an artifact of
-    this command (or empty): its whole tree is removed."""
+    the manifest. Fixed point is quantised once, here, for inputs up to `input_abs_max` (None:
+    DEFAULT_INPUT_RANGE), measured on the data `calibration` names, and stored with the graph.
+    An existing DIR is replaced only with `force`, and only if it is an artifact of this command
+    (or empty): its whole tree is removed."""
     from mksgn.convert.nir_io import DEFAULT_DT, read_nir, validate_graph
 
     dt = DEFAULT_DT if dt is None else dt
@@ -58,7 +96,12 @@ def convert_nir(
     validate_graph(graph, where=str(model))
     plan = build_plan(graph, dt)
     # netx files carry no weight exponent, so a netx artifact is quantised without them.
-    fixed = quantize_plan(plan, 1.0, weight_exponents=not netx) if (fixed_point or netx) else None
+    abs_max = DEFAULT_INPUT_RANGE if input_abs_max is None else float(input_abs_max)
+    if not (np.isfinite(abs_max) and abs_max > 0):
+        raise MksgnError(f"the calibration input range must be positive and finite, got {abs_max}")
+    fixed = None
+    if fixed_point or netx:
+        fixed = quantize_plan(plan, abs_max, weight_exponents=not netx)
     manifest: dict[str, object] = {
         "source": model.name,
         "dt": dt,
@@ -71,16 +114,69 @@ def convert_nir(
         "metadata": json_safe(getattr(graph, "metadata", {}) or {}),
     }
     if fixed is not None:
+        manifest["calibration"] = {
+            "data": calibration or f"none: inputs assumed within ±{DEFAULT_INPUT_RANGE:g}",
+            "input_abs_max": abs_max,
+        }
         manifest["fixed_point_parameters"] = fixed.report()
         manifest["input_shift"] = fixed.input_shift
     check_replaceable(Path(out), force)
     with atomic_directory(out) as tmp:
         shutil.copyfile(model, tmp / run_files.GRAPH)
+        if fixed_point:
+            save_fixed_plan(fixed, tmp / FIXED_FILE)
+            manifest["fixed_point_file"] = FIXED_FILE
         if netx:
             write_netx(plan, fixed, tmp / NETX_FILE)
             manifest["netx"] = NETX_FILE
+        written = sorted(p.name for p in tmp.iterdir())
+        manifest["sha256"] = {name: sha256(tmp / name) for name in written}
         (tmp / run_files.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def read_manifest(folder: Path) -> dict:
+    """manifest.json of an artifact folder; MksgnError naming what to run if it is unreadable."""
+    path = folder / run_files.MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise MksgnError(
+            f"{path} is not a manifest written by 'mksgn convert' ({error}); convert again"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise MksgnError(f"{path} is not a manifest written by 'mksgn convert'; convert again")
+    return manifest
+
+
+def read_artifact(folder: str | os.PathLike[str]) -> Artifact:
+    """The network a converted folder stores, after checking every file against its checksum."""
+    from mksgn.convert.nir_io import DEFAULT_DT, read_nir
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    again = f"run 'mksgn convert' again to rebuild {folder}"
+    for name, digest in dict(manifest.get("sha256", {})).items():
+        path = folder / name
+        if not path.is_file():
+            raise MksgnError(f"{path} is missing from the converted folder; {again}")
+        if sha256(path) != digest:
+            raise MksgnError(f"{path} does not match its checksum in the manifest; {again}")
+    graph_file = folder / run_files.GRAPH
+    if not graph_file.is_file():
+        raise MksgnError(f"{graph_file} is missing from the converted folder; {again}")
+    graph = read_nir(graph_file)
+    dt = float(manifest.get("dt", DEFAULT_DT))
+    plan, fixed = build_plan(graph, dt), None
+    if manifest.get("fixed_point"):
+        if "fixed_point_file" not in manifest:
+            raise MksgnError(
+                f"{folder} was converted with --fixed-point by an older mksgn that did not store "
+                f"the quantised parameters; {again}"
+            )
+        fixed = load_fixed_plan(folder / manifest["fixed_point_file"])
+        check_matches(fixed, plan, str(folder))
+    return Artifact(folder, graph, graph_file, dt, plan, fixed, manifest)
 
 
 def json_safe(value: object) -> object:

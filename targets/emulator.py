@@ -22,6 +22,7 @@ import time
 import nir
 import numpy as np
 
+from mksgn.convert.lava_artifact import Artifact
 from mksgn.convert.lava_graph import LavaPlan, build_plan, conv_taps, max_row_sum
 from mksgn.convert.loihi2 import ACTIVATION_SHIFT, DECAY_SHIFT, GRADED_MAX, INT32_MAX, STATE_LIMIT
 from mksgn.convert.nir_io import DEFAULT_DT
@@ -130,9 +131,10 @@ class EmulatorTarget:
         batch_size: int | None = None,
         dt: float = DEFAULT_DT,
         input_abs_max: float | None = None,
+        artifact: Artifact | None = None,
     ) -> None:
         """Fixed point (`loihi-emu`, equal to lava-fixed) or float (`loihi-emu-float`);
-        batch_size None takes DEFAULT_BATCH_SIZE; input_abs_max as for LavaTarget."""
+        batch_size None takes DEFAULT_BATCH_SIZE; input_abs_max and artifact as for LavaTarget."""
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if batch_size < 1:
             raise MksgnError(f"batch size must be at least 1, got {batch_size}")
@@ -140,13 +142,15 @@ class EmulatorTarget:
         self.batch_size = int(batch_size)
         self.dt = dt
         self.input_abs_max = input_abs_max
+        self.artifact = artifact
         self.name = "loihi-emu" if fixed_point else "loihi-emu-float"
 
     def run(
         self, graph: nir.NIRGraph, inputs: np.ndarray, record: tuple[str, ...] = ()
     ) -> RunResult:
         """Run `inputs` (samples, T, *input shape) in batches."""
-        return self.run_plan(build_plan(graph, self.dt), inputs, record)
+        plan = self.artifact.plan if self.artifact else build_plan(graph, self.dt)
+        return self.run_plan(plan, inputs, record)
 
     def run_plan(
         self, plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...] = ()
@@ -154,7 +158,8 @@ class EmulatorTarget:
         """Run an already lowered plan (see `run`)."""
         from tqdm import tqdm
 
-        job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max)
+        stored = self.artifact.fixed if self.artifact else None
+        job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max, stored)
         started = time.perf_counter()
         network = Network(job)
         parts: list[dict[str, np.ndarray]] = []

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nir
 import numpy as np
@@ -15,6 +17,10 @@ from mksgn.convert.nir_io import input_shape, read_nir
 from mksgn.errors import MksgnError
 from mksgn.train.data.formats import map_npy
 from mksgn.train.data.layout import NTU_25, SkeletonLayout
+
+if TYPE_CHECKING:
+    from mksgn.convert.lava_artifact import Artifact
+    from mksgn.targets.shard import Shard
 
 REQUIRED_METADATA = ("frames", "modalities", "time_steps", "nodes")
 
@@ -55,6 +61,16 @@ def check_artifact_backend(path: str | os.PathLike[str], backend: str) -> None:
             f"--backend {' or '.join(FIXED_POINT_BACKENDS)}, or convert it again without "
             f"--fixed-point for --backend {backend}"
         )
+
+
+def load_artifact(path: str | os.PathLike[str]) -> Artifact | None:
+    """The checked contents of a folder `mksgn convert` wrote, or None for anything else."""
+    from mksgn.convert.lava_artifact import read_artifact
+
+    path = Path(path)
+    if not (path.is_dir() and (path / run_files.MANIFEST).is_file()):
+        return None
+    return read_artifact(path)
 
 
 def load_graph(path: str | os.PathLike[str]) -> tuple[nir.NIRGraph, Path]:
@@ -119,8 +135,9 @@ def data_inputs(
     graph_file: Path,
     samples: int | None = None,
     benchmark: str | None = None,
+    split: str = "test",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The test split as (samples, T, V·C_enc, F) direct-coded inputs, and its labels.
+    """A split (default: test) as (samples, T, V·C_enc, F) direct-coded inputs, and its labels.
 
     Each sample is test-sampled to the graph's frames, encoded into the graph's modalities, laid
     out node-major (index node·C_enc + channel) and presented identically at every time step.
@@ -137,7 +154,7 @@ def data_inputs(
     layout = graph_layout(metadata, graph_file)
     dataset = SkeletonDataset(
         data_path,
-        split="test",
+        split=split,
         transform=TestTransform(frames),
         benchmark=benchmark,
         layout=layout,
@@ -150,7 +167,7 @@ def data_inputs(
         )
     count = len(dataset) if samples is None else min(samples, len(dataset))
     if count == 0:
-        raise MksgnError(f"{data_path} has no test samples")
+        raise MksgnError(f"{data_path} has no {split} samples")
     joints = torch.stack([dataset[index][0] for index in range(count)])
     labels = np.asarray(dataset.labels[:count], dtype=np.int64)
     if joints.shape[3] * joints.shape[4] != int(metadata["nodes"]):
@@ -169,3 +186,68 @@ def data_inputs(
         )
     repeated = np.broadcast_to(layout[:, None], (count, steps, *layout.shape[1:]))
     return repeated.astype(np.float32, copy=False), labels
+
+
+def check_input_options(
+    data_path: object, input_path: object, shard: Shard | None, out: object, part: str
+) -> None:
+    """The rules `simulate` and `energy` share: exactly one of --data and --input, and --out
+    with --shard (`part` names the part file, e.g. 'PART.npz')."""
+    if (data_path is None) == (input_path is None):
+        raise MksgnError("give exactly one of --data PATH or --input X.npy")
+    if shard is not None and out is None:
+        raise MksgnError(f"--shard needs --out {part} (the file 'mksgn merge' reads)")
+
+
+@dataclasses.dataclass
+class RunInputs:
+    """What a run of `simulate` or `energy` feeds its backend."""
+
+    inputs: np.ndarray  # (samples, T, *input shape): this shard's slice
+    labels: np.ndarray | None  # with --data
+    abs_max: float | None  # input range every shard quantises for (None: the run's own)
+    total: int  # samples over all shards
+
+
+def gather_inputs(
+    graph: nir.NIRGraph,
+    graph_file: Path,
+    data_path: str | os.PathLike[str] | None,
+    input_path: str | os.PathLike[str] | None,
+    samples: int | None = None,
+    benchmark: str | None = None,
+    shard: Shard | None = None,
+    artifact: Artifact | None = None,
+) -> RunInputs:
+    """The encoded test split of --data or the --input array, the first `samples` of them, cut
+    to the shard's slice; a fixed-point artifact's stored range is what every shard runs with."""
+    from mksgn.targets.shard import shard_inputs
+
+    labels = None
+    if data_path is not None:
+        inputs, labels = data_inputs(data_path, graph, graph_file, samples, benchmark)
+    else:
+        inputs = array_inputs(input_path, graph)
+        inputs = inputs if samples is None else inputs[:samples]
+    abs_max, total = None, len(inputs)
+    if shard is not None:
+        inputs, labels, abs_max = shard_inputs(inputs, labels, shard)
+        if artifact is not None and artifact.fixed is not None:
+            abs_max = artifact.fixed.input_abs_max
+    return RunInputs(inputs, labels, abs_max, total)
+
+
+def calibration_range(model: str | os.PathLike[str], data: str | os.PathLike[str]) -> float:
+    """max |x| of the inputs `data` gives the graph in `model`: an .npy array as --input takes
+    it, or a skeleton dataset's train split encoded as the graph expects."""
+    from mksgn.targets.job import input_abs_max
+
+    graph, graph_file = load_graph(model)
+    if Path(data).suffix == ".npy":
+        inputs = array_inputs(data, graph)
+    else:
+        inputs, _ = data_inputs(data, graph, graph_file, split="train")
+    largest = input_abs_max(inputs)
+    if largest == 0:
+        raise MksgnError(f"--calibrate {data}: every input is 0; give data the network will see")
+    return largest

@@ -142,9 +142,11 @@ def prepare_job(
     record: tuple[str, ...],
     fixed_point: bool,
     abs_max: float | None = None,
+    fixed: FixedPlan | None = None,
 ) -> LavaJob:
-    """Check the inputs and the recorded nodes against the plan; quantise it in fixed point for
-    inputs up to `abs_max` (None: the largest |x| of these inputs)."""
+    """Check the inputs and the recorded nodes against the plan; in fixed point, run `fixed` (the
+    parameters an artifact stores) or quantise for inputs up to `abs_max` (None: the largest |x|
+    of these inputs)."""
     inputs = np.asarray(inputs)
     expected = plan.input_nir_shape
     if inputs.ndim != 2 + len(expected) or tuple(inputs.shape[2:]) != tuple(expected):
@@ -168,9 +170,17 @@ def prepare_job(
                 f"cannot record node '{node}': record a neuron or an Output node "
                 f"(available: {', '.join(sorted(plan.records))})"
             )
-    fixed = None
-    if fixed_point:
+    if fixed_point and fixed is not None:
+        if largest > fixed.input_abs_max:
+            raise MksgnError(
+                f"the inputs reach |x| = {largest:g}, beyond the ±{fixed.input_abs_max:g} the "
+                "stored fixed-point parameters were quantised for; run 'mksgn convert "
+                "--fixed-point --calibrate DATA' with data that covers these inputs"
+            )
+    elif fixed_point:
         from mksgn.convert.fixed_point import quantize_plan
 
         fixed = quantize_plan(plan, largest)
+    else:
+        fixed = None
     return LavaJob(plan, fixed, inputs, nodes)

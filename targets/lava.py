@@ -23,6 +23,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from mksgn.convert.lava_artifact import Artifact
 from mksgn.convert.lava_graph import LavaPlan, build_plan
 from mksgn.convert.nir_io import DEFAULT_DT
 from mksgn.errors import MksgnError
@@ -92,11 +93,14 @@ class LavaTarget:
         dt: float = DEFAULT_DT,
         input_abs_max: float | None = None,
         batch_size: int | None = None,
+        artifact: Artifact | None = None,
     ) -> None:
         """Choose fixed point or float; timeout_s None derives the watchdog from the work size;
         input_abs_max fixes the input range quantisation assumes (None: that of the inputs run,
         a shard passes the whole data's so that every shard quantises alike); batch_size is how
-        many samples one network runs side by side (None: DEFAULT_BATCH_SIZE)."""
+        many samples one network runs side by side (None: DEFAULT_BATCH_SIZE); artifact, a
+        converted folder, supplies the plan and, in fixed point, its stored integers (the graph
+        passed to `run` is then the artifact's)."""
         if batch_size is not None and batch_size < 1:
             raise MksgnError(f"batch size must be at least 1, got {batch_size}")
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE
@@ -104,13 +108,14 @@ class LavaTarget:
         self.timeout_s = timeout_s
         self.dt = dt
         self.input_abs_max = input_abs_max
+        self.artifact = artifact
         self.name = "lava-fixed" if fixed_point else "lava-float"
 
     def run(
         self, graph: nir.NIRGraph, inputs: np.ndarray, record: tuple[str, ...] = ()
     ) -> RunResult:
         """Stream `inputs` (samples, T, *input shape) through one built network."""
-        plan = build_plan(graph, self.dt)
+        plan = self.artifact.plan if self.artifact else build_plan(graph, self.dt)
         return self.run_plan(plan, inputs, record)
 
     def run_plan(
@@ -121,7 +126,8 @@ class LavaTarget:
         A graph with a recurrent edge gets a fresh Lava network per sample: LIFReset clears u
         and v, but on the reset step a back edge still delivers the previous sample's last
         spikes from its synapse's one-step buffer, which nothing in Lava can clear."""
-        job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max)
+        stored = self.artifact.fixed if self.artifact else None
+        job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max, stored)
         recurrent = any(syn.back_edge for syn in plan.synapses)
         batch = min(self.batch_size, job.samples)
         whole = [(0, job.samples)]

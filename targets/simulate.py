@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nir
 import numpy as np
@@ -15,8 +16,17 @@ from mksgn.convert.nir_io import BINARY_TYPES
 from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target
-from mksgn.targets.inputs import array_inputs, check_artifact_backend, data_inputs, load_graph
-from mksgn.targets.shard import SHARD_KEY, Shard, check_parts, shard_inputs
+from mksgn.targets.inputs import (
+    check_artifact_backend,
+    check_input_options,
+    gather_inputs,
+    load_artifact,
+    load_graph,
+)
+from mksgn.targets.shard import SHARD_KEY, Shard, check_parts
+
+if TYPE_CHECKING:
+    from mksgn.convert.lava_artifact import Artifact
 
 BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")
 PREDICTIONS_SHOWN = 20  # predictions printed by the text summary
@@ -27,11 +37,13 @@ def make_target(
     timeout_s: float | None = None,
     batch_size: int | None = None,
     input_abs_max: float | None = None,
+    artifact: Artifact | None = None,
 ) -> Target:
     """The backend object for a name in BACKENDS (Lava is imported only when asked for);
     `timeout_s` overrides the Lava watchdog's estimate; `batch_size` is how many samples run side
     by side (None: the backend's default); `input_abs_max` the input range fixed point assumes
-    (None: the run's own)."""
+    (None: the run's own); `artifact` a converted folder whose stored network the Lava-exact
+    backends run."""
     if backend == "snntorch":
         import torch
 
@@ -49,12 +61,16 @@ def make_target(
             timeout_s=timeout_s,
             input_abs_max=input_abs_max,
             batch_size=batch_size,
+            artifact=artifact,
         )
     if backend in ("loihi-emu", "loihi-emu-float"):
         from mksgn.targets.emulator import EmulatorTarget
 
         return EmulatorTarget(
-            fixed_point=backend == "loihi-emu", batch_size=batch_size, input_abs_max=input_abs_max
+            fixed_point=backend == "loihi-emu",
+            batch_size=batch_size,
+            input_abs_max=input_abs_max,
+            artifact=artifact,
         )
     raise MksgnError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
@@ -144,25 +160,19 @@ def simulate(
 ) -> Simulation:
     """Run a graph on --data (test split, encoded) or --input (an array) and summarise it; with
     `shard` only its slice of the samples, written to `out` with what `mksgn merge` needs."""
-    if (data_path is None) == (input_path is None):
-        raise MksgnError("give exactly one of --data PATH or --input X.npy")
-    if shard is not None and out is None:
-        raise MksgnError("--shard needs --out PART.npz: 'mksgn merge' combines the parts' files")
+    check_input_options(data_path, input_path, shard, out, "PART.npz")
     if out is not None:
         check_writable(out)
     check_artifact_backend(model_path, backend)
-    graph, graph_file = load_graph(model_path)
-    labels = None
-    if data_path is not None:
-        inputs, labels = data_inputs(data_path, graph, graph_file, samples, benchmark)
-    else:
-        inputs = array_inputs(input_path, graph)
-        inputs = inputs if samples is None else inputs[:samples]
-    abs_max = None
-    if shard is not None:
-        total = len(inputs)
-        inputs, labels, abs_max = shard_inputs(inputs, labels, shard)
-    target = make_target(backend, timeout_s, batch_size, abs_max)
+    artifact = load_artifact(model_path)
+    graph, graph_file = (
+        (artifact.graph, artifact.graph_file) if artifact else load_graph(model_path)
+    )
+    run = gather_inputs(
+        graph, graph_file, data_path, input_path, samples, benchmark, shard, artifact
+    )
+    inputs, labels, abs_max, total = run.inputs, run.labels, run.abs_max, run.total
+    target = make_target(backend, timeout_s, batch_size, abs_max, artifact)
     result = target.run(graph, inputs, tuple(record))
     output = next(iter(graph.outputs))
     mean_output = result.recorded[output].mean(axis=1).reshape(len(inputs), -1)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nir
 import numpy as np
+import pytest
 from cli_runner import run as run_cli
 
 # At collection, before any test runs: importing Lava's runtime calls
@@ -64,14 +65,15 @@ def test_convert_writes_manifest_and_netx(tmp_path: Path, capsys) -> None:
     nir.write(model, chain_graph())
     out = tmp_path / "artifact"
     assert run_cli(["convert", str(model), "--out", str(out), "--fixed-point", "--netx"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.net", "model.nir"]
+    names = ["fixed_point.npz", "manifest.json", "model.net", "model.nir"]
+    assert sorted(p.name for p in out.iterdir()) == names
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pipeline_depth"] == 2 and manifest["dt"] == 1e-4
     assert manifest["nodes"]["lif1"]["lava_process"] == "LIFReset"
     assert manifest["nodes"]["lif2"]["depth"] == 2
     kinds = {v["lava_process"] for k, v in manifest["nodes"].items() if k.startswith("synapse")}
     assert kinds == {"Sparse", "Dense"}  # the conv runs as Sparse: Lava's Conv loops in Python
-    assert manifest["fixed_point_parameters"]["flat+fc"]["max_rel_weight_error"] < 0.01
+    assert manifest["fixed_point_parameters"]["flat+fc"]["max_error_of_peak_weight"] < 0.01
     assert "Converted" in capsys.readouterr().out
 
     network = netx.hdf5.Network(net_config=str(out / "model.net"))
@@ -131,3 +133,93 @@ def test_a_fixed_point_artifact_refuses_float_backends(tmp_path: Path, capsys) -
             err = capsys.readouterr().err
             assert "holds a fixed-point artifact" in err and err.count("\n") == 1
     assert run_cli(["simulate", str(out), *args, "--backend", "loihi-emu"]) == 0
+
+
+def simulate_output(folder: Path, inputs: Path, backend: str, out: Path, *extra: str) -> np.ndarray:
+    """The Output spikes `mksgn simulate FOLDER` writes."""
+    args = ["simulate", str(folder), "--input", str(inputs), "--backend", backend]
+    assert run_cli([*args, "--out", str(out), *extra]) == 0
+    with np.load(out) as saved:
+        return saved["output"]
+
+
+def test_a_fixed_point_folder_runs_its_stored_integers(tmp_path: Path, capsys) -> None:
+    """Scales are chosen once, at convert time, from --calibrate: the first 2 samples spike the
+    same whether 2 or 8 samples run (they did not when each run quantised for its own inputs),
+    on lava-fixed and the emulator alike, and the stored weights are the ones that ran."""
+    model = tmp_path / "model.nir"
+    nir.write(model, chain_graph())
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, (8, 6, 2, 8))
+    x[5:] *= 3.0  # the later samples widen the input range
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "first2.npy", x[:2])
+    out = tmp_path / "fixed"
+    args = ["convert", str(model), "--out", str(out), "--fixed-point"]
+    assert run_cli([*args, "--calibrate", str(tmp_path / "x.npy"), "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest["calibration"]["input_abs_max"] == pytest.approx(np.abs(x).max(), rel=1e-6)
+    for backend in ("loihi-emu", "lava-fixed"):
+        two = simulate_output(out, tmp_path / "first2.npy", backend, tmp_path / f"{backend}2.npz")
+        eight = simulate_output(out, tmp_path / "x.npy", backend, tmp_path / f"{backend}8.npz")
+        assert two.sum() > 0 and np.array_equal(two, eight[:2]), backend
+    from mksgn.convert.fixed_point import load_fixed_plan
+
+    fixed = load_fixed_plan(out / "fixed_point.npz")
+    assert fixed.input_abs_max == manifest["calibration"]["input_abs_max"]
+    assert [syn.name for syn in fixed.synapses] == list(manifest["fixed_point_parameters"])[:2]
+
+
+def test_a_damaged_folder_is_one_error_naming_the_file(tmp_path: Path, capsys) -> None:
+    """A changed, missing or foreign file in a converted folder stops the run before it starts,
+    naming the file and the command that rebuilds it."""
+    model = tmp_path / "model.nir"
+    nir.write(model, chain_graph())
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 1, (2, 4, 2, 8)))
+    out = tmp_path / "fixed"
+    assert run_cli(["convert", str(model), "--out", str(out), "--fixed-point"]) == 0
+    run = ["simulate", str(out), "--input", str(tmp_path / "x.npy"), "--backend", "loihi-emu"]
+    assert run_cli(run) == 0
+    stored = out / "fixed_point.npz"
+    original = stored.read_bytes()
+    stored.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    capsys.readouterr()
+    assert run_cli(run) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fixed_point.npz does not match its checksum" in err
+    assert "mksgn convert" in err
+    stored.unlink()
+    assert run_cli(run) == 1
+    assert "fixed_point.npz is missing" in capsys.readouterr().err
+    stored.write_bytes(original)
+    assert run_cli(run) == 0
+
+
+def test_inputs_beyond_the_calibrated_range_are_refused(tmp_path: Path, capsys) -> None:
+    """Without --calibrate, fixed point is quantised for ±1; larger inputs would clip silently,
+    so the run is refused with what to run instead."""
+    model = tmp_path / "model.nir"
+    nir.write(model, chain_graph())
+    np.save(tmp_path / "x.npy", np.full((1, 4, 2, 8), 2.5))
+    out = tmp_path / "fixed"
+    assert run_cli(["convert", str(model), "--out", str(out), "--fixed-point"]) == 0
+    capsys.readouterr()
+    args = ["simulate", str(out), "--input", str(tmp_path / "x.npy"), "--backend", "loihi-emu"]
+    assert run_cli(args) == 1
+    err = capsys.readouterr().err
+    assert "beyond the ±1" in err and "--calibrate" in err
+
+
+def test_a_float_folder_runs_with_its_stored_dt(tmp_path: Path) -> None:
+    """`convert --dt` is what the folder runs with (simulate used to take the default again)."""
+    model = tmp_path / "model.nir"
+    nir.write(model, chain_graph())
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).uniform(0, 1, (2, 6, 2, 8)))
+    outputs = {}
+    for dt in ("1e-4", "2e-5"):
+        folder = tmp_path / f"dt{dt}"
+        assert run_cli(["convert", str(model), "--out", str(folder), "--dt", dt]) == 0
+        outputs[dt] = simulate_output(
+            folder, tmp_path / "x.npy", "loihi-emu-float", tmp_path / f"{dt}.npz"
+        )
+    assert not np.array_equal(outputs["1e-4"], outputs["2e-5"])

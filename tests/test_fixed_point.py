@@ -89,9 +89,9 @@ def test_wide_range_synapse_gets_a_residual_part() -> None:
     plan = build_plan(graph)
     one_part = quantize_plan(plan, 1.0, residual_synapses=False).synapses[1]
     two_parts = quantize_plan(plan, 1.0).synapses[1]
-    assert one_part.residual is None and one_part.mean_rel_error > 0.25
+    assert one_part.residual is None and one_part.mean_error_per_weight > 0.25
     assert two_parts.residual is not None and two_parts.residual_exp < two_parts.weight_exp
-    assert two_parts.mean_rel_error < one_part.mean_rel_error / 10
+    assert two_parts.mean_error_per_weight < one_part.mean_error_per_weight / 10
     assert np.array_equal(two_parts.weight, one_part.weight)
     assert quantize_plan(plan, 1.0, weight_exponents=False).synapses[1].residual is None
 
@@ -140,7 +140,7 @@ def test_plan_parameters_are_integers_with_report() -> None:
         assert syn.weight.dtype == np.int32
     report = fixed.report()
     assert set(report) >= {"fc", "readout", "lif", "output.readout"}
-    assert 0 < report["fc"]["max_rel_weight_error"] < 0.01
+    assert 0 < report["fc"]["max_error_of_peak_weight"] < 0.01
 
 
 def test_bias_overflow_names_the_layer() -> None:
