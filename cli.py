@@ -718,11 +718,19 @@ def convert_command(
     if as_json:
         emit_json(manifest)
     else:
+        from mksgn.convert.loihi2_resources import format_loihi2
+
         shape = ", ".join(str(n) for n in manifest["input"]["shape"])
         click.echo(
             f"Converted {model} -> {out}: {len(manifest['nodes'])} Lava processes, pipeline depth "
             f"{manifest['pipeline_depth']}{', fixed point' if fixed_point else ''}; "
             f"simulate --input takes an array shaped (T, {shape}) or (samples, T, {shape})"
+        )
+        resources = manifest["loihi2"]
+        click.echo(
+            format_loihi2(resources)
+            if "error" not in resources
+            else f"Loihi 2 resources: none ({resources['error']})"
         )
 
 

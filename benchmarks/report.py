@@ -161,6 +161,17 @@ def energy_section(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def loihi2_section(run_dir: Path) -> dict[str, Any] | None:
+    """The Loihi 2 resource report `mksgn convert` stored in the run's converted folder."""
+    for folder in ("lava-fixed", "lava"):
+        manifest = run_dir / folder / run_files.MANIFEST
+        if manifest.is_file():
+            resources = read_json(manifest).get("loihi2")
+            if isinstance(resources, dict) and "layers" in resources:
+                return {"folder": folder, **resources}
+    return None
+
+
 def run_warnings(summary: dict[str, Any], firing: dict[str, dict[str, float]]) -> list[str]:
     """Silent layers and constant predictions (mksgn.diagnostics) of every model evaluated and
     every backend run, each prefixed with where it was seen."""
@@ -214,6 +225,9 @@ def gather(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
         for backend, arrays in spikes.items()
     }
     backends = summary.get("backends", {})
+    loihi2 = loihi2_section(run_dir)
+    if loihi2 is None:
+        absent.append("Loihi 2 resources (a converted folder lava-fixed/ or lava/ with them)")
     report = {
         "run_dir": str(run_dir),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -244,6 +258,7 @@ def gather(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
             "accuracy": backends.get("lava-fixed", {}).get("accuracy"),
         },
         "energy": energy_section(summary),
+        "loihi2": loihi2,
         "timings": {
             "total_s": summary.get("seconds"),
             "stages_s": summary.get("stage_seconds"),
@@ -278,6 +293,35 @@ def number(value: Any, spec: str = ".4g") -> str:
 def percent(value: Any, digits: int = 1) -> str:
     """A fraction as a percentage, or a dash."""
     return "–" if value is None else f"{100 * value:.{digits}f} %"
+
+
+def loihi2_markdown(resources: dict[str, Any]) -> list[str]:
+    """The Loihi 2 resource section (docs/loihi2-resources.md says how it is counted)."""
+    lines = [
+        f"## Loihi 2 resources ({resources['folder']}/, at 8-bit weights)",
+        "",
+        f"{resources['cores']} neuro cores on {resources['chips']} chip(s), "
+        f"{resources['neurons']:,} neurons, {resources['synapses']:,} synapses, "
+        f"{resources['synaptic_memory_bits'] / 8 / 2**20:.1f} MiB of synaptic memory "
+        "(limits and sources: docs/loihi2-resources.md).",
+        "",
+    ]
+    rows = [
+        [
+            layer["layer"],
+            f"{layer['neurons']:,}",
+            f"{layer['synapses']:,}",
+            f"{layer['synaptic_memory_bits'] / 8 / 1024:,.1f}",
+            f"{layer['max_fan_in']:,}",
+            f"{layer['max_fan_out']:,}",
+            str(layer["cores"]),
+        ]
+        for layer in resources["layers"]
+    ]
+    header = ["layer", "neurons", "synapses", "memory KiB", "fan-in", "fan-out", "cores"]
+    lines += table(header, rows)
+    lines += [f"- limit: {violation}" for violation in resources["violations"]]
+    return [*lines, ""]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -461,6 +505,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
         ]
         lines += table(["model", "SOP", "MAC FLOPs", "mJ / sample", "source"], paper_rows)
+    if report.get("loihi2"):
+        lines += loihi2_markdown(report["loihi2"])
     lines += [
         "## Spike raster (sample 0, snnTorch vs Lava float)",
         "",

@@ -113,6 +113,7 @@ def convert_nir(
         "nodes": nir_node_kinds(plan),
         "metadata": json_safe(getattr(graph, "metadata", {}) or {}),
     }
+    manifest["loihi2"] = resource_report(plan, fixed, abs_max)
     if fixed is not None:
         manifest["calibration"] = {
             "data": calibration or f"none: inputs assumed within ±{DEFAULT_INPUT_RANGE:g}",
@@ -133,6 +134,17 @@ def convert_nir(
         manifest["sha256"] = {name: sha256(tmp / name) for name in written}
         (tmp / run_files.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def resource_report(plan: LavaPlan, fixed: FixedPlan | None, abs_max: float) -> dict:
+    """The Loihi 2 resource report at the quantised precision (a float artifact is quantised
+    just for counting); {"error": ...} when the network has no Loihi 2 fixed point."""
+    from mksgn.convert.loihi2_resources import loihi2_resources
+
+    try:
+        return loihi2_resources(plan, fixed or quantize_plan(plan, abs_max))
+    except MksgnError as error:
+        return {"error": str(error)}
 
 
 def read_manifest(folder: Path) -> dict:

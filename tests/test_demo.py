@@ -60,6 +60,7 @@ def test_demo_runs_every_stage_and_lava_matches_the_reference(demo) -> None:
         assert (out / model / "checkpoint.pt").is_file()
         assert 0 <= summary["accuracy"][model] <= 1
     assert (out / "lava" / "manifest.json").is_file()
+    assert (out / "lava-fixed" / "fixed_point.npz").is_file()
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
     # Lava float and the snnTorch reference agree spike for spike, so do their energy counts.
     assert summary["parity_identical"] is True
@@ -136,6 +137,7 @@ def test_demo_writes_the_report_and_the_cli_rewrites_it(demo, tmp_path: Path) ->
         "parity",
         "fixed_point",
         "energy",
+        "loihi2",
         "timings",
         "files",
         "absent",
@@ -175,9 +177,14 @@ def test_demo_writes_the_report_and_the_cli_rewrites_it(demo, tmp_path: Path) ->
         "Fixed-point agreement",
         "Energy per layer",
         "Per-sample totals",
+        "Loihi 2 resources",
         "Timings",
     ):
         assert f"## {heading}" in markdown
+    # The stored resource report of lava-fixed/ (docs/loihi2-resources.md): counts add up.
+    loihi2 = report["loihi2"]
+    assert loihi2["folder"] == "lava-fixed" and loihi2["cores"] >= len(loihi2["layers"])
+    assert loihi2["synapses"] == sum(layer["synapses"] for layer in loihi2["layers"]) > 0
     assert "| Base-SGN |" in markdown and "| lava-fixed |" in markdown
     assert all(f"]({name})" in markdown for name in PLOTS.values())
 
