@@ -98,33 +98,29 @@ def run_fresh(*args: object) -> dict:
 
 
 def emulator_memory_mb(graph_file: Path, batch_size: int = max(BATCH_SIZES)) -> float:
-    """A bound on what the emulator holds: every synapse's weights as float64 (conv kernels are
-    not expanded), and per neuron and sample its state, inputs in flight and recorded steps."""
+    """What the emulator holds at `batch_size` (targets/memory.py's estimate)."""
     from mksgn.convert.lava_graph import build_plan
     from mksgn.convert.nir_io import read_nir
+    from mksgn.targets.memory import emulator_bytes
 
-    plan = build_plan(read_nir(graph_file))
-    weights = sum(s.weight.size for s in plan.synapses)
-    neurons = sum(int(np.prod(p.lava_shape)) for p in plan.populations.values())
-    return (8 * weights + 8 * 16 * neurons * batch_size) / 2**20
+    fixed, per_sample = emulator_bytes(build_plan(read_nir(graph_file)))
+    return (fixed + per_sample * batch_size) / 2**20
 
 
 def lava_build_mb(graph_file: Path) -> float:
-    """What Lava's build of one sample's network holds (times the samples side by side)."""
+    """What Lava's float build of one sample's network holds (times the samples side by side)."""
     from mksgn.convert.lava_graph import build_plan
     from mksgn.convert.nir_io import read_nir
-    from mksgn.targets.lava import build_bytes_estimate
+    from mksgn.targets.memory import lava_bytes
 
-    return build_bytes_estimate(build_plan(read_nir(graph_file))) / 2**20
+    return lava_bytes(build_plan(read_nir(graph_file)), 1, False)[1] / 2**20
 
 
 def available_mb() -> float:
     """MemAvailable of this machine."""
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    from mksgn.targets.memory import available_bytes
+
+    return (available_bytes() or 0) / 2**20
 
 
 def main() -> None:

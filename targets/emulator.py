@@ -29,6 +29,7 @@ from mksgn.convert.nir_io import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 from mksgn.targets.job import LavaJob, prepare_job
+from mksgn.targets.memory import check_fits, emulator_bytes
 
 DEFAULT_BATCH_SIZE = 32
 EXACT_FLOAT = 2**53  # integers up to this add exactly in float64
@@ -160,6 +161,7 @@ class EmulatorTarget:
 
         stored = self.artifact.fixed if self.artifact else None
         job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max, stored)
+        check_fits(self.name, *emulator_bytes(plan), min(self.batch_size, job.samples))
         started = time.perf_counter()
         network = Network(job)
         parts: list[dict[str, np.ndarray]] = []

@@ -31,6 +31,7 @@ from mksgn.lifetime import wait_until_orphaned
 from mksgn.processes import alive, mapped_shm, processes_where, shm_segments
 from mksgn.targets.base import RunResult
 from mksgn.targets.job import LavaJob, one_after_another, prepare_job, side_by_side
+from mksgn.targets.memory import check_fits, lava_bytes
 
 WORKER_CODE = "import sys; from mksgn.targets.lava import worker_main; worker_main(sys.argv[1])"
 BASE_TIMEOUT_S = 120.0
@@ -47,20 +48,6 @@ WATCHDOG_MARGIN = 10.0
 # 1.57 s/sample one after another, 1.56 two side by side, 2.36 eight side by side). Streaming
 # samples back to back through one network (batch 1) is what beats a network per sample.
 DEFAULT_BATCH_SIZE = 1
-# Building a network holds every synapse entry about twice as a scipy csr (float64 value + int32
-# index): measured 1.15 GiB more per sample side by side for the quick demo's MK-SGN (53 M
-# entries; 1.6 GiB at 1 sample, 9.7 GiB at 8).
-BUILD_BYTES_PER_SYNAPSE_ENTRY = 24
-
-
-def synapse_entries(plan: LavaPlan) -> int:
-    """Weights one sample's copy of the network stores: Sparse nonzeros, dense/Conv weights."""
-    return sum(syn.nonzeros if syn.sparse else syn.weight.size for syn in plan.synapses)
-
-
-def build_bytes_estimate(plan: LavaPlan, batch: int = 1) -> int:
-    """Memory the Lava worker needs to build the network with `batch` samples side by side."""
-    return max(1, synapse_entries(plan)) * BUILD_BYTES_PER_SYNAPSE_ENTRY * batch
 
 
 def step_seconds_estimate(plan: LavaPlan) -> float:
@@ -130,6 +117,7 @@ class LavaTarget:
         job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max, stored)
         recurrent = any(syn.back_edge for syn in plan.synapses)
         batch = min(self.batch_size, job.samples)
+        check_fits(self.name, *lava_bytes(plan, batch, self.fixed_point), batch)
         whole = [(0, job.samples)]
         runs = [(i, min(i + batch, job.samples)) for i in range(0, job.samples, batch)]
         runs = runs if recurrent else whole
@@ -212,9 +200,15 @@ def killed_by_signal(session: int) -> list[tuple[int, int]]:
 
 def killed_text(pid: int, number: int) -> str:
     """Why the run failed when signal `number` ended Lava process `pid`."""
+    likely = (
+        " (likely out of memory: the kernel's OOM killer sends SIGKILL; try a smaller "
+        "--batch-size or fewer --samples)"
+        if number == signal.SIGKILL
+        else ""
+    )
     return (
-        f"one of its processes (pid {pid}) was killed by {signal.Signals(number).name}; "
-        "the run was stopped and its processes removed"
+        f"one of its processes (pid {pid}) was killed by {signal.Signals(number).name}"
+        f"{likely}; the run was stopped and its processes removed"
     )
 
 

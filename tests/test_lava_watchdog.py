@@ -18,14 +18,13 @@ from mksgn.convert.fixed_point import quantize_plan
 from mksgn.convert.lava_graph import build_plan
 from mksgn.errors import MksgnError
 from mksgn.processes import processes_where, shm_segments
+from mksgn.targets import memory
 from mksgn.targets.lava import (
     BASE_TIMEOUT_S,
-    BUILD_BYTES_PER_SYNAPSE_ENTRY,
     LavaTarget,
-    build_bytes_estimate,
+    killed_text,
     run_watched,
     step_seconds_estimate,
-    synapse_entries,
     watchdog_timeout,
 )
 
@@ -149,12 +148,45 @@ def test_watchdog_allows_for_lavas_per_channel_pair_convolution() -> None:
 
 
 def test_build_memory_estimate_counts_every_sample_side_by_side() -> None:
-    """The estimate benchmarks use to skip a batch the machine cannot build."""
+    """What a run is checked against before it starts: per sample side by side, fixed point
+    dearer than float."""
     plan = build_plan(tiny_graph())
-    assert synapse_entries(plan) == 9  # the 3 × 3 Affine
-    one = build_bytes_estimate(plan)
-    assert one == 9 * BUILD_BYTES_PER_SYNAPSE_ENTRY
-    assert build_bytes_estimate(plan, batch=8) == 8 * one
+    assert memory.synapse_entries(plan) == 9  # the 3 × 3 Affine
+    assert memory.lava_bytes(plan, 1, False) == (0, 9 * memory.LAVA_BYTES_PER_SYNAPSE_ENTRY)
+    assert memory.lava_bytes(plan, 1, True)[1] > memory.lava_bytes(plan, 1, False)[1]
+    fixed, per_sample = memory.emulator_bytes(plan)
+    assert fixed == 8 * 9 and per_sample == memory.EMULATOR_BYTES_PER_NEURON_SAMPLE * 3
+
+
+@pytest.mark.parametrize("backend", ["lava-fixed", "loihi-emu"])
+def test_an_oversized_batch_is_refused_before_the_run(
+    backend: str, tmp_path, monkeypatch, capsys
+) -> None:
+    """With less memory available than --batch-size needs, one Error line in seconds gives the
+    estimate, the memory available and the largest batch that fits; nothing of Lava starts."""
+    from cli_runner import run
+
+    plan = build_plan(tiny_graph())
+    fixed, per_sample = (
+        memory.lava_bytes(plan, 1, True) if backend == "lava-fixed" else memory.emulator_bytes(plan)
+    )
+    monkeypatch.setattr(memory, "available_bytes", lambda: fixed + 3 * per_sample + 1)
+    nir.write(tmp_path / "g.nir", tiny_graph())
+    np.save(tmp_path / "x.npy", np.ones((8, 4, 3)))
+    args = ["simulate", str(tmp_path / "g.nir"), "--input", str(tmp_path / "x.npy")]
+    started = time.monotonic()
+    assert run([*args, "--backend", backend, "--batch-size", "8"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--batch-size 8 would need about" in err, err
+    assert "the largest --batch-size that fits is 3" in err
+    assert time.monotonic() - started < 30 and lava_descendants() == []
+    assert run([*args, "--backend", backend, "--batch-size", "3"]) == 0
+
+
+def test_sigkill_names_the_likely_cause() -> None:
+    """The kernel's OOM killer sends SIGKILL: the message says so; other signals do not."""
+    assert "likely out of memory" in killed_text(123, signal.SIGKILL)
+    assert "out of memory" not in killed_text(123, signal.SIGSEGV)
 
 
 @pytest.mark.timeout(90)
