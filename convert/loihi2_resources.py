@@ -114,7 +114,7 @@ def loihi2_resources(plan: LavaPlan, fixed: FixedPlan) -> dict[str, object]:
         math.ceil(sum(layer["stored_weights"] for layer in layers) / SYNAPSES_PER_CHIP),
     )
     if chips > 1:
-        violations.append(f"the network needs {chips} chips: one Loihi 2 chip has not room")
+        violations.append(f"the network needs {chips} chips: it does not fit one Loihi 2 chip")
     return {
         "cores": total_cores,
         "chips": chips,
