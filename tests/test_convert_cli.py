@@ -223,3 +223,66 @@ def test_a_float_folder_runs_with_its_stored_dt(tmp_path: Path) -> None:
             folder, tmp_path / "x.npy", "loihi-emu-float", tmp_path / f"{dt}.npz"
         )
     assert not np.array_equal(outputs["1e-4"], outputs["2e-5"])
+
+
+NETX_RUN = """
+import sys
+import numpy as np
+from lava.lib.dl import netx
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc import io
+
+folder, data_file, out_file = sys.argv[1:]
+data = np.load(data_file)
+net = netx.hdf5.Network(net_config=f"{folder}/model.net", input_message_bits=24)
+source = io.source.RingBuffer(data=data)
+sink = io.sink.RingBuffer(shape=net.out.shape, buffer=data.shape[-1])
+source.s_out.connect(net.inp)
+net.out.connect(sink.a_in)
+try:
+    net.run(condition=RunSteps(num_steps=data.shape[-1]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    np.save(out_file, sink.data.get())
+finally:
+    net.stop()
+"""
+
+
+@pytest.mark.timeout(300)
+def test_netx_file_run_by_lava_dl_reproduces_lava_fixed(tmp_path: Path) -> None:
+    """lava-dl's own netx.hdf5.Network, loaded from `convert --netx` and run in Lava fixed point,
+    spikes exactly as `simulate DIR --backend lava-fixed` on the same folder (after the pipeline
+    depth, which mksgn's run removes)."""
+    import subprocess
+    import sys
+
+    from mksgn.convert.lava_artifact import read_artifact
+    from mksgn.targets.job import prepare_job
+
+    model = tmp_path / "model.nir"
+    nir.write(model, chain_graph())
+    folder = tmp_path / "netx"
+    assert run_cli(["convert", str(model), "--out", str(folder), "--fixed-point", "--netx"]) == 0
+    x = np.random.default_rng(0).uniform(0, 1, (1, 24, 2, 8))
+    np.save(tmp_path / "x.npy", x)
+    mksgn = simulate_output(folder, tmp_path / "x.npy", "lava-fixed", tmp_path / "mk.npz")[0]
+    artifact = read_artifact(folder)
+    job = prepare_job(artifact.plan, x, (), True, None, artifact.fixed)
+    np.save(tmp_path / "data.npy", job.stream_data(0, 1).astype(np.int32))
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NETX_RUN,
+            str(folder),
+            str(tmp_path / "data.npy"),
+            str(tmp_path / "o.npy"),
+        ],
+        check=True,
+        timeout=240,
+        capture_output=True,
+    )
+    netx_spikes = np.load(tmp_path / "o.npy")  # (neurons, T + depth)
+    depth = artifact.plan.depth
+    assert mksgn.sum() > 3, "trivial test: too few output spikes"
+    assert np.array_equal(netx_spikes[:, depth : depth + x.shape[1]].T, mksgn)
