@@ -164,6 +164,7 @@ class EmulatorTarget:
         check_fits(self.name, *emulator_bytes(plan), min(self.batch_size, job.samples))
         started = time.perf_counter()
         network = Network(job)
+        built = time.perf_counter()
         parts: list[dict[str, np.ndarray]] = []
         batches = range(0, job.samples, self.batch_size)
         with tqdm(
@@ -179,8 +180,13 @@ class EmulatorTarget:
             else np.zeros((0, job.steps, *plan.populations[plan.records[node][0]].nir_shape))
             for node in job.nodes
         }
-        wall = time.perf_counter() - started
-        return job.result(self.name, recorded, wall, {"batch_size": self.batch_size})
+        finished = time.perf_counter()
+        extra = {
+            "batch_size": self.batch_size,
+            "build_s": built - started,
+            "run_s_per_sample": (finished - built) / max(job.samples, 1),
+        }
+        return job.result(self.name, recorded, finished - started, extra)
 
 
 class Network:

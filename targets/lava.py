@@ -10,6 +10,7 @@ removed, so nothing is left behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import signal
@@ -33,6 +34,9 @@ from mksgn.targets.base import RunResult
 from mksgn.targets.job import LavaJob, one_after_another, prepare_job, side_by_side
 from mksgn.targets.memory import check_fits, lava_bytes
 
+PROGRESS_FILE = "progress.txt"  # "<steps done> <steps in all>", rewritten by the worker
+TIMING_FILE = "timing.json"  # the worker's build and run seconds
+TIMING_KEY = "mksgn.timing"  # in run_watched's result; population names never take this form
 WORKER_CODE = "import sys; from mksgn.targets.lava import worker_main; worker_main(sys.argv[1])"
 BASE_TIMEOUT_S = 120.0
 TIMEOUT_S_PER_PROCESS_STEP = 0.02
@@ -97,6 +101,10 @@ class LavaTarget:
         self.input_abs_max = input_abs_max
         self.artifact = artifact
         self.name = "lava-fixed" if fixed_point else "lava-float"
+        self.timing = {
+            "build_s": 0.0,
+            "run_s": 0.0,
+        }  # seconds of the last run, summed over networks
 
     def run(
         self, graph: nir.NIRGraph, inputs: np.ndarray, record: tuple[str, ...] = ()
@@ -123,11 +131,16 @@ class LavaTarget:
         runs = runs if recurrent else whole
         started = time.perf_counter()
         PEAK_RSS["bytes"] = 0
+        self.timing = {"build_s": 0.0, "run_s": 0.0}
         parts = [self.execute(job, start, stop, batch) for start, stop in runs]
         raw = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         wall = time.perf_counter() - started
         recorded = job.align(raw, job.samples)
-        extra = {"lava_peak_rss_mb": PEAK_RSS["bytes"] / 2**20}
+        extra = {
+            "lava_peak_rss_mb": PEAK_RSS["bytes"] / 2**20,
+            "build_s": self.timing["build_s"],
+            "run_s_per_sample": self.timing["run_s"] / max(job.samples, 1),
+        }
         return job.result(self.name, recorded, wall, extra)
 
     def execute(self, job: LavaJob, start: int, stop: int, batch: int = 1) -> dict[str, np.ndarray]:
@@ -150,7 +163,10 @@ class LavaTarget:
             plan = job.plan
             processes = 2 * len(plan.synapses) + len(plan.populations) + len(job.populations) + 1
             timeout = watchdog_timeout(plan, processes, groups * job.period, batch)
-        raw = run_watched(lava_job, timeout)
+        raw = run_watched(lava_job, timeout, self.name)
+        build_s, run_s = raw.pop(TIMING_KEY)
+        self.timing["build_s"] += float(build_s)
+        self.timing["run_s"] += float(run_s)
         if batch == 1:
             return raw
         shapes = {name: job.plan.populations[name].lava_shape for name in raw}
@@ -235,9 +251,17 @@ def kill_session(session: int, shm_before: set[str] = frozenset()) -> None:
             os.unlink(segment)
 
 
-def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
-    """Run a Lava job in a killable child session; MksgnError on timeout, crash or Lava error."""
-    with tempfile.TemporaryDirectory(prefix="mksgn-lava-") as tmp:
+def run_watched(job: dict, timeout_s: float, name: str = "lava") -> dict[str, np.ndarray]:
+    """Run a Lava job in a killable child session; MksgnError on timeout, crash or Lava error.
+    The result holds the recorded series and, under TIMING_KEY, (build seconds, run seconds);
+    a progress bar in steps shows on a terminal."""
+    from tqdm import tqdm
+
+    steps = int(job["total_steps"])
+    with (
+        tempfile.TemporaryDirectory(prefix="mksgn-lava-") as tmp,
+        tqdm(total=steps, unit="step", desc=name, disable=None, leave=False) as progress,
+    ):
         work = Path(tmp)
         with open(work / "job.pkl", "wb") as handle:
             pickle.dump(job, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -261,6 +285,7 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
                     if time.monotonic() >= next_sample:
                         PEAK_RSS["bytes"] = max(PEAK_RSS["bytes"], session_rss(session))
                         next_sample = time.monotonic() + 0.25
+                        progress.update(steps_done(work) - progress.n)
                     time.sleep(0.05)
                 timed_out = child.poll() is None and not (work / "done").exists()
             except subprocess.TimeoutExpired:
@@ -284,7 +309,18 @@ def run_watched(job: dict, timeout_s: float) -> dict[str, np.ndarray]:
                 + " | ".join(tail)
             )
         with np.load(work / "result.npz", allow_pickle=False) as result:
-            return {key: result[key] for key in result.files}
+            series = {key: result[key] for key in result.files}
+        timing = json.loads((work / TIMING_FILE).read_text())
+        series[TIMING_KEY] = np.array([timing["build_s"], timing["run_s"]])
+        return series
+
+
+def steps_done(work: Path) -> int:
+    """Steps the worker reports done (0 before its first report)."""
+    try:
+        return int((work / PROGRESS_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def end_session_with(parent: int) -> None:
@@ -389,8 +425,19 @@ def simulate(job: dict, record_dir: Path, stopping: threading.Event) -> dict[str
             recorder = VoltageRecorder(lif.v.shape, total, str(files[population]))
             recorder.ref.connect_var(lif.v)
     tag = "fixed_pt" if job["fixed"] is not None else "floating_pt"
+    period = int(job["period"])
+    # One sample's steps per run call (a tenth of the run for a single sample), so the parent
+    # can show progress; Lava continues its state from one call to the next.
+    chunk = period if total > period else max(1, -(-total // 10))
     try:
-        source.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=tag))
+        started = time.perf_counter()
+        source.create_runtime(run_cfg=Loihi2SimCfg(select_tag=tag))
+        built = time.perf_counter()
+        for done in range(0, total, chunk):
+            source.run(condition=RunSteps(num_steps=min(chunk, total - done)))
+            (record_dir / PROGRESS_FILE).write_text(f"{min(done + chunk, total)} {total}")
+        timing = {"build_s": built - started, "run_s": time.perf_counter() - built}
+        (record_dir / TIMING_FILE).write_text(json.dumps(timing))
     except BaseException:
         stopping.set()
         # After a failed start, stop() fails too (e.g. AttributeError from Lava's half-started
