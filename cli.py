@@ -886,20 +886,26 @@ def demo(out: Path, quick: bool) -> None:
     help="Folder for the report (default RUN_DIR/report); it is replaced as a whole.",
 )
 def report_command(run_dir: Path, out: Path | None) -> None:
-    """Gather a demo run directory into report.json, report.md and PNG plots (training curves,
-    firing rate and energy per layer, spike raster Lava vs snnTorch).
+    """Gather a run directory into report.md, report.json and PNG plots.
 
     \b
-    Required in RUN_DIR (what 'mksgn demo' writes; an Error names what is missing):
-      summary.json, <model>/metrics.jsonl of every model it lists,
-      spikes-snntorch.npz, spikes-lava-float.npz
-    Optional (report.md says when they are absent): spikes-lava-fixed.npz with the summary's
-    fixed-point section, per-model evaluation, teacher MACs per layer, stage timings.
+    A demo folder ('mksgn demo' wrote summary.json) gets the full report: training curves,
+    accuracy, firing rate and energy per layer, parity, fixed point, Loihi 2, spike raster.
+    Required there (an Error names what is missing): summary.json, <model>/metrics.jsonl of
+    every model it lists, spikes-snntorch.npz, spikes-lava-float.npz.
+    Any other folder gets the sections its files support (within two folder levels):
+    training curves from metrics.jsonl, accuracy from 'simulate --out' .npz files, energy from
+    'energy --out' .json reports, spike parity between two backends' .npz files of one model,
+    Loihi 2 resources from a 'convert' folder; report.md lists what it left out and why.
     All files appear together or none do."""
-    from mksgn.benchmarks.report import write_report
+    from mksgn.benchmarks.report import SUMMARY, write_report
+    from mksgn.benchmarks.run_report import write_run_report
 
-    destination = write_report(run_dir, out)
-    click.echo(f"Report of {run_dir} -> {destination / 'report.md'} (+ report.json, 4 plots)")
+    if (run_dir / SUMMARY).is_file():
+        destination = write_report(run_dir, out)
+    else:
+        destination = write_run_report(run_dir, out)
+    click.echo(f"Report of {run_dir} -> {destination / 'report.md'} (+ report.json, plots)")
 
 
 def interrupt_on_terminate(_signum: int, _frame: object) -> None:

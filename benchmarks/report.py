@@ -56,7 +56,8 @@ def read_spikes(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a spikes-<backend>.npz (no pickles)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+            # mksgn_* members (RUN_KEY, the shard key) describe the run; they are not layers
+            return {name: archive[name] for name in archive.files if not name.startswith("mksgn_")}
     except (OSError, ValueError) as error:
         raise MksgnError(f"{path} is not a readable .npz file ({error})") from None
 

@@ -28,6 +28,7 @@ from mksgn.targets.shard import SHARD_KEY, Shard, check_parts
 if TYPE_CHECKING:
     from mksgn.convert.lava_artifact import Artifact
 
+RUN_KEY = "mksgn_run"  # npz member of `simulate --out`: backend, model, output node (JSON)
 BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")
 PREDICTIONS_SHOWN = 20  # predictions printed by the text summary
 
@@ -218,8 +219,15 @@ def simulate(
             arrays["labels"] = labels
         if meta is not None:
             arrays[SHARD_KEY] = np.array(json.dumps(meta))
+        arrays[RUN_KEY] = run_member(result.backend, graph_file, output, result.time_steps)
         atomic_savez(out, **arrays)
     return Simulation(graph_file, result, output, predictions, labels, counts, meta, warnings)
+
+
+def run_member(backend: str, model: Path, output: str, time_steps: int) -> np.ndarray:
+    """The RUN_KEY member of a `simulate --out` file: what ran, for `mksgn report`."""
+    run = {"backend": backend, "model": str(model), "output": output, "time_steps": time_steps}
+    return np.array(json.dumps(run))
 
 
 def read_simulate_part(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -235,6 +243,7 @@ def read_simulate_part(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         meta = json.loads(str(arrays.pop(SHARD_KEY)))
     except ValueError:
         raise MksgnError(f"{path}: its shard metadata is not JSON") from None
+    arrays.pop(RUN_KEY, None)
     return meta, arrays
 
 
@@ -257,7 +266,8 @@ def merge_simulations(out: Path, paths: list[Path]) -> Simulation:
     for meta in metas:
         for name, count in meta["spike_counts"].items():
             counts[name] = counts.get(name, 0) + int(count)
-    atomic_savez(out, **arrays)
+    run = run_member(first["backend"], Path(first["model"]), first["output"], first["time_steps"])
+    atomic_savez(out, **arrays, **{RUN_KEY: run})
     result = RunResult(
         backend=first["backend"],
         recorded={},

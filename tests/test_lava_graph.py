@@ -408,7 +408,7 @@ def test_bias_into_cuba_neurons_follows_the_reference(tmp_path) -> None:
         out = tmp_path / f"{backend}.npz"
         assert run_cli([*args, "--backend", backend, "--out", str(out)]) == 0, backend
         with np.load(out) as saved:
-            runs[backend] = {key: saved[key] for key in saved.files}
+            runs[backend] = {k: saved[k] for k in saved.files if not k.startswith("mksgn_")}
     reference = runs["snntorch"]
     assert 0 < reference["cuba"].mean() < 1
     for backend in ("lava-float", "loihi-emu-float"):
