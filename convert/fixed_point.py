@@ -201,7 +201,12 @@ def quantize_plan(
             if plan.synapses[i].source in plan.populations
         )
         if pop.spiking and not constant_drive:
-            v_bound = pop.vth + u_bound + bias_peak
+            # Above, a spike resets v at the threshold; below, nothing does: a steady negative
+            # input settles v at u/dv (10 x u for a leak of 0.1, which wrapped lava-fixed's v).
+            negative_bias = float(np.maximum(-pop.bias, 0).max(initial=0.0))
+            # Without a leak (dv = 0, IF) v has no floor at all; the range stays the one above.
+            v_low = (pop.max_negative_input / pop.du + negative_bias) / pop.dv if pop.dv else 0.0
+            v_bound = max(pop.vth + u_bound + bias_peak, v_low)
         else:  # nothing bounds v from below: a steady (negative) current settles at u/dv
             v_bound = (u_bound + bias_peak) / max(pop.dv, 1e-3) + (pop.vth if pop.spiking else 0)
         limits = [STATE_MAX * STATE_HEADROOM / max(v_bound, u_bound, 1e-30)]

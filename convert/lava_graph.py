@@ -62,6 +62,7 @@ class Population:
     spiking: bool
     depth: int = 0
     max_abs_input: float = 0.0  # bound on |a_in| per step (fixed-point range check)
+    max_negative_input: float = 0.0  # bound on -a_in per step: what drives v down
 
 
 @dataclasses.dataclass
@@ -855,10 +856,14 @@ def assign_depths(
 def input_bound(plan: LavaPlan, input_abs_max: float = 1.0) -> None:
     """Fill each population's bound on |input current| per step (for fixed-point ranges)."""
     for pop in plan.populations.values():
-        pop.max_abs_input = 0.0
+        pop.max_abs_input = pop.max_negative_input = 0.0
     for syn in plan.synapses:
         scale = input_abs_max if syn.graded else 1.0
-        plan.populations[syn.target].max_abs_input += max_row_sum(syn, syn.weight) * scale
+        target = plan.populations[syn.target]
+        target.max_abs_input += max_row_sum(syn, syn.weight) * scale
+        # Spikes are 0 or 1, so only negative weights pull down; a graded input may be negative.
+        negative = syn.weight if syn.graded else np.minimum(syn.weight, 0.0)
+        target.max_negative_input += max_row_sum(syn, negative) * scale
 
 
 def max_row_sum(syn: Synapse, weight: np.ndarray) -> float:

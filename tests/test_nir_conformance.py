@@ -48,6 +48,27 @@ def leaky(n: int, beta: float, threshold: float) -> torch.nn.Module:
     )
 
 
+def conv_network() -> torch.nn.Module:
+    """snnTorch Conv2d -> Leaky (per-neuron β over (C, H, W)) -> AvgPool2d -> Flatten -> Linear
+    -> Leaky, on a (1, 6, 6) input. Without biases: a negative voltage bias under a slow leak
+    drives v below Lava's 24-bit range (lava-fixed wraps; the emulator refuses)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)
+    fc = torch.nn.Linear(36, 6, bias=False)
+    with torch.no_grad():
+        conv.weight.mul_(3.0)
+        fc.weight.mul_(3.0)
+    map_leaky = snn.Leaky(
+        beta=torch.full((4, 6, 6), 0.9),
+        threshold=torch.full((4, 6, 6), 0.5),
+        reset_mechanism="zero",
+        init_hidden=True,
+    )
+    return torch.nn.Sequential(
+        conv, map_leaky, torch.nn.AvgPool2d(2), torch.nn.Flatten(), fc, leaky(6, 0.8, 0.5)
+    )
+
+
 def networks(bias: bool) -> dict[str, torch.nn.Module]:
     """The networks of issue 16 (Linear layers with or without bias)."""
     torch.manual_seed(0)
@@ -81,7 +102,8 @@ def networks(bias: bool) -> dict[str, torch.nn.Module]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
-    """The spike input and each network's NIR file, with and without biases."""
+    """The spike input and each network's NIR file, with and without biases (the conv network
+    takes its own input, next to its file)."""
     folder = tmp_path_factory.mktemp("conformance")
     generator = torch.Generator().manual_seed(1)
     spikes = (torch.rand(STEPS, 1, N_IN, generator=generator) < 0.3).float()
@@ -92,6 +114,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
             name = f"{name}-bias" if bias else name
             files[name] = folder / f"{name}.nir"
             nir.write(files[name], export_to_nir(net, spikes[0], ignore_dims=[0]))
+    maps = (torch.rand(STEPS, 1, 1, 6, 6, generator=generator) < 0.3).float()
+    np.save(folder / "conv2d.npy", maps[:, 0].numpy())
+    files["conv2d"] = folder / "conv2d.nir"
+    nir.write(files["conv2d"], export_to_nir(conv_network(), maps[0], ignore_dims=[0]))
     return folder / "x.npy", files
 
 
@@ -106,12 +132,21 @@ def simulate(graph: Path, inputs: Path, backend: str, out: Path) -> np.ndarray:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     "name",
-    ["leaky3", "synaptic2", "rsynaptic", "leaky3-bias", "synaptic2-bias", "rsynaptic-bias"],
+    [
+        "leaky3",
+        "synaptic2",
+        "rsynaptic",
+        "leaky3-bias",
+        "synaptic2-bias",
+        "rsynaptic-bias",
+        "conv2d",
+    ],
 )
 def test_snntorch_exports_agree_on_every_backend(exported, tmp_path: Path, name: str) -> None:
     """Float backends equal the reference spike for spike; loihi-emu equals lava-fixed bit for
     bit, and fixed point keeps most of float's output entries."""
     inputs, files = exported
+    inputs = files[name].with_suffix(".npy") if name == "conv2d" else inputs
     results = {
         backend: simulate(files[name], inputs, backend, tmp_path / f"{backend}.npz")
         for backend in ("snntorch", *FLOAT_BACKENDS, *FIXED_BACKENDS)
