@@ -19,15 +19,15 @@ import torch
 
 from mksgn import __version__
 from mksgn.atomic import atomic_path
-from mksgn.convert.nir_io import DEFAULT_DT, read_nir, validate_graph
-from mksgn.errors import MksgnError
-from mksgn.train.models.folding import (
+from mksgn.convert.folding import (
     FoldedGraphConv,
     FoldedSpikingLayer,
     FoldedTemporalConv,
     fold_readout,
     fold_student,
 )
+from mksgn.convert.nir_io import DEFAULT_DT, read_nir, validate_graph
+from mksgn.errors import MksgnError
 from mksgn.train.models.layers import GraphConv, SpikingLayer, TemporalConv
 from mksgn.train.models.sgn import BaseSGN, SpikingBlock
 

@@ -9,11 +9,11 @@ import torch
 from model_fixtures import joints, randomize_inference_state
 from model_fixtures import tiny_config as shared_tiny_config
 
+from mksgn.convert.folding import fold_student
 from mksgn.errors import MksgnError
 from mksgn.train.models import build_model, preset_config
 from mksgn.train.models.config import LayerSpec, ModelConfig
 from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
-from mksgn.train.models.folding import fold_student
 from mksgn.train.models.layers import GraphConv, SpikingLayer, body_graph, hop_support
 from mksgn.train.models.output import encode_input
 
