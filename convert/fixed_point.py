@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mksgn.convert.lava_graph import BIAS_SOURCE, LavaPlan, input_bound, max_row_sum
+from mksgn.convert.lava_plan import BIAS_SOURCE, LavaPlan, input_bound, max_row_sum
 from mksgn.convert.loihi2 import (
     ACCUMULATOR_MAX,
     ACTIVATION_SHIFT,

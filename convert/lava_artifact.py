@@ -23,7 +23,8 @@ from mksgn.convert.fixed_point import (
     quantize_plan,
     save_fixed_plan,
 )
-from mksgn.convert.lava_graph import LavaPlan, build_plan, lava_order, nir_node_kinds
+from mksgn.convert.lava_graph import build_plan
+from mksgn.convert.lava_plan import LavaPlan, lava_order, nir_node_kinds
 from mksgn.errors import MksgnError
 
 NETX_FILE = "model.net"

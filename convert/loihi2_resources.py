@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from mksgn.convert.fixed_point import FixedPlan, FixedSynapse
-from mksgn.convert.lava_graph import LavaPlan, Synapse, conv_taps
+from mksgn.convert.lava_plan import LavaPlan, Synapse, conv_taps
 
 CORES_PER_CHIP = 128  # neuro cores per Loihi 2 chip (Intel's Loihi 2 brief)
 NEURONS_PER_CORE = 8192  # most neurons one neuro core holds (1 M per chip / 128 cores)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mksgn.convert.lava_graph import LavaPlan, from_lava, to_lava
+from mksgn.convert.lava_plan import LavaPlan, from_lava, to_lava
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 

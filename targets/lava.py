@@ -25,7 +25,8 @@ import nir
 import numpy as np
 
 from mksgn.convert.lava_artifact import Artifact
-from mksgn.convert.lava_graph import LavaPlan, build_plan
+from mksgn.convert.lava_graph import build_plan
+from mksgn.convert.lava_plan import LavaPlan
 from mksgn.convert.nir_io import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.lifetime import wait_until_orphaned
@@ -409,7 +410,7 @@ def simulate(job: dict, record_dir: Path, stopping: threading.Event) -> dict[str
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    from mksgn.convert.lava_graph import build_lava
+    from mksgn.targets.lava_processes import build_lava
     from mksgn.targets.lava_recorder import SpikeRecorder, VoltageRecorder
 
     plan: LavaPlan = job["plan"]

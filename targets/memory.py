@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mksgn.convert.lava_graph import LavaPlan
+from mksgn.convert.lava_plan import LavaPlan
 from mksgn.errors import MksgnError
 
 # Building a Lava network holds every synapse entry about twice as a scipy csr (float64 value +

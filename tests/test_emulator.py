@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from model_fixtures import joints, node_major_input, spiking_student
 from test_lava_graph import cuba, lif
 
-from mksgn.convert.lava_graph import LavaPlan, build_plan
+from mksgn.convert.lava_graph import build_plan
+from mksgn.convert.lava_plan import LavaPlan
 from mksgn.convert.nir_export import student_to_nir
 from mksgn.convert.nir_io import SPIKING_TYPES
 from mksgn.errors import MksgnError

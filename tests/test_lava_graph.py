@@ -12,15 +12,8 @@ import pytest
 import torch
 
 from mksgn.convert.lava_graph import Path as LinearPath
-from mksgn.convert.lava_graph import (
-    build_plan,
-    conv_sparse_matrix,
-    from_lava,
-    lava_order,
-    lava_shape,
-    path_matrix,
-    to_lava,
-)
+from mksgn.convert.lava_graph import build_plan, path_matrix
+from mksgn.convert.lava_plan import conv_sparse_matrix, from_lava, lava_order, lava_shape, to_lava
 from mksgn.convert.nir_io import conv_output_shape
 from mksgn.errors import MksgnError
 from mksgn.targets.lava import LavaTarget

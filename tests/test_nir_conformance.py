@@ -163,7 +163,8 @@ def test_snntorch_exports_agree_on_every_backend(exported, tmp_path: Path, name:
 def test_biased_cubalif_runs_its_bias_through_the_current(exported) -> None:
     """NIR filters a bias into a CubaLIF through its synaptic current: on Lava it arrives as the
     input of a one-neuron source that spikes on every step, not as a voltage bias."""
-    from mksgn.convert.lava_graph import BIAS_SOURCE, build_plan
+    from mksgn.convert.lava_graph import build_plan
+    from mksgn.convert.lava_plan import BIAS_SOURCE
     from mksgn.convert.nir_io import read_nir
 
     _, files = exported
