@@ -106,7 +106,7 @@ def test_ctrgcn_streams_in_chunks(tmp_path: Path, two_splits, monkeypatch) -> No
     train, test = two_splits
     path = tmp_path / "data.npz"
     write_ctrgcn_npz(path, train, test, CLASSES)
-    monkeypatch.setattr(formats, "CHUNK_BYTES", 2 * 12 * 150 * 4)  # two samples per chunk
+    monkeypatch.setattr(formats.base, "CHUNK_BYTES", 2 * 12 * 150 * 4)  # two samples per chunk
     assert_same(load_split(path, "train"), train)
     chunks = list(open_dataset(path).iter_chunks("train"))
     assert [len(c) for c in chunks] == [2, 2, 2, 1]

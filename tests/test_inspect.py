@@ -83,9 +83,9 @@ def write_dataset(folder: Path, fmt: str) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["ctrgcn-npz", "stgcn-npy", "pyskl-pkl"])
-@pytest.mark.parametrize("chunk_bytes", [formats.CHUNK_BYTES, 1])
+@pytest.mark.parametrize("chunk_bytes", [formats.base.CHUNK_BYTES, 1])
 def test_inspect_numbers(tmp_path: Path, monkeypatch, fmt: str, chunk_bytes: int) -> None:
-    monkeypatch.setattr(formats, "CHUNK_BYTES", chunk_bytes)  # 1: one sample per chunk
+    monkeypatch.setattr(formats.base, "CHUNK_BYTES", chunk_bytes)  # 1: one sample per chunk
     path = write_dataset(tmp_path / "data", fmt)
     info = inspect_dataset(path)
     assert info["path"] == str(path)
