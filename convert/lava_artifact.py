@@ -24,11 +24,12 @@ from mksgn.convert.fixed_point import (
     save_fixed_plan,
 )
 from mksgn.convert.lava_graph import build_plan
-from mksgn.convert.lava_plan import LavaPlan, lava_order, nir_node_kinds
+from mksgn.convert.lava_plan import LavaPlan, lava_order, load_plan, nir_node_kinds, save_plan
 from mksgn.errors import MksgnError
 
 NETX_FILE = "model.net"
 FIXED_FILE = "fixed_point.npz"
+PLAN_FILE = "plan.npz"  # the lowered plan: what runs, without lowering the NIR again
 # Without --calibrate, fixed point is quantised for inputs in [-1, 1] (spike trains, or inputs
 # normalised to that range); a run with larger inputs is refused, naming --calibrate.
 DEFAULT_INPUT_RANGE = 1.0
@@ -125,6 +126,8 @@ def convert_nir(
     check_replaceable(Path(out), force)
     with atomic_directory(out) as tmp:
         shutil.copyfile(model, tmp / run_files.GRAPH)
+        save_plan(plan, tmp / PLAN_FILE)
+        manifest["plan_file"] = PLAN_FILE
         if fixed_point:
             save_fixed_plan(fixed, tmp / FIXED_FILE)
             manifest["fixed_point_file"] = FIXED_FILE
@@ -180,7 +183,11 @@ def read_artifact(folder: str | os.PathLike[str]) -> Artifact:
         raise MksgnError(f"{graph_file} is missing from the converted folder; {again}")
     graph = read_nir(graph_file)
     dt = float(manifest.get("dt", DEFAULT_DT))
-    plan, fixed = build_plan(graph, dt), None
+    if "plan_file" not in manifest:
+        raise MksgnError(
+            f"{folder} was converted by an older mksgn that did not store the lowered plan; {again}"
+        )
+    plan, fixed = load_plan(folder / manifest["plan_file"]), None
     if manifest.get("fixed_point"):
         if "fixed_point_file" not in manifest:
             raise MksgnError(

@@ -6,6 +6,8 @@ manifest read off a plan. Pure NumPy: nothing here imports Lava."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -251,3 +253,72 @@ def nir_node_kinds(plan: LavaPlan) -> dict[str, dict[str, object]]:
             recurrent=syn.back_edge,
         )
     return description
+
+
+# ---------------------------------------------------------------------------- storage
+
+
+def save_plan(plan: LavaPlan, path: Path) -> None:
+    """The whole plan in one .npz (arrays, and the rest as a JSON member; no pickles)."""
+    arrays: dict[str, np.ndarray] = {}
+    populations = []
+    for index, pop in enumerate(plan.populations.values()):
+        fields = dataclasses.asdict(pop)
+        arrays[f"pop{index}.bias"] = np.asarray(fields.pop("bias"))
+        populations.append(fields)
+    synapses = []
+    for index, syn in enumerate(plan.synapses):
+        fields = dataclasses.asdict(syn)
+        arrays[f"syn{index}.weight"] = np.asarray(fields.pop("weight"))
+        synapses.append(fields)
+    described = {
+        "input_name": plan.input_name,
+        "input_nir_shape": list(plan.input_nir_shape),
+        "input_lava_shape": list(plan.input_lava_shape),
+        "records": {node: list(record) for node, record in plan.records.items()},
+        "outputs": list(plan.outputs),
+        "dt": plan.dt,
+        "populations": populations,
+        "synapses": synapses,
+    }
+    arrays["plan"] = np.array(json.dumps(described))
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_plan(path: Path) -> LavaPlan:
+    """The plan save_plan wrote; MksgnError if the file is not one."""
+
+    def shaped(fields: dict, *keys: str) -> dict:
+        return {**fields, **{key: tuple(fields[key]) for key in keys}}
+
+    def conv(fields: dict) -> dict:
+        geometry = fields.get("conv")
+        if geometry is not None:
+            geometry = {k: tuple(v) if isinstance(v, list) else v for k, v in geometry.items()}
+        return {**fields, "conv": geometry}
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        described = json.loads(str(arrays["plan"]))
+        populations = {}
+        for index, fields in enumerate(described["populations"]):
+            fields = shaped(fields, "nir_shape", "lava_shape")
+            populations[fields["name"]] = Population(**fields, bias=arrays[f"pop{index}.bias"])
+        synapses = [
+            Synapse(**conv(fields), weight=arrays[f"syn{index}.weight"])
+            for index, fields in enumerate(described["synapses"])
+        ]
+        return LavaPlan(
+            input_name=described["input_name"],
+            input_nir_shape=tuple(described["input_nir_shape"]),
+            input_lava_shape=tuple(described["input_lava_shape"]),
+            populations=populations,
+            synapses=synapses,
+            records={node: tuple(record) for node, record in described["records"].items()},
+            outputs=tuple(described["outputs"]),
+            dt=float(described["dt"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
+        raise MksgnError(f"{path} is not a stored Lava plan ({error})") from None

@@ -65,7 +65,7 @@ def test_convert_writes_manifest_and_netx(tmp_path: Path, capsys) -> None:
     nir.write(model, chain_graph())
     out = tmp_path / "artifact"
     assert run_cli(["convert", str(model), "--out", str(out), "--fixed-point", "--netx"]) == 0
-    names = ["fixed_point.npz", "manifest.json", "model.net", "model.nir"]
+    names = ["fixed_point.npz", "manifest.json", "model.net", "model.nir", "plan.npz"]
     assert sorted(p.name for p in out.iterdir()) == names
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pipeline_depth"] == 2 and manifest["dt"] == 1e-4
@@ -286,3 +286,22 @@ def test_netx_file_run_by_lava_dl_reproduces_lava_fixed(tmp_path: Path) -> None:
     depth = artifact.plan.depth
     assert mksgn.sum() > 3, "trivial test: too few output spikes"
     assert np.array_equal(netx_spikes[:, depth : depth + x.shape[1]].T, mksgn)
+
+
+def test_a_folder_runs_without_lowering_the_nir_again(tmp_path: Path, monkeypatch) -> None:
+    """simulate DIR executes the plan the folder stores: with the lowering made to fail, the run
+    still works and spikes as the .nir lowered afresh does."""
+    model = tmp_path / "model.nir"
+    nir.write(model, chain_graph())
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).uniform(0, 1, (3, 6, 2, 8)))
+    folder = tmp_path / "fixed"
+    assert run_cli(["convert", str(model), "--out", str(folder), "--fixed-point"]) == 0
+    fresh = simulate_output(model, tmp_path / "x.npy", "loihi-emu", tmp_path / "fresh.npz")
+
+    def no_lowering(*_args, **_kwargs):
+        raise AssertionError("the NIR graph was lowered again")
+
+    for module in ("mksgn.convert.lava_artifact", "mksgn.targets.emulator"):
+        monkeypatch.setattr(f"{module}.build_plan", no_lowering)
+    stored = simulate_output(folder, tmp_path / "x.npy", "loihi-emu", tmp_path / "stored.npz")
+    assert stored.sum() > 0 and np.array_equal(stored, fresh)
