@@ -615,40 +615,21 @@ def graph_run_options(command):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def simulate_command(
-    model: Path,
-    data_path: Path | None,
-    data_benchmark: str | None,
-    input_path: Path | None,
-    backend: str,
-    samples: int | None,
-    record: tuple[str, ...],
-    out: Path | None,
-    timeout_s: float | None,
-    batch_size: int,
-    shard: object,
-    as_json: bool,
+    model: Path, data_benchmark: str | None, as_json: bool, **options: Any
 ) -> None:
     """Run a NIR graph (or a converted folder) on a backend, step by step."""
     from mksgn.targets.inputs import check_input_options
     from mksgn.targets.simulate import simulate
 
     try:
-        check_input_options(data_path, input_path, shard, out, "PART.npz")
+        check_input_options(
+            options["data_path"], options["input_path"], options["shard"], options["out"],
+            "PART.npz",
+        )  # fmt: skip
     except MksgnError as error:
         raise click.UsageError(str(error)) from None
-    result = simulate(
-        model,
-        backend,
-        data_path,
-        input_path,
-        samples,
-        record,
-        out,
-        timeout_s,
-        batch_size,
-        shard,
-        data_benchmark,
-    )
+    # The options are simulate's keyword arguments, named alike.
+    result = simulate(model, benchmark=data_benchmark, **options)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -766,50 +747,21 @@ def convert_command(
     help="Also write the report as JSON (with --shard: the part 'mksgn merge' reads).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the energy report as JSON.")
-def energy_command(
-    model: Path,
-    data_path: Path | None,
-    data_benchmark: str | None,
-    input_path: Path | None,
-    teacher: Path | None,
-    backend: str,
-    samples: int | None,
-    preset: str,
-    ac_pj: float | None,
-    mac_pj: float | None,
-    update_pj: float | None,
-    timeout_s: float | None,
-    batch_size: int,
-    shard: object,
-    out: Path | None,
-    as_json: bool,
-) -> None:
+def energy_command(model: Path, data_benchmark: str | None, as_json: bool, **options: Any) -> None:
     """Synaptic operations and energy per sample of a student (MODEL.nir or checkpoint), counted
     from the spikes a backend produced, beside the GCN teacher."""
     from mksgn.benchmarks.energy import energy_report, format_energy
     from mksgn.targets.inputs import check_input_options
 
     try:
-        check_input_options(data_path, input_path, shard, out, "PART.json")
+        check_input_options(
+            options["data_path"], options["input_path"], options["shard"], options["out"],
+            "PART.json",
+        )  # fmt: skip
     except MksgnError as error:
         raise click.UsageError(str(error)) from None
-    report = energy_report(
-        model,
-        data_path,
-        input_path,
-        teacher,
-        backend,
-        samples,
-        preset,
-        ac_pj,
-        mac_pj,
-        update_pj,
-        timeout_s,
-        batch_size,
-        shard,
-        out,
-        data_benchmark,
-    )
+    # The options are energy_report's keyword arguments, named alike.
+    report = energy_report(model, benchmark=data_benchmark, **options)
     if as_json:
         emit_json(report)
     else:
