@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -46,6 +47,9 @@ def run_one(data: str, teacher: str, job: dict, out: str, owner: int) -> dict:
     config = dataclasses.replace(config, attention_hops=hops)
     settings = TrainSettings(epochs=job["epochs"], seed=job["seed"])
     distil = teacher if job["model"] == "mk-sgn" else None
+    # A run folder whose result is not in results.jsonl was interrupted: start it over (train
+    # refuses a folder that holds a run, and the benchmark stopped on that after a Ctrl-C).
+    shutil.rmtree(out, ignore_errors=True)
     train(data, config, settings, out, distil, progress=False)
     checkpoint = Path(out) / run_files.CHECKPOINT
     result = evaluate_checkpoint(checkpoint, data, progress=False)
