@@ -97,13 +97,14 @@ def run_fresh(*args: object) -> dict:
             return dict(error="the measuring process died (out of memory?)")
 
 
-def emulator_memory_mb(graph_file: Path, batch_size: int = max(BATCH_SIZES)) -> float:
-    """What the emulator holds at `batch_size` (targets/memory.py's estimate)."""
+def emulator_memory_mb(graph_file: Path, steps: int, batch_size: int = max(BATCH_SIZES)) -> float:
+    """What the emulator holds at `batch_size` for T = `steps` (targets/memory.py's estimate)."""
     from mksgn.convert.lava_graph import build_plan
     from mksgn.convert.nir_io import read_nir
     from mksgn.targets.memory import emulator_bytes
 
-    fixed, per_sample = emulator_bytes(build_plan(read_nir(graph_file)))
+    plan = build_plan(read_nir(graph_file))
+    fixed, per_sample = emulator_bytes(plan, steps + plan.depth)
     return (fixed + per_sample * batch_size) / 2**20
 
 
@@ -150,7 +151,10 @@ def main() -> None:
                 for backend in ("loihi-emu", "loihi-emu-float")
                 for size in BATCH_SIZES
             ]
-            free, emulator_mb = available_mb(), emulator_memory_mb(graph_file)
+            free, emulator_mb = (
+                available_mb(),
+                emulator_memory_mb(graph_file, np.load(input_file, mmap_mode="r").shape[1]),
+            )
             lava_mb = lava_build_mb(graph_file) if with_lava else 0.0
             for backend, size, count in runs:
                 if backend.startswith("loihi-emu"):

@@ -1,17 +1,25 @@
-"""Emulator backends (`loihi-emu`, `loihi-emu-float`): a LavaPlan executed step by step in NumPy.
+"""Emulator backends (`loihi-emu`, `loihi-emu-float`): a LavaPlan executed layer by layer in torch.
 
-It does what the Lava processes `build_lava` creates do, vectorised over a batch of samples:
-each population is a LIFReset (Lava's fixed-point PyLifResetModelBitAcc or float
-PyLifResetModelFloat), each synapse a Dense/Sparse/Conv that delivers its sum one step later,
-followed by its identity hops (pure one-step delays). A sample runs T + pipeline-depth steps from
-a zero state, each population resetting on the step its NIR step 0 arrives, exactly as the first
-sample of a Lava run; samples of a batch run side by side with a state each.
+It computes what the Lava processes `build_lava` creates compute, vectorised over a batch of
+samples and over time: each population is a LIFReset (Lava's fixed-point PyLifResetModelBitAcc or
+float PyLifResetModelFloat), each synapse a Dense/Sparse/Conv that delivers its sum one step later,
+followed by its identity hops (pure one-step delays). A sample runs from a zero state, each
+population resetting on the step its NIR step 0 arrives, exactly as the first sample of a Lava
+run; samples of a batch run side by side with a state each.
 
-Fixed point is exact integer arithmetic (sums of at most 2**53 run as float64 BLAS/scipy
-products, which are exact there); where Lava's NumPy int32 arithmetic would wrap silently or a
-24-bit state saturates, the emulator raises MksgnError instead. Float sums go through scipy csr
-products, whose per-sample order of additions does not depend on the batch size, so results are
-the same for every batch size; they equal Lava's to float rounding.
+Since a population outside a cycle sees only what earlier populations sent, the emulator runs the
+plan one strongly connected block at a time (see `schedule`): a synapse's products for every step
+of the block's window are one matrix product, and only the neuron update steps through time. A
+population is run only over the steps whose values reach a recorded population (its T steps after
+its reset, unless a delay line or a cycle carries earlier ones).
+
+Fixed point is exact integer arithmetic carried in float64, which holds every integer below 2**53
+exactly: the decays are one exact product truncated toward zero, shifts are exact products by
+powers of two (floored for right shifts), and synapse sums run in float32 where a proven bound
+keeps every partial sum below 2**24. Where Lava's NumPy int32 arithmetic would wrap silently or a
+24-bit state saturates, the emulator raises MksgnError instead. Float sums of dense synapses go
+through scipy csr products, whose per-sample order of additions does not depend on the batch size;
+results equal Lava's to float rounding.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import time
 
 import nir
 import numpy as np
+import torch
 
 from mksgn.convert.lava_artifact import Artifact
 from mksgn.convert.lava_graph import build_plan
@@ -44,28 +53,69 @@ class EmulatedSynapse:
     name: str
     source: str
     target: str
-    matrix: object  # ConvKernel (convs), float64 ndarray (fixed-point dense) or scipy csr
+    matrix: object  # ConvKernel (convs), DenseMatrix (fixed-point dense) or scipy csr (float)
     graded: bool
     delay: int  # steps between the source's output and its delivery: 1 + identity hops
     lava_conv: bool  # a Lava Conv: no weight exponent, 24-bit wrap of its output
     weight_exp: int
+    largest_sum: float  # fixed point: bound on |sum| into one neuron before the exponent
+
+
+class DenseMatrix:
+    """A fixed-point dense synapse's integer weights as a torch matrix (float32 where its sums
+    stay exact); `matrix @ source` maps (N_in, columns) to (N_out, columns) float64."""
+
+    def __init__(self, matrix: np.ndarray, float32: bool, device: str) -> None:
+        """Weights (N_out, N_in)."""
+        self.dtype = torch.float32 if float32 else torch.float64
+        self.weight = torch.as_tensor(np.asarray(matrix, dtype=np.float64), device=device)
+        self.weight = self.weight.to(self.dtype).contiguous()
+
+    def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
+        """The synapse's sums for the source's values."""
+        return (self.weight @ source.to(self.dtype)).to(torch.float64)
+
+    def nbytes(self) -> int:
+        """Bytes the matrix takes."""
+        return self.weight.element_size() * self.weight.nelement()
+
+
+class CsrMatrix:
+    """A float dense synapse as a scipy csr matrix: per column, the same order of additions
+    whatever the number of columns, so results do not depend on the batch size."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        """Weights (N_out, N_in)."""
+        import scipy.sparse
+
+        self.matrix = scipy.sparse.csr_matrix(np.asarray(matrix), dtype=np.float64)
+        self.matrix.sort_indices()
+
+    def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
+        """The synapse's sums for the source's values (N_in, columns)."""
+        values = source.to(torch.float64).cpu().numpy()
+        return torch.from_numpy(np.asarray(self.matrix @ values)).to(source.device)
+
+    def nbytes(self) -> int:
+        """Bytes the matrix takes."""
+        return self.matrix.data.nbytes + self.matrix.indices.nbytes + self.matrix.indptr.nbytes
 
 
 class ConvKernel:
-    """A conv synapse run as a torch convolution (a matrix product for 1x1 kernels) on the
-    source's Lava-layout spikes, instead of an expanded (N_out, N_in) matrix: far fewer bytes
-    and vectorised, multithreaded kernels. `kernel @ source` maps (N_in, batch) to (N_out,
-    batch) float64 like the matrix it stands for."""
+    """A conv synapse run as a torch convolution (a batched matrix product for 1x1 kernels) on
+    the source's Lava-layout values, instead of an expanded (N_out, N_in) matrix: far fewer bytes
+    and vectorised, multithreaded kernels. `kernel @ source` maps (N_in, columns) to (N_out,
+    columns) float64 like the matrix it stands for."""
 
-    def __init__(self, kernel: np.ndarray, conv: dict, out_shape: tuple, float32: bool) -> None:
+    def __init__(
+        self, kernel: np.ndarray, conv: dict, out_shape: tuple, float32: bool, device: str
+    ) -> None:
         """A Lava-layout kernel (C_out, kw, kh, C_in/groups) with geometry `conv` (W, H order)
         into a population of Lava shape `out_shape`; float32 only where sums stay exact."""
-        import torch
-
         self.dtype = torch.float32 if float32 else torch.float64
         # Lava's Conv is a true convolution over (W, H): back to torch's cross-correlation.
         weight = np.asarray(kernel, dtype=np.float64).transpose(0, 3, 2, 1)[:, :, ::-1, ::-1]
-        self.weight = torch.from_numpy(weight.copy()).to(self.dtype)
+        self.weight = torch.as_tensor(weight.copy(), device=device).to(self.dtype)
         self.in_shape, self.out_shape = tuple(conv["input_shape"]), tuple(out_shape)
         self.stride = tuple(conv["stride"])[::-1]
         self.padding = tuple(conv["padding"])[::-1]
@@ -80,22 +130,18 @@ class ConvKernel:
         if self.pointwise:
             self.weight = self.weight[:, :, 0, 0].contiguous()
 
-    def __matmul__(self, source: np.ndarray) -> np.ndarray:
-        """The synapse's output (N_out, batch) for the source's values (N_in, batch)."""
-        import torch
-
-        batch = source.shape[1]
-        size = int(np.prod(self.out_shape))
-        if not source.any():  # a silent source: binary spikes are often all zero
-            return np.zeros((size, batch))
+    def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
+        """The synapse's output (N_out, columns) for the source's values (N_in, columns)."""
+        columns = source.shape[1]
         in_w, in_h, in_c = self.in_shape
-        x = torch.from_numpy(np.asarray(source)).to(self.dtype)
+        x = source.to(self.dtype)
         if self.pointwise:
-            # (W·H, C, B) -> (C, W·H·B); the product; back to (W·H·C_out, B)
-            x = x.reshape(in_w * in_h, in_c, batch).transpose(0, 1).reshape(in_c, -1)
-            y = (self.weight @ x).reshape(-1, in_w * in_h, batch).transpose(0, 1)
+            # Lava's flat order puts channels last: (W·H, C, columns) -> (C, W·H·columns), one
+            # product (faster than one per position), and back.
+            x = x.reshape(in_w * in_h, in_c, columns).transpose(0, 1).reshape(in_c, -1)
+            y = (self.weight @ x).reshape(-1, in_w * in_h, columns).transpose(0, 1)
         else:
-            x = x.reshape(in_w, in_h, in_c, batch).permute(3, 2, 1, 0)  # (B, C, H, W)
+            x = x.reshape(in_w, in_h, in_c, columns).permute(3, 2, 1, 0)  # (M, C, H, W)
             y = torch.nn.functional.conv2d(
                 x,
                 self.weight,
@@ -103,8 +149,8 @@ class ConvKernel:
                 padding=self.padding,
                 dilation=self.dilation,
                 groups=self.groups,
-            ).permute(3, 2, 1, 0)  # (W', H', C_out, B)
-        return y.reshape(size, batch).to(torch.float64).numpy()
+            ).permute(3, 2, 1, 0)  # (W', H', C_out, M)
+        return y.reshape(-1, columns).to(torch.float64)
 
     def nbytes(self) -> int:
         """Bytes the kernel takes."""
@@ -121,7 +167,134 @@ class EmulatedPopulation:
     du: float | int
     dv: float | int
     vth: float | int  # fixed point: already shifted (vth << 6)
-    bias: np.ndarray  # (size, 1); fixed point: bias_mant << bias_exp
+    bias: torch.Tensor  # (size, 1); fixed point: bias_mant << bias_exp
+    rests: bool  # no bias and a threshold above 0: without input it stays at u = v = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """Populations that run together, steps [first, last] (simulator steps from 1): one
+    population outside any cycle, or a strongly connected set stepped through time together."""
+
+    populations: tuple[str, ...]
+    first: int
+    last: int
+    cyclic: bool
+
+
+@dataclasses.dataclass
+class Series:
+    """Values of a population's output, a synapse's products or an input over consecutive
+    simulator steps: (neurons, steps, batch) from step `first`, with per step -1 where all
+    values are zero, else the index of the first step holding the same values."""
+
+    values: torch.Tensor
+    first: int
+    pattern: list[int]
+
+    def steps(self, lo: int, hi: int) -> Series:
+        """The part from simulator step lo to hi."""
+        start, stop = lo - self.first, hi - self.first + 1
+        first_seen: dict[int, int] = {}  # a repeated step now stands for the first in the part
+        pattern = [
+            -1 if index < 0 else first_seen.setdefault(index, step)
+            for step, index in enumerate(self.pattern[start:stop])
+        ]
+        return Series(self.values[:, start:stop], lo, pattern)
+
+    def padded(self, before: int, after: int) -> Series:
+        """Zero steps added before and after."""
+        size, steps, batch = self.values.shape
+        values = self.values.new_zeros((size, before + steps + after, batch))
+        values[:, before : before + steps] = self.values
+        pattern = (
+            [-1] * before + [i + before if i >= 0 else -1 for i in self.pattern] + [-1] * after
+        )
+        return Series(values, self.first - before, pattern)
+
+
+def repeats(values: torch.Tensor) -> list[int]:
+    """The pattern of (neurons, steps, batch) values: -1 for an all-zero step, else the index of
+    the first of a run of equal consecutive steps it belongs to."""
+    pattern: list[int] = []
+    for step in range(values.shape[1]):
+        current = values[:, step]
+        if not bool(current.any()):
+            pattern.append(-1)
+        elif step and pattern[-1] >= 0 and torch.equal(current, values[:, step - 1]):
+            pattern.append(pattern[-1])
+        else:
+            pattern.append(step)
+    return pattern
+
+
+def add_series(parts: list[Series]) -> Series:
+    """The sum of series over the same steps, added in list order; a step is silent where every
+    part is, and repeats an earlier step where every part repeats that same step."""
+    if len(parts) == 1:
+        return parts[0]
+    total = parts[0].values + parts[1].values
+    for part in parts[2:]:
+        total += part.values
+    pattern = []
+    for step in range(total.shape[1]):
+        indices = {part.pattern[step] for part in parts}
+        if indices == {-1}:
+            pattern.append(-1)
+        elif len(indices) == 1:
+            pattern.append(indices.pop())
+        else:
+            pattern.append(step)
+    return Series(total, parts[0].first, pattern)
+
+
+def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
+    """Spikes (1.0 where v > vth) and v reset to 0 there, in float arithmetic rather than a
+    boolean mask, which torch runs several times slower on the CPU. v - vth > 0 exactly where
+    v > vth (a difference of distinct floats is never 0), and v·0 / v·1 are exact."""
+    spikes = (v - vth).sign_().clamp_(min=0.0)
+    v.mul_(1.0 - spikes)
+    return spikes
+
+
+def schedule(plan: LavaPlan, steps: int, recorded: tuple[str, ...]) -> list[Block]:
+    """The blocks to run, in an order where every block comes after the blocks feeding it, each
+    with the steps its recorded consumers need; populations nothing recorded depends on are
+    left out. A block outside a cycle starts at its reset (NIR step 0) when nothing before it is
+    needed, else at step 1 like a whole Lava run."""
+    import networkx
+
+    graph = networkx.DiGraph()
+    graph.add_nodes_from(plan.populations)
+    graph.add_edges_from(
+        (syn.source, syn.target) for syn in plan.synapses if syn.source in plan.populations
+    )
+    condensed = networkx.condensation(graph)
+    order = list(networkx.topological_sort(condensed))
+    needed: dict[str, tuple[int, int]] = {}  # population -> (lo, hi) steps its consumers read
+    for name in recorded:
+        depth = plan.populations[name].depth
+        needed[name] = (depth + 1, depth + steps)
+    blocks: list[Block] = []
+    for component in reversed(order):
+        members = tuple(sorted(condensed.nodes[component]["members"]))
+        spans = [needed[name] for name in members if name in needed]
+        if not spans:
+            continue
+        cyclic = len(members) > 1 or graph.has_edge(members[0], members[0])
+        last = max(hi for _, hi in spans)
+        first = 1
+        if not cyclic and spans[0][0] > plan.populations[members[0]].depth:
+            first = plan.populations[members[0]].depth + 1
+        blocks.append(Block(members, first, last, cyclic))
+        for syn in plan.synapses:
+            if syn.target in members and syn.source in plan.populations:
+                delay = 1 + syn.extra_hops
+                lo, hi = max(first - delay, 1), last - delay
+                if syn.source not in members and hi >= lo:
+                    old_lo, old_hi = needed.get(syn.source, (lo, hi))
+                    needed[syn.source] = (min(lo, old_lo), max(hi, old_hi))
+    return blocks[::-1]
 
 
 class EmulatorTarget:
@@ -134,9 +307,11 @@ class EmulatorTarget:
         dt: float = DEFAULT_DT,
         input_abs_max: float | None = None,
         artifact: Artifact | None = None,
+        device: str = "cpu",
     ) -> None:
         """Fixed point (`loihi-emu`, equal to lava-fixed) or float (`loihi-emu-float`);
-        batch_size None takes DEFAULT_BATCH_SIZE; input_abs_max and artifact as for LavaTarget."""
+        batch_size None takes DEFAULT_BATCH_SIZE; input_abs_max and artifact as for LavaTarget;
+        device a torch device ("cuda" where a GPU is present)."""
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if batch_size < 1:
             raise MksgnError(f"batch size must be at least 1, got {batch_size}")
@@ -145,6 +320,7 @@ class EmulatorTarget:
         self.dt = dt
         self.input_abs_max = input_abs_max
         self.artifact = artifact
+        self.device = device
         self.name = "loihi-emu" if fixed_point else "loihi-emu-float"
 
     def run(
@@ -162,9 +338,9 @@ class EmulatorTarget:
 
         stored = self.artifact.fixed if self.artifact else None
         job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max, stored)
-        check_fits(self.name, *emulator_bytes(plan), min(self.batch_size, job.samples))
+        check_fits(self.name, *emulator_bytes(plan, job.period), min(self.batch_size, job.samples))
         started = time.perf_counter()
-        network = Network(job)
+        network = Network(job, self.device)
         built = time.perf_counter()
         parts: list[dict[str, np.ndarray]] = []
         batches = range(0, job.samples, self.batch_size)
@@ -193,9 +369,9 @@ class EmulatorTarget:
 class Network:
     """The plan's populations and synapses prepared once, run on batches of a job's samples."""
 
-    def __init__(self, job: LavaJob) -> None:
+    def __init__(self, job: LavaJob, device: str = "cpu") -> None:
         """Build every synapse matrix (Lava's weight clipping and truncation in fixed point)."""
-        self.job = job
+        self.job, self.device = job, device
         plan, fixed = job.plan, job.fixed
         self.populations: dict[str, EmulatedPopulation] = {}
         for name, pop in plan.populations.items():
@@ -208,8 +384,11 @@ class Network:
                 du, dv = int(params["du"]), int(params["dv"])
                 vth = int(params["vth"]) << ACTIVATION_SHIFT
                 mant = np.broadcast_to(params["bias_mant"], pop.lava_shape).astype(np.int64)
-                bias = (mant << int(params["bias_exp"])).reshape(size, 1)
-            self.populations[name] = EmulatedPopulation(name, size, pop.depth, du, dv, vth, bias)
+                bias = (mant << int(params["bias_exp"])).reshape(size, 1).astype(np.float64)
+            bias = torch.as_tensor(np.ascontiguousarray(bias), device=device)
+            self.populations[name] = EmulatedPopulation(
+                name, size, pop.depth, du, dv, vth, bias, not bias.any() and vth >= 0
+            )
         self.synapses = [self.synapse(index, syn) for index, syn in enumerate(plan.synapses)]
         # A fixed-point synapse's residual part is a second Lava synapse beside it.
         self.synapses += [
@@ -217,11 +396,14 @@ class Network:
             for index, syn in enumerate(plan.synapses)
             if fixed is not None and fixed.synapses[index].residual is not None
         ]
+        self.blocks = schedule(plan, job.steps, tuple(job.populations))
+        # Fixed point: a bound on |a_in| per population (its synapses' bounds after exponents).
+        self.input_bound = dict.fromkeys(self.populations, 0.0)
+        for syn in self.synapses:
+            self.input_bound[syn.target] += syn.largest_sum * 2.0**syn.weight_exp
 
     def synapse(self, index: int, syn: object, residual: bool = False) -> EmulatedSynapse:
         """One plan synapse (or, with `residual`, its fixed-point residual part) to run."""
-        import scipy.sparse
-
         plan, fixed = self.job.plan, self.job.fixed
         qsyn = None if fixed is None else fixed.synapses[index]
         weight = syn.weight if qsyn is None else qsyn.residual if residual else qsyn.weight
@@ -252,15 +434,14 @@ class Network:
                     f"synapse '{syn.name}': its fixed-point sums could exceed 2**53; the "
                     "emulator cannot add them exactly"
                 )
+        # float32 adds integers exactly while every partial sum stays below 2**24.
+        exact32 = qsyn is not None and largest_sum < EXACT_FLOAT32
         if syn.kind == "conv":
-            # float32 adds integers exactly while every partial sum stays below 2**24.
-            exact32 = qsyn is not None and largest_sum < EXACT_FLOAT32
-            matrix = ConvKernel(matrix, syn.conv, out_shape, exact32)
+            matrix = ConvKernel(matrix, syn.conv, out_shape, exact32, self.device)
         elif qsyn is None:
-            matrix = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
-            matrix.sort_indices()
+            matrix = CsrMatrix(matrix)
         else:
-            matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+            matrix = DenseMatrix(matrix, exact32, self.device)
         return EmulatedSynapse(
             name=f"{syn.name} (residual)" if residual else syn.name,
             source=syn.source,
@@ -270,118 +451,255 @@ class Network:
             delay=1 + syn.extra_hops,
             lava_conv=lava_conv,
             weight_exp=weight_exp,
+            largest_sum=largest_sum,
         )
 
     def run(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Raw series (samples·period, *Lava shape) of every recorded population for samples
-        [start, stop), each from a zero state, laid out like a Lava run's."""
+        [start, stop), each from a zero state, laid out like a Lava run's (steps no recorded
+        value depends on are left zero)."""
         job, plan = self.job, self.job.plan
         batch, period = stop - start, job.period
-        fixed = job.fixed is not None
-        dtype = np.int64 if fixed else np.float64
-        # (time, neurons, batch): the input of every step, as the source sends it.
-        data = job.stream_data(start, stop).reshape(-1, batch, period)
-        data = np.ascontiguousarray(data.transpose(2, 0, 1)).astype(np.float64)
-        u = {name: np.zeros((pop.size, batch), dtype) for name, pop in self.populations.items()}
-        v = {name: np.zeros((pop.size, batch), dtype) for name, pop in self.populations.items()}
-        spikes = {name: np.zeros((pop.size, batch)) for name, pop in self.populations.items()}
-        # Per synapse, the values it delivers on coming steps (index 0: the next step).
-        pending = [
-            [np.zeros((self.populations[s.target].size, batch), dtype) for _ in range(s.delay)]
-            for s in self.synapses
-        ]
-        incoming: dict[str, list[int]] = {name: [] for name in self.populations}
-        for index, syn in enumerate(self.synapses):
-            incoming[syn.target].append(index)
-        recorded = {
-            name: np.zeros((period, self.populations[name].size, batch), dtype)
-            for name in job.populations
+        data = job.stream_data(start, stop).reshape(-1, batch, period).transpose(0, 2, 1)
+        data = torch.as_tensor(np.ascontiguousarray(data, dtype=np.float64), device=self.device)
+        outputs = {plan.input_name: Series(data, 1, repeats(data))}
+        readers: dict[str, int] = {}
+        for block in self.blocks:
+            for syn in self.synapses:
+                if syn.target in block.populations and syn.source not in block.populations:
+                    readers[syn.source] = readers.get(syn.source, 0) + 1
+        raw = {
+            name: np.zeros((batch, period, self.populations[name].size)) for name in job.populations
         }
-        for step in range(1, period + 1):
-            delivered = [queue.pop(0) for queue in pending]
-            for name, pop in self.populations.items():
-                a_in = np.zeros((pop.size, batch), dtype)
-                for index in incoming[name]:
-                    a_in = a_in + delivered[index]
+        for block in self.blocks:
+            spikes, recorded = self.run_block(block, outputs, batch)
+            for syn in self.synapses:
+                if syn.target in block.populations and syn.source not in block.populations:
+                    readers[syn.source] -= 1
+                    if readers[syn.source] == 0:
+                        del outputs[syn.source]  # no later block reads it
+            outputs.update(spikes)
+            for name, values in recorded.items():
+                raw[name][:, block.first - 1 : block.last] = values.permute(2, 1, 0).cpu().numpy()
+        return {
+            name: series.reshape((batch * period, *plan.populations[name].lava_shape))
+            for name, series in raw.items()
+        }
+
+    def run_block(
+        self, block: Block, outputs: dict[str, Series], batch: int
+    ) -> tuple[dict[str, Series], dict[str, torch.Tensor]]:
+        """Run one block over its steps: the spikes of its populations, and the recorded values
+        (neurons, steps, batch) of those recorded."""
+        fixed = self.job.fixed is not None
+        members = block.populations
+        width = block.last - block.first + 1
+        incoming: dict[str, list[int]] = {name: [] for name in members}  # in plan order
+        for index, syn in enumerate(self.synapses):
+            if syn.target in members:
+                incoming[syn.target].append(index)
+        # Products of synapses from earlier blocks, over the whole window at once; summed in
+        # plan order (Lava's order of float roundings) unless a synapse inside the block
+        # interleaves with them.
+        external: dict[int, Series] = {}
+        summed: dict[str, Series] = {}
+        for name in members:
+            inside = any(self.synapses[i].source in members for i in incoming[name])
+            parts = []
+            for index in incoming[name]:
+                syn = self.synapses[index]
+                if syn.source not in members:
+                    part = self.delivered(syn, outputs[syn.source], block, batch)
+                    if inside:
+                        external[index] = part
+                    else:
+                        parts.append(part)
+            if parts:
+                summed[name] = add_series(parts)
+                if fixed and self.input_bound[name] > INT32_MAX >> ACTIVATION_SHIFT:
+                    self.check_input(name, summed[name].values)
+        pops = {name: self.populations[name] for name in members}
+        kinds = self.job.populations
+        device, f64 = self.device, torch.float64
+        u = {
+            name: torch.zeros((pops[name].size, batch), dtype=f64, device=device)
+            for name in members
+        }
+        v = {name: torch.zeros_like(u[name]) for name in members}
+        spikes = {
+            name: torch.zeros((pops[name].size, width, batch), dtype=torch.float32, device=device)
+            for name in members
+        }
+        fired_on = {name: [-1] * width for name in members}
+        voltages = {
+            name: u[name].new_zeros((pops[name].size, width, batch))
+            for name in members
+            if kinds.get(name) == "v"
+        }
+        # Synapses inside a cycle: the values they deliver on coming steps (0: the next step).
+        pending = {
+            index: [u[syn.target].new_zeros(u[syn.target].shape) for _ in range(syn.delay)]
+            for index, syn in enumerate(self.synapses)
+            if syn.target in members and syn.source in members
+        }
+        resting = dict.fromkeys(members, True)  # u and v all zero: silence keeps them so
+        for offset, step in enumerate(range(block.first, block.last + 1)):
+            delivered = {index: queue.pop(0) for index, queue in pending.items()}
+            for name in members:
+                pop = pops[name]
                 if step == pop.depth + 1:  # LIFReset: NIR step 0 arrives, state from zero
-                    u[name][:] = 0
-                    v[name][:] = 0
+                    u[name].zero_()
+                    v[name].zero_()
+                    resting[name] = True
+                if name in summed:
+                    series = summed[name]
+                    silent = series.pattern[offset] < 0
+                    a_in = series.values[:, offset]
+                elif incoming[name]:
+                    a_in = u[name].new_zeros(u[name].shape)
+                    for index in incoming[name]:
+                        if index in external:
+                            a_in = a_in + external[index].values[:, offset]
+                        else:
+                            a_in = a_in + delivered[index]
+                    if fixed:
+                        self.check_input(name, a_in)
+                    silent = False
+                else:
+                    a_in, silent = None, True
+                if silent and resting[name] and pop.rests:
+                    continue  # nothing moves: no spikes, u and v stay zero
+                resting[name] = False
                 if fixed:
                     fired = self.fixed_lif(pop, u[name], v[name], a_in)
                 else:
                     fired = self.float_lif(pop, u[name], v[name], a_in)
-                spikes[name] = fired.astype(np.float64)
-                if name in recorded:
-                    kind = job.populations[name]
-                    recorded[name][step - 1] = fired if kind == "spikes" else v[name]
-            for index, syn in enumerate(self.synapses):
-                source = data[step - 1] if syn.source == plan.input_name else spikes[syn.source]
-                pending[index].append(self.transmit(syn, source, fixed))
-        # (period, neurons, batch) -> (batch·period, *Lava shape)
-        return {
-            name: series.transpose(2, 0, 1).reshape(
-                (batch * period, *plan.populations[name].lava_shape)
-            )
-            for name, series in recorded.items()
+                if fired is not None:
+                    spikes[name][:, offset] = fired
+                    fired_on[name][offset] = offset
+                if name in voltages:
+                    voltages[name][:, offset] = v[name]
+            for index in pending:
+                syn = self.synapses[index]
+                source = spikes[syn.source][:, offset : offset + 1]
+                pattern = [0 if fired_on[syn.source][offset] >= 0 else -1]
+                pending[index].append(
+                    self.transmit(syn, Series(source, step, pattern)).values[:, 0]
+                )
+        series = {name: Series(spikes[name], block.first, fired_on[name]) for name in members}
+        recorded = {
+            name: voltages[name] if kinds[name] == "v" else spikes[name]
+            for name in members
+            if name in kinds
         }
+        return series, recorded
+
+    def delivered(self, syn: EmulatedSynapse, source: Series, block: Block, batch: int) -> Series:
+        """What a synapse from an earlier block delivers on each step of the block: its
+        products of the source's values `delay` steps before."""
+        width = block.last - block.first + 1
+        lo, hi = max(block.first - syn.delay, 1), block.last - syn.delay
+        before, after = lo + syn.delay - block.first, block.last - hi - syn.delay
+        if hi < lo:
+            size = self.populations[syn.target].size
+            zeros = torch.zeros((size, 1, batch), dtype=torch.float64, device=self.device)
+            return Series(zeros.expand(-1, width, -1), block.first, [-1] * width)
+        sent = self.transmit(syn, source.steps(lo, hi))
+        if before or after:
+            sent = sent.padded(before, after)
+        return sent
+
+    def transmit(self, syn: EmulatedSynapse, source: Series) -> Series:
+        """What the synapse buffers for its source's values: (N_out, steps, batch) float64.
+        Silent steps cost nothing, and steps equal to an earlier one (a direct-coded input)
+        are computed once."""
+        size_in, steps, batch = source.values.shape
+        size_out = self.populations[syn.target].size
+        distinct = sorted({index for index in source.pattern if index >= 0})
+        if not distinct:
+            zeros = source.values.new_zeros((size_out, 1, batch), dtype=torch.float64)
+            return Series(zeros.expand(-1, steps, -1), source.first, source.pattern)
+        if len(distinct) == steps:
+            columns = source.values.reshape(size_in, steps * batch)
+        else:
+            columns = source.values[:, distinct].reshape(size_in, len(distinct) * batch)
+        summed = syn.matrix @ columns
+        if self.job.fixed is not None:
+            summed = self.fixed_sums(syn, summed)
+        summed = summed.reshape(size_out, len(distinct), batch)
+        if len(distinct) == steps:
+            return Series(summed, source.first, source.pattern)
+        column = {step: number for number, step in enumerate(distinct)}
+        if len(distinct) == 1 and min(source.pattern) >= 0:
+            return Series(summed.expand(-1, steps, -1), source.first, source.pattern)
+        result = summed.new_zeros((size_out, steps, batch))
+        for step, index in enumerate(source.pattern):
+            if index >= 0:
+                result[:, step] = summed[:, column[index]]
+        return Series(result, source.first, source.pattern)
+
+    def fixed_sums(self, syn: EmulatedSynapse, summed: torch.Tensor) -> torch.Tensor:
+        """A fixed-point synapse's integer sums as Lava delivers them: a Conv's 24-bit output,
+        or the int32 sum shifted by the weight exponent (MksgnError where Lava would wrap; the
+        checks run only where the synapse's bound does not already rule that out)."""
+        bound, exp = syn.largest_sum, syn.weight_exp
+        largest = float(summed.abs().max()) if bound > INT32_MAX or bound >= GRADED_MAX else 0.0
+        if syn.lava_conv:
+            # Lava's Conv wraps its output to 24 bits; reaching that is an overflow.
+            if largest >= GRADED_MAX:
+                self.overflow(syn.target, f"Conv synapse '{syn.name}' overflows 24 bits")
+            return summed
+        if syn.graded and largest > INT32_MAX:
+            # Lava's graded int32 dot product wraps; a spike sum is int64 until the shift.
+            self.overflow(syn.target, f"synapse '{syn.name}' overflows its int32 sum")
+        if exp > 0:
+            summed = summed * float(1 << exp)
+        elif exp < 0:
+            summed = torch.floor(summed * (1.0 / (1 << -exp)))  # an arithmetic right shift
+        if bound * 2.0**exp > INT32_MAX and float(summed.abs().max()) > INT32_MAX:
+            self.overflow(syn.target, f"synapse '{syn.name}' overflows int32 after its exponent")
+        return summed
+
+    def check_input(self, name: str, a_in: torch.Tensor) -> None:
+        """MksgnError where a population's summed input overflows int32 once shifted by 6."""
+        if a_in.numel() and float(a_in.abs().max()) > INT32_MAX >> ACTIVATION_SHIFT:
+            self.overflow(name, "its summed synaptic input overflows int32 after << 6")
 
     @staticmethod
     def float_lif(
-        pop: EmulatedPopulation, u: np.ndarray, v: np.ndarray, a_in: np.ndarray
-    ) -> np.ndarray:
-        """PyLifResetModelFloat's step, in place; returns the spikes."""
-        u[:] = u * (1 - pop.du)
-        u += a_in
-        v[:] = v * (1 - pop.dv) + u + pop.bias
-        fired = v > pop.vth
-        v[fired] = 0
-        return fired
+        pop: EmulatedPopulation, u: torch.Tensor, v: torch.Tensor, a_in: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """PyLifResetModelFloat's step, in place, with its order of roundings; the spikes
+        (None if none fired)."""
+        u.mul_(1 - pop.du)
+        if a_in is not None:
+            u.add_(a_in)
+        v.mul_(1 - pop.dv).add_(u).add_(pop.bias)
+        return fire(v, pop.vth) if float(v.max()) > pop.vth else None
 
     def fixed_lif(
-        self, pop: EmulatedPopulation, u: np.ndarray, v: np.ndarray, a_in: np.ndarray
-    ) -> np.ndarray:
-        """PyLifResetModelBitAcc's step, in place; returns the spikes. MksgnError where Lava's
-        int32 arithmetic would wrap or the 24-bit state saturates."""
-        if np.abs(a_in).max(initial=0) > INT32_MAX >> ACTIVATION_SHIFT:
-            self.overflow(pop.name, "its summed synaptic input overflows int32 after << 6")
-        decayed_u = self.decay(u, pop.du + 1)
-        current = decayed_u + (a_in << ACTIVATION_SHIFT)
-        if np.any(current >= STATE_LIMIT) or np.any(current <= -STATE_LIMIT):
+        self,
+        pop: EmulatedPopulation,
+        u: torch.Tensor,
+        v: torch.Tensor,
+        a_in: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """PyLifResetModelBitAcc's step, in place; the spikes (None if none fired). Every value
+        is an integer below 2**37, so the float64 products are exact and dividing with
+        rounding mode "trunc" is Lava's shift toward zero (torch's trunc_ is slower)."""
+        u.mul_(((1 << DECAY_SHIFT) - (pop.du + 1)) / (1 << DECAY_SHIFT))
+        u.div_(1.0, rounding_mode="trunc")
+        if a_in is not None:
+            u.add_(a_in, alpha=1 << ACTIVATION_SHIFT)
+        low, high = torch.aminmax(u)
+        if high >= STATE_LIMIT or low <= -STATE_LIMIT:
             self.overflow(pop.name, "its current u wrapped around 24 bits")
-        u[:] = current
-        voltage = self.decay(v, pop.dv) + u + pop.bias
-        if np.any(voltage >= STATE_LIMIT - 1) or np.any(voltage <= -(STATE_LIMIT - 1)):
+        v.mul_(((1 << DECAY_SHIFT) - pop.dv) / (1 << DECAY_SHIFT))
+        v.div_(1.0, rounding_mode="trunc").add_(u).add_(pop.bias)
+        low, high = torch.aminmax(v)
+        if high >= STATE_LIMIT - 1 or low <= -(STATE_LIMIT - 1):
             self.overflow(pop.name, "its voltage v saturated at 24 bits")
-        v[:] = voltage
-        fired = v > pop.vth
-        v[fired] = 0
-        return fired
-
-    @staticmethod
-    def decay(state: np.ndarray, decay: int) -> np.ndarray:
-        """state · (4096 - decay) / 4096, truncated toward zero as Lava does."""
-        product = state * ((1 << DECAY_SHIFT) - decay)
-        return np.sign(product) * (np.abs(product) >> DECAY_SHIFT)
-
-    def transmit(self, syn: EmulatedSynapse, source: np.ndarray, fixed: bool) -> np.ndarray:
-        """What the synapse buffers this step from its source's output (neurons, batch)."""
-        summed = syn.matrix @ source
-        if not fixed:
-            return np.asarray(summed)
-        summed = np.rint(np.asarray(summed)).astype(np.int64)
-        if syn.lava_conv:
-            # Lava's Conv wraps its output to 24 bits; reaching that is an overflow.
-            if np.abs(summed).max(initial=0) >= GRADED_MAX:
-                self.overflow(syn.target, f"Conv synapse '{syn.name}' overflows 24 bits")
-            return summed
-        if syn.graded and np.abs(summed).max(initial=0) > INT32_MAX:
-            # Lava's graded int32 dot product wraps; a spike sum is int64 until the shift.
-            self.overflow(syn.target, f"synapse '{syn.name}' overflows its int32 sum")
-        exp = syn.weight_exp
-        shifted = summed << exp if exp > 0 else summed >> -exp
-        if np.abs(shifted).max(initial=0) > INT32_MAX:
-            self.overflow(syn.target, f"synapse '{syn.name}' overflows int32 after its exponent")
-        return shifted
+        return fire(v, pop.vth) if high > pop.vth else None
 
     @staticmethod
     def overflow(layer: str, what: str) -> None:

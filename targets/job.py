@@ -53,17 +53,17 @@ class LavaJob:
         """Samples [start, stop) as the source sends them: (*Lava input shape, time), sample s
         on steps [s·period, (s+1)·period) with zeros after its T steps; integers in fixed point."""
         plan, count = self.plan, stop - start
-        data = np.zeros((count, self.period, *plan.input_nir_shape))
-        data[:, : self.steps] = self.inputs[start:stop]
-        data = to_lava(
-            data.reshape((count * self.period, *plan.input_nir_shape)), plan.input_nir_shape
-        )
-        data = np.moveaxis(data, 0, -1)
+        values = np.asarray(self.inputs[start:stop], dtype=np.float64)
         if self.fixed is not None:
             from mksgn.convert.fixed_point import quantize_input
 
-            data = quantize_input(data, self.fixed.input_shift)
-        return data
+            values = quantize_input(values, self.fixed.input_shift)
+        data = np.zeros((count, self.period, *plan.input_nir_shape), dtype=values.dtype)
+        data[:, : self.steps] = values
+        data = to_lava(
+            data.reshape((count * self.period, *plan.input_nir_shape)), plan.input_nir_shape
+        )
+        return np.moveaxis(data, 0, -1)
 
     def align(self, raw: dict[str, np.ndarray], samples: int) -> dict[str, np.ndarray]:
         """Recorded node -> (samples, T, *NIR shape) from raw series (samples·period, *Lava shape)

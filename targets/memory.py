@@ -16,9 +16,11 @@ from mksgn.errors import MksgnError
 LAVA_BYTES_PER_SYNAPSE_ENTRY = 24
 LAVA_FIXED_FACTOR = 2.5
 # The emulator keeps every synapse's weights once as float64 (conv kernels not expanded) and, per
-# neuron and sample, its state, the inputs in flight and the recorded steps: 16 float64 values.
+# neuron and sample, its state (u, v) and, per simulator step, its summed input, its spikes and
+# the recorded value: at most 3 float64 values.
 EMULATOR_BYTES_PER_WEIGHT = 8
-EMULATOR_BYTES_PER_NEURON_SAMPLE = 8 * 16
+EMULATOR_BYTES_PER_NEURON_SAMPLE = 8 * 2
+EMULATOR_BYTES_PER_NEURON_STEP = 8 * 3
 
 
 def synapse_entries(plan: LavaPlan) -> int:
@@ -32,11 +34,13 @@ def lava_bytes(plan: LavaPlan, batch: int, fixed_point: bool) -> tuple[int, int]
     return 0, int(per_sample * (LAVA_FIXED_FACTOR if fixed_point else 1.0))
 
 
-def emulator_bytes(plan: LavaPlan) -> tuple[int, int]:
-    """(bytes independent of the batch, bytes per sample in a batch) of an emulator run."""
+def emulator_bytes(plan: LavaPlan, period: int) -> tuple[int, int]:
+    """(bytes independent of the batch, bytes per sample in a batch) of an emulator run of
+    `period` simulator steps per sample."""
     weights = sum(syn.weight.size for syn in plan.synapses)
     neurons = sum(int(np.prod(pop.lava_shape)) for pop in plan.populations.values())
-    return EMULATOR_BYTES_PER_WEIGHT * weights, EMULATOR_BYTES_PER_NEURON_SAMPLE * neurons
+    per_neuron = EMULATOR_BYTES_PER_NEURON_SAMPLE + EMULATOR_BYTES_PER_NEURON_STEP * period
+    return EMULATOR_BYTES_PER_WEIGHT * weights, per_neuron * neurons
 
 
 def available_bytes() -> int | None:

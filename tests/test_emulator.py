@@ -10,6 +10,7 @@ import re
 import nir
 import numpy as np
 import pytest
+import torch
 from cli_runner import run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -21,8 +22,15 @@ from mksgn.convert.lava_plan import LavaPlan
 from mksgn.convert.nir_export import student_to_nir
 from mksgn.convert.nir_io import SPIKING_TYPES
 from mksgn.errors import MksgnError
-from mksgn.targets.emulator import DEFAULT_BATCH_SIZE, EmulatorTarget
-from mksgn.targets.job import one_after_another, side_by_side
+from mksgn.targets.emulator import (
+    DEFAULT_BATCH_SIZE,
+    EmulatorTarget,
+    Network,
+    Series,
+    repeats,
+    schedule,
+)
+from mksgn.targets.job import one_after_another, prepare_job, side_by_side
 from mksgn.targets.lava import DEFAULT_BATCH_SIZE as LAVA_BATCH_SIZE
 from mksgn.targets.lava import LavaTarget
 from mksgn.targets.reference import ReferenceTarget
@@ -262,6 +270,104 @@ def test_random_graphs_equal_lava(case: tuple[nir.NIRGraph, np.ndarray], fixed: 
 
 
 # ---------------------------------------------------------------------------- emulator only
+
+
+def test_schedule_runs_each_population_over_the_steps_its_records_need() -> None:
+    """Blocks come after the blocks feeding them; a population outside a cycle runs only its T
+    steps from its reset, a cycle (cuba_c with its recurrent Linear) from step 1 (its steps
+    before the reset reach it after, through the recurrent synapse), and so does what feeds the
+    cycle; populations no recorded one depends on are left out."""
+    plan = mixed_plan()
+    steps = 5
+    blocks = schedule(plan, steps, tuple(plan.records[n][0] for n in MIXED_RECORD))
+    by_name = {name: block for block in blocks for name in block.populations}
+    assert set(by_name) == {"lif_d", "lif_a", "cuba_b", "cuba_c"}
+    order = [block.populations[0] for block in blocks]
+    assert order.index("lif_a") < order.index("cuba_b") < order.index("cuba_c")
+    for name in ("lif_d", "lif_a", "cuba_b", "cuba_c"):
+        depth = plan.populations[name].depth
+        assert by_name[name].last == depth + steps, name
+        assert by_name[name].first == (depth + 1 if name == "lif_d" else 1), name
+        assert by_name[name].cyclic == (name == "cuba_c")
+    only = schedule(plan, steps, ("lif_d",))
+    assert [block.populations for block in only] == [("lif_d",)]
+
+
+def delayed_graph() -> nir.NIRGraph:
+    """A biased LIF, which spikes before its NIR step 0 arrives, through a two-step Delay into a
+    second LIF: the delay line carries those early spikes past the second LIF's reset."""
+    rng = np.random.default_rng(3)
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([4])),
+            "fc": nir.Affine(weight=rng.normal(0.3, 0.6, (5, 4)), bias=np.full(5, 0.4)),
+            "lif": lif((5,), tau=3e-4, vth=0.5),
+            "delay": nir.Delay(delay=np.full(5, 2 * DT)),
+            "fc2": nir.Linear(weight=rng.normal(0.4, 0.5, (3, 5))),
+            "lif2": lif((3,), tau=4e-4, vth=0.4),
+            "output": nir.Output(output_type=np.array([3])),
+        },
+        edges=[
+            ("input", "fc"),
+            ("fc", "lif"),
+            ("lif", "delay"),
+            ("delay", "fc2"),
+            ("fc2", "lif2"),
+            ("lif2", "output"),
+        ],
+        type_check=False,
+    )
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "float"])
+def test_a_delay_line_runs_its_source_from_step_one(fixed: bool) -> None:
+    """Behind a NIR Delay the source's steps before its reset reach the target after the
+    target's reset: the schedule runs the source from step 1, and a sample equals Lava's (one
+    sample: Lava's streamed run carries a sample's last steps through the delay line into the
+    next sample, which NIR's semantics do not) and, in float, the reference's for each sample."""
+    plan = build_plan(delayed_graph(), DT)
+    blocks = {block.populations[0]: block for block in schedule(plan, 6, ("lif2",))}
+    assert blocks["lif"].first == 1 and blocks["lif2"].first == plan.populations["lif2"].depth + 1
+    inputs = np.random.default_rng(4).uniform(0, 1.0, (2, 6, 4))
+    record = ("lif", "lif2")
+    lava = LavaTarget(fixed_point=fixed, timeout_s=200).run_plan(plan, inputs[:1], record)
+    emulated = EmulatorTarget(fixed_point=fixed).run_plan(plan, inputs[:1], record)
+    assert_equal_runs(lava, emulated, exact_values=fixed)
+    assert 0 < emulated.recorded["lif2"].mean() < 1
+    if not fixed:
+        emulated = EmulatorTarget(fixed_point=False).run_plan(plan, inputs, record)
+        reference = ReferenceTarget().run(delayed_graph(), inputs, record)
+        for node in record:
+            np.testing.assert_array_equal(emulated.recorded[node], reference.recorded[node])
+
+
+def test_silent_and_repeated_steps_are_multiplied_once() -> None:
+    """A synapse multiplies each distinct step once: a direct-coded input repeated over T steps
+    is one product, an all-zero step none, and the result equals the product of every step."""
+    plan = mixed_plan()
+    inputs = np.random.default_rng(2).uniform(0, 1.2, (2, 5, 2, 6, 6))
+    network = Network(prepare_job(plan, inputs, (), False))
+    syn = next(s for s in network.synapses if s.source == plan.input_name)
+    columns_seen = []
+    matrix = syn.matrix
+
+    class Counting:
+        def __matmul__(self, columns):
+            columns_seen.append(columns.shape[1])
+            return matrix @ columns
+
+    syn.matrix = Counting()
+    values = torch.as_tensor(np.random.default_rng(3).uniform(0, 1, (72, 1, 2)))
+    steps = torch.cat([values, values, torch.zeros_like(values), values * 2], dim=1)
+    pattern = repeats(steps)
+    assert pattern == [0, 0, -1, 3]
+    sent = network.transmit(syn, Series(steps, 1, pattern))
+    assert columns_seen == [2 * 2]  # two distinct steps of two samples
+    syn.matrix = matrix
+    every_step = matrix @ steps.reshape(72, -1)
+    torch.testing.assert_close(sent.values.reshape(every_step.shape), every_step, rtol=0, atol=0)
+    assert sent.pattern == pattern
 
 
 @pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "float"])

@@ -155,8 +155,9 @@ def test_build_memory_estimate_counts_every_sample_side_by_side() -> None:
     assert memory.synapse_entries(plan) == 9  # the 3 × 3 Affine
     assert memory.lava_bytes(plan, 1, False) == (0, 9 * memory.LAVA_BYTES_PER_SYNAPSE_ENTRY)
     assert memory.lava_bytes(plan, 1, True)[1] > memory.lava_bytes(plan, 1, False)[1]
-    fixed, per_sample = memory.emulator_bytes(plan)
-    assert fixed == 8 * 9 and per_sample == memory.EMULATOR_BYTES_PER_NEURON_SAMPLE * 3
+    fixed, per_sample = memory.emulator_bytes(plan, 5)
+    per_neuron = memory.EMULATOR_BYTES_PER_NEURON_SAMPLE + 5 * memory.EMULATOR_BYTES_PER_NEURON_STEP
+    assert fixed == 8 * 9 and per_sample == per_neuron * 3
 
 
 @pytest.mark.parametrize("backend", ["lava-fixed", "loihi-emu"])
@@ -169,7 +170,9 @@ def test_an_oversized_batch_is_refused_before_the_run(
 
     plan = build_plan(tiny_graph())
     fixed, per_sample = (
-        memory.lava_bytes(plan, 1, True) if backend == "lava-fixed" else memory.emulator_bytes(plan)
+        memory.lava_bytes(plan, 1, True)
+        if backend == "lava-fixed"
+        else memory.emulator_bytes(plan, 4 + plan.depth)  # T = 4 steps and the pipeline
     )
     monkeypatch.setattr(memory, "available_bytes", lambda: fixed + 3 * per_sample + 1)
     nir.write(tmp_path / "g.nir", tiny_graph())
