@@ -1,12 +1,16 @@
-"""Samples/s of the snnTorch reference, naive Lava (lava-float, a new Lava network per sample),
-batched Lava (one network, samples side by side in blocks of 1, 8 and 32, groups of them streamed
-one after the other) and the LavaPlan emulator (loihi-emu, loihi-emu-float) at batch sizes 1, 8
-and 32, on an untrained MK-SGN (tiny and paper presets) fed with the synthetic skeleton set; with
-the ratios to naive Lava and to the reference, and the peak resident memory of each run.
+"""Samples/s of the snnTorch reference, Lava (float and fixed point, one network with samples
+streamed: Lava's default) and the LavaPlan emulator (loihi-emu, loihi-emu-float) at batch sizes
+1, 8 and 32, on MK-SGNs fed with the synthetic skeleton set: an untrained one of the tiny and
+the paper preset, and (with --trained) a trained one, whose layers fire as a real model's do;
+with the ratios to Lava, the peak resident memory of each run, the emulator's arithmetic rate
+beside a plain float32 matrix product of the same size on this CPU (the roofline), and the
+paper preset's rate with one shard per core, projected to NTU60's 16,487 test samples.
 
 Every measurement runs in its own fresh process (so its peak RSS is its own; Lava's adds the
-Lava session's). Run: .venv/bin/python -m mksgn.benchmarks.fast_execution [--samples N]
-[--lava-samples N] [--lava-batched-samples N] [--paper-samples N] [--lava-paper]
+Lava session's). Per-sample times are the steady-state run time (the one-time build and
+quantisation are given separately). Run: .venv/bin/python -m mksgn.benchmarks.fast_execution
+[--samples N] [--lava-samples N] [--paper-samples N] [--paper-shard-samples N]
+[--trained MODEL.nir --trained-data DATA.npz]
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from pathlib import Path
 import numpy as np
 
 BATCH_SIZES = (1, 8, 32)
-NAIVE = " naive"
 CLASSES = 8
+NTU60_XSUB_TEST = 16_487
+CORES = 2
+EMULATORS = ("loihi-emu", "loihi-emu-float")
+LAVA = {"loihi-emu": "lava-fixed", "loihi-emu-float": "lava-float"}
 
 
 def prepare(preset: str, folder: Path, samples: int) -> tuple[Path, Path]:
@@ -33,8 +40,6 @@ def prepare(preset: str, folder: Path, samples: int) -> tuple[Path, Path]:
     import torch
 
     from mksgn.convert.nir_export import student_to_nir
-    from mksgn.convert.nir_io import read_nir
-    from mksgn.targets.inputs import data_inputs
     from mksgn.train.data.synthetic import generate, write_npz
     from mksgn.train.models import build_model, preset_config
 
@@ -46,42 +51,66 @@ def prepare(preset: str, folder: Path, samples: int) -> tuple[Path, Path]:
     model = build_model(preset_config("mk-sgn", preset, num_classes=CLASSES)).eval()
     graph_file = folder / f"{preset}.nir"
     nir.write(graph_file, student_to_nir(model))
-    graph = read_nir(graph_file)
-    inputs, _ = data_inputs(data, graph, graph_file, samples)
+    return graph_file, encode(graph_file, data, folder / f"{preset}-inputs.npy", samples)
+
+
+def encode(graph_file: Path, data: Path, out: Path, samples: int) -> Path:
+    """The test split of `data` encoded for the graph, `samples` samples, saved as .npy."""
+    from mksgn.convert.nir_io import read_nir
+    from mksgn.targets.inputs import data_inputs
+
+    inputs, _ = data_inputs(data, read_nir(graph_file), graph_file, samples)
     if len(inputs) < samples:
-        raise SystemExit(f"the synthetic test split has only {len(inputs)} samples")
-    input_file = folder / f"{preset}-inputs.npy"
-    np.save(input_file, inputs)
-    return graph_file, input_file
+        raise SystemExit(f"the test split of {data} has only {len(inputs)} samples")
+    np.save(out, np.asarray(inputs))
+    return out
 
 
-def measure(graph_file: str, input_file: str, backend: str, batch_size: int, samples: int) -> dict:
-    """In a fresh process: run `samples` samples on a backend ("lava-float naive": lava-float, a
-    network per sample); wall time and peak RSS."""
+def measure(
+    graph_file: str, input_file: str, backend: str, batch_size: int, samples: int, threads: int
+) -> dict:
+    """In a fresh process: run `samples` samples on a backend; wall time, steady-state time per
+    sample, one-time build, peak RSS and the fraction of spikes in the recorded layers."""
+    import torch
+
     from mksgn.convert.lava_graph import build_plan
     from mksgn.convert.nir_io import read_nir
     from mksgn.targets.simulate import make_target
 
+    torch.set_num_threads(threads)
     graph = read_nir(graph_file)
     inputs = np.load(input_file)[:samples]
-    naive = backend.endswith(NAIVE)
-    target = make_target(backend.removesuffix(NAIVE), batch_size=batch_size)
+    target = make_target(backend, batch_size=batch_size)
     started = time.perf_counter()
     if backend == "snntorch":
-        target.run(graph, inputs)
-    elif naive:
-        for sample in range(samples):
-            target.run_plan(build_plan(graph), inputs[sample : sample + 1])
+        result = target.run(graph, inputs)
     else:
         # Lowering the graph is part of every Lava-plan backend's run.
-        target.run_plan(build_plan(graph), inputs)
+        result = target.run_plan(build_plan(graph), inputs)
     wall = time.perf_counter() - started
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     if backend.startswith("lava"):
         from mksgn.targets.lava import PEAK_RSS
 
         rss_mb += PEAK_RSS["bytes"] / 2**20
-    return dict(wall_s=wall, samples=samples, peak_rss_mb=rss_mb)
+    per_sample = result.extra.get("run_s_per_sample", wall / samples)
+    return dict(
+        wall_s=wall,
+        samples=samples,
+        run_s_per_sample=per_sample,
+        build_s=wall - per_sample * samples,
+        peak_rss_mb=rss_mb,
+    )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started (VmHWM: unlike ru_maxrss, it does
+    not carry over the parent's memory across fork and exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_fresh(*args: object) -> dict:
@@ -97,100 +126,142 @@ def run_fresh(*args: object) -> dict:
             return dict(error="the measuring process died (out of memory?)")
 
 
-def emulator_memory_mb(graph_file: Path, steps: int, batch_size: int = max(BATCH_SIZES)) -> float:
-    """What the emulator holds at `batch_size` for T = `steps` (targets/memory.py's estimate)."""
+def run_shards(graph_file: Path, input_file: Path, backend: str, samples: int) -> dict:
+    """One process per core, each with one thread, each running `samples` samples at the
+    default batch size, all at once: the machine's rate, as `mksgn simulate --shard` gets it."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    started = time.perf_counter()
+    with ProcessPoolExecutor(CORES, mp_context=context) as pool:
+        args = (str(graph_file), str(input_file), backend, 32, samples, 1)
+        parts = [pool.submit(measure, *args) for _ in range(CORES)]
+        results = [part.result() for part in parts]
+    wall = time.perf_counter() - started
+    steady = max(r["run_s_per_sample"] for r in results)  # the slower shard sets the pace
+    total = CORES * samples
+    return dict(
+        shards=CORES,
+        samples=total,
+        wall_s=wall,
+        samples_per_s=CORES / steady,
+        projected_ntu60_min=NTU60_XSUB_TEST * steady / CORES / 60,
+        peak_rss_mb=max(r["peak_rss_mb"] for r in results),
+    )
+
+
+def plan_macs(graph_file: Path, steps: int) -> tuple[float, float]:
+    """(multiply-accumulates per sample if every synapse multiplied every one of its T steps,
+    the same for the largest synapse) of the graph's plan, counted as dense products."""
     from mksgn.convert.lava_graph import build_plan
     from mksgn.convert.nir_io import read_nir
-    from mksgn.targets.memory import emulator_bytes
 
     plan = build_plan(read_nir(graph_file))
-    fixed, per_sample = emulator_bytes(plan, steps + plan.depth)
-    return (fixed + per_sample * batch_size) / 2**20
+    per_synapse = []
+    for syn in plan.synapses:
+        outputs = int(np.prod(plan.populations[syn.target].lava_shape))
+        if syn.kind == "dense":
+            per_synapse.append(syn.weight.size * steps)
+        else:
+            taps = int(np.prod(syn.weight.shape[1:]))  # kw · kh · C_in/groups
+            per_synapse.append(outputs * taps * steps)
+    return float(sum(per_synapse)), float(max(per_synapse))
 
 
-def lava_build_mb(graph_file: Path) -> float:
-    """What Lava's float build of one sample's network holds (times the samples side by side)."""
-    from mksgn.convert.lava_graph import build_plan
-    from mksgn.convert.nir_io import read_nir
-    from mksgn.targets.memory import lava_bytes
+def matmul_gflops(rows: int = 3200, inner: int = 1600, columns: int = 2048) -> float:
+    """What this CPU does on a plain float32 matrix product (the largest emulator product of the
+    tiny MK-SGN at batch 32): GFLOP/s, best of 5, all cores."""
+    import torch
 
-    return lava_bytes(build_plan(read_nir(graph_file)), 1, False)[1] / 2**20
+    a, b = torch.randn(rows, inner), torch.randn(inner, columns)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * rows * inner * columns / best / 1e9
 
 
-def available_mb() -> float:
-    """MemAvailable of this machine."""
-    from mksgn.targets.memory import available_bytes
-
-    return (available_bytes() or 0) / 2**20
+def print_table(rows: list[dict]) -> None:
+    """The rows with their ratios to Lava (same model, same arithmetic)."""
+    print()
+    print(
+        f"{'model':8} {'backend':16} {'batch':>5} {'samples/s':>10} {'× Lava':>8} {'build s':>8} "
+        f"{'peak MB':>8}"
+    )
+    for row in rows:
+        if "error" in row:
+            print(f"{row['model']:8} {row['backend']:16} {row['batch_size']:>5} {row['error']}")
+            continue
+        same = {
+            r["backend"]: r for r in rows if r["model"] == row["model"] and "samples_per_s" in r
+        }
+        lava = same.get(LAVA.get(row["backend"], row["backend"]))
+        ratio = f"{row['samples_per_s'] / lava['samples_per_s']:.1f}" if lava else "-"
+        print(
+            f"{row['model']:8} {row['backend']:16} {row['batch_size']:>5} "
+            f"{row['samples_per_s']:>10.3g} {ratio:>8} {row['build_s']:>8.1f} "
+            f"{row['peak_rss_mb']:>8.0f}"
+        )
 
 
 def main() -> None:
     """Print one JSON line per measurement, then a table with the ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=64, help="emulator/reference, tiny")
-    parser.add_argument("--lava-samples", type=int, default=2, help="naive Lava, tiny")
+    parser.add_argument("--lava-samples", type=int, default=8, help="Lava, tiny and trained")
+    parser.add_argument("--paper-samples", type=int, default=16, help="emulator, paper")
     parser.add_argument(
-        "--lava-batched-samples", type=int, default=32, help="batched Lava (at least the batch)"
+        "--paper-shard-samples", type=int, default=64, help="per shard, paper, one per core"
     )
-    parser.add_argument("--paper-samples", type=int, default=8, help="emulator/reference, paper")
-    parser.add_argument("--lava-paper", action="store_true", help="also run Lava on paper")
+    parser.add_argument("--trained", type=Path, help="a trained MK-SGN's NIR file")
+    parser.add_argument("--trained-data", type=Path, help="its dataset (.npz)")
     args = parser.parse_args()
-    rows = []
+    rows: list[dict] = []
+    macs: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="mksgn-fast-") as tmp:
+        models = []
         for preset, samples in (("tiny", args.samples), ("paper", args.paper_samples)):
-            with_lava = preset == "tiny" or args.lava_paper
-            lava_samples = args.lava_samples if with_lava else 0
-            batched = args.lava_batched_samples if with_lava else 0
-            graph_file, input_file = prepare(preset, Path(tmp), max(samples, batched))
-            runs = [("snntorch", 1, samples)]
-            if with_lava:
-                runs.append(("lava-float" + NAIVE, 1, lava_samples))
-                runs += [("lava-float", size, max(size, batched)) for size in BATCH_SIZES]
-            runs += [
-                (backend, size, samples)
-                for backend in ("loihi-emu", "loihi-emu-float")
-                for size in BATCH_SIZES
-            ]
-            free, emulator_mb = (
-                available_mb(),
-                emulator_memory_mb(graph_file, np.load(input_file, mmap_mode="r").shape[1]),
+            count = max(samples, args.paper_shard_samples if preset == "paper" else 0)
+            models.append((preset, *prepare(preset, Path(tmp), count), samples))
+        if args.trained:
+            inputs = encode(
+                args.trained, args.trained_data, Path(tmp) / "trained.npy", args.samples
             )
-            lava_mb = lava_build_mb(graph_file) if with_lava else 0.0
+            models.append(("trained", args.trained, inputs, args.samples))
+        for model, graph_file, input_file, samples in models:
+            runs = [("snntorch", 1, min(samples, 16))]
+            if model != "paper":  # Lava on the paper preset: 654 s for one sample, 14 GiB
+                runs += [(LAVA[e], 1, args.lava_samples) for e in EMULATORS]
+            runs += [(backend, size, samples) for backend in EMULATORS for size in BATCH_SIZES]
+            steps = int(np.load(input_file, mmap_mode="r").shape[1])
             for backend, size, count in runs:
-                if backend.startswith("loihi-emu"):
-                    needed = emulator_mb
-                elif backend.startswith("lava"):
-                    needed = lava_mb * size
-                else:
-                    needed = 0.0  # the reference runs layer by layer
-                if needed > 0.5 * free:
-                    # Do not let the machine's OOM killer pick a process (maybe someone else's).
-                    result = dict(error=f"needs ~{needed:.0f} MB to build, {free:.0f} MB free")
-                else:
-                    result = run_fresh(str(graph_file), str(input_file), backend, size, count)
-                row = dict(preset=preset, backend=backend, batch_size=size, **result)
-                if "wall_s" in row:
-                    row["samples_per_s"] = row["samples"] / row["wall_s"]
+                if model == "paper" and size == 1:
+                    continue  # a sample per product leaves the paper preset's cores idle
+                result = run_fresh(str(graph_file), str(input_file), backend, size, count, CORES)
+                row = dict(model=model, backend=backend, batch_size=size, **result)
+                if "run_s_per_sample" in row:
+                    row["samples_per_s"] = 1 / row["run_s_per_sample"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    print()
-    print(
-        f"{'preset':6} {'backend':16} {'batch':>5} {'samples/s':>10} {'×lava':>8} {'×ref':>7} "
-        f"{'peak MB':>8}"
-    )
-    for row in rows:
-        if "error" in row:
-            print(f"{row['preset']:6} {row['backend']:16} {row['batch_size']:>5} {row['error']}")
-            continue
-        same = {r["backend"]: r for r in rows if r["preset"] == row["preset"] and "wall_s" in r}
-        lava = same.get("lava-float" + NAIVE)
-        ref = same.get("snntorch")
-        vs_lava = f"{row['samples_per_s'] / lava['samples_per_s']:.1f}" if lava else "-"
-        vs_ref = f"{row['samples_per_s'] / ref['samples_per_s']:.2f}" if ref else "-"
-        print(
-            f"{row['preset']:6} {row['backend']:16} {row['batch_size']:>5} "
-            f"{row['samples_per_s']:>10.3g} {vs_lava:>8} {vs_ref:>7} {row['peak_rss_mb']:>8.0f}"
-        )
+            macs[model], largest = plan_macs(graph_file, steps)
+            print(json.dumps(dict(model=model, dense_macs_per_sample=macs[model], largest=largest)))
+        gflops = matmul_gflops()
+        print(json.dumps(dict(float32_matmul_gflops=gflops)))
+        paper = next(m for m in models if m[0] == "paper")
+        for backend in EMULATORS:
+            shard = run_shards(paper[1], paper[2], backend, args.paper_shard_samples)
+            print(json.dumps(dict(model="paper", backend=backend, **shard)), flush=True)
+    print_table(rows)
+    print(f"\nfloat32 matrix product on this CPU: {gflops:.1f} GFLOP/s")
+    for model in macs:
+        for row in rows:
+            if row["model"] == model and row["backend"] in EMULATORS and "samples_per_s" in row:
+                rate = 2 * macs[model] * row["samples_per_s"] / 1e9
+                print(
+                    f"{model:8} {row['backend']:16} batch {row['batch_size']:>2}: "
+                    f"{rate:6.1f} GFLOP/s of dense-equivalent products ({rate / gflops:.0%})"
+                )
 
 
 if __name__ == "__main__":

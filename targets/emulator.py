@@ -167,7 +167,7 @@ class EmulatedPopulation:
     du: float | int
     dv: float | int
     vth: float | int  # fixed point: already shifted (vth << 6)
-    bias: torch.Tensor  # (size, 1); fixed point: bias_mant << bias_exp
+    bias: torch.Tensor | None  # (size, 1), None if all zero; fixed point: bias_mant << bias_exp
     rests: bool  # no bias and a threshold above 0: without input it stays at u = v = 0
 
 
@@ -251,9 +251,9 @@ def add_series(parts: list[Series]) -> Series:
 def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
     """Spikes (1.0 where v > vth) and v reset to 0 there, in float arithmetic rather than a
     boolean mask, which torch runs several times slower on the CPU. v - vth > 0 exactly where
-    v > vth (a difference of distinct floats is never 0), and v·0 / v·1 are exact."""
+    v > vth (a difference of distinct floats is never 0)."""
     spikes = (v - vth).sign_().clamp_(min=0.0)
-    v.mul_(1.0 - spikes)
+    v.addcmul_(v, spikes, value=-1.0)  # v - v·1 = 0, v - v·0 = v: both exact
     return spikes
 
 
@@ -385,9 +385,12 @@ class Network:
                 vth = int(params["vth"]) << ACTIVATION_SHIFT
                 mant = np.broadcast_to(params["bias_mant"], pop.lava_shape).astype(np.int64)
                 bias = (mant << int(params["bias_exp"])).reshape(size, 1).astype(np.float64)
-            bias = torch.as_tensor(np.ascontiguousarray(bias), device=device)
+            rests = not bias.any() and vth >= 0
+            bias = (
+                torch.as_tensor(np.ascontiguousarray(bias), device=device) if bias.any() else None
+            )
             self.populations[name] = EmulatedPopulation(
-                name, size, pop.depth, du, dv, vth, bias, not bias.any() and vth >= 0
+                name, size, pop.depth, du, dv, vth, bias, rests
             )
         self.synapses = [self.synapse(index, syn) for index, syn in enumerate(plan.synapses)]
         # A fixed-point synapse's residual part is a second Lava synapse beside it.
@@ -674,7 +677,9 @@ class Network:
         u.mul_(1 - pop.du)
         if a_in is not None:
             u.add_(a_in)
-        v.mul_(1 - pop.dv).add_(u).add_(pop.bias)
+        v.mul_(1 - pop.dv).add_(u)
+        if pop.bias is not None:
+            v.add_(pop.bias)
         return fire(v, pop.vth) if float(v.max()) > pop.vth else None
 
     def fixed_lif(
@@ -695,7 +700,9 @@ class Network:
         if high >= STATE_LIMIT or low <= -STATE_LIMIT:
             self.overflow(pop.name, "its current u wrapped around 24 bits")
         v.mul_(((1 << DECAY_SHIFT) - pop.dv) / (1 << DECAY_SHIFT))
-        v.div_(1.0, rounding_mode="trunc").add_(u).add_(pop.bias)
+        v.div_(1.0, rounding_mode="trunc").add_(u)
+        if pop.bias is not None:
+            v.add_(pop.bias)
         low, high = torch.aminmax(v)
         if high >= STATE_LIMIT - 1 or low <= -(STATE_LIMIT - 1):
             self.overflow(pop.name, "its voltage v saturated at 24 bits")
