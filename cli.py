@@ -575,7 +575,7 @@ def graph_run_options(command):
         click.option(
             "--batch-size",
             type=click.IntRange(1, None),
-            help="Samples run side by side [default: 32 on loihi-emu, 1 on Lava: there samples"
+            help="Samples run side by side [default: 8 on loihi-emu, 1 on Lava: there samples"
             " stream one after another through one network, which measured faster].",
         ),
         click.option(

@@ -131,10 +131,12 @@ def run_shards(graph_file: Path, input_file: Path, backend: str, samples: int) -
     default batch size, all at once: the machine's rate, as `mksgn simulate --shard` gets it."""
     from concurrent.futures import ProcessPoolExecutor
 
+    from mksgn.targets.emulator import DEFAULT_BATCH_SIZE
+
     context = multiprocessing.get_context("spawn")
     started = time.perf_counter()
     with ProcessPoolExecutor(CORES, mp_context=context) as pool:
-        args = (str(graph_file), str(input_file), backend, 32, samples, 1)
+        args = (str(graph_file), str(input_file), backend, DEFAULT_BATCH_SIZE, samples, 1)
         parts = [pool.submit(measure, *args) for _ in range(CORES)]
         results = [part.result() for part in parts]
     wall = time.perf_counter() - started
@@ -236,7 +238,7 @@ def main() -> None:
             runs += [(backend, size, samples) for backend in EMULATORS for size in BATCH_SIZES]
             steps = int(np.load(input_file, mmap_mode="r").shape[1])
             for backend, size, count in runs:
-                if model == "paper" and size == 1:
+                if model == "paper" and size == 1 and backend != "snntorch":
                     continue  # a sample per product leaves the paper preset's cores idle
                 result = run_fresh(str(graph_file), str(input_file), backend, size, count, CORES)
                 row = dict(model=model, backend=backend, batch_size=size, **result)

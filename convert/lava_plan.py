@@ -101,6 +101,20 @@ class LavaPlan:
         """The pipeline depth: Lava steps between an input step and the deepest population."""
         return max((p.depth for p in self.populations.values()), default=0)
 
+    @property
+    def carries_over(self) -> bool:
+        """Whether a stream of samples through one network would carry a sample's last steps
+        into the next: an edge closing a cycle delivers the previous step on the reset step, and
+        a NIR Delay's identity hops deliver steps from before the target's sample began."""
+        for syn in self.synapses:
+            if syn.back_edge:
+                return True
+            source = self.populations.get(syn.source)
+            source_depth = 0 if source is None else source.depth
+            if 1 + syn.extra_hops > self.populations[syn.target].depth - source_depth:
+                return True
+        return False
+
 
 # ---------------------------------------------------------------------------- layouts
 

@@ -119,17 +119,18 @@ class LavaTarget:
     ) -> RunResult:
         """Run an already lowered plan (see `run`).
 
-        A graph with a recurrent edge gets a fresh Lava network per sample: LIFReset clears u
-        and v, but on the reset step a back edge still delivers the previous sample's last
-        spikes from its synapse's one-step buffer, which nothing in Lava can clear."""
+        A graph with a recurrent edge or a NIR Delay gets a fresh Lava network per sample:
+        LIFReset clears u and v, but on the reset step a back edge still delivers the previous
+        sample's last spikes from its synapse's one-step buffer, and a delay line the previous
+        sample's last steps, which nothing in Lava can clear."""
         stored = self.artifact.fixed if self.artifact else None
         job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max, stored)
-        recurrent = any(syn.back_edge for syn in plan.synapses)
+        carries_over = plan.carries_over
         batch = min(self.batch_size, job.samples)
         check_fits(self.name, *lava_bytes(plan, batch, self.fixed_point), batch)
         whole = [(0, job.samples)]
         runs = [(i, min(i + batch, job.samples)) for i in range(0, job.samples, batch)]
-        runs = runs if recurrent else whole
+        runs = runs if carries_over else whole
         started = time.perf_counter()
         PEAK_RSS["bytes"] = 0
         self.timing = {"build_s": 0.0, "run_s": 0.0}

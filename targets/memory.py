@@ -35,8 +35,8 @@ def lava_bytes(plan: LavaPlan, batch: int, fixed_point: bool) -> tuple[int, int]
 
 
 def emulator_bytes(plan: LavaPlan, period: int) -> tuple[int, int]:
-    """(bytes independent of the batch, bytes per sample in a batch) of an emulator run of
-    `period` simulator steps per sample."""
+    """(bytes independent of the batch, bytes per sample in a batch) of an emulator run whose
+    widest block runs `period` simulator steps."""
     weights = sum(syn.weight.size for syn in plan.synapses)
     neurons = sum(int(np.prod(pop.lava_shape)) for pop in plan.populations.values())
     per_neuron = EMULATOR_BYTES_PER_NEURON_SAMPLE + EMULATOR_BYTES_PER_NEURON_STEP * period

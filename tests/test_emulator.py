@@ -323,23 +323,31 @@ def delayed_graph() -> nir.NIRGraph:
 @pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "float"])
 def test_a_delay_line_runs_its_source_from_step_one(fixed: bool) -> None:
     """Behind a NIR Delay the source's steps before its reset reach the target after the
-    target's reset: the schedule runs the source from step 1, and a sample equals Lava's (one
-    sample: Lava's streamed run carries a sample's last steps through the delay line into the
-    next sample, which NIR's semantics do not) and, in float, the reference's for each sample."""
+    target's reset: the schedule runs the source from step 1, and every sample equals Lava's
+    (which gives such a plan a fresh network per sample: streamed, the delay line carried a
+    sample's last steps into the next) and, in float, the reference's."""
     plan = build_plan(delayed_graph(), DT)
+    assert plan.carries_over and not mixed_plan_without_cycle().carries_over
     blocks = {block.populations[0]: block for block in schedule(plan, 6, ("lif2",))}
     assert blocks["lif"].first == 1 and blocks["lif2"].first == plan.populations["lif2"].depth + 1
     inputs = np.random.default_rng(4).uniform(0, 1.0, (2, 6, 4))
     record = ("lif", "lif2")
-    lava = LavaTarget(fixed_point=fixed, timeout_s=200).run_plan(plan, inputs[:1], record)
-    emulated = EmulatorTarget(fixed_point=fixed).run_plan(plan, inputs[:1], record)
+    lava = LavaTarget(fixed_point=fixed, timeout_s=200).run_plan(plan, inputs, record)
+    emulated = EmulatorTarget(fixed_point=fixed).run_plan(plan, inputs, record)
     assert_equal_runs(lava, emulated, exact_values=fixed)
     assert 0 < emulated.recorded["lif2"].mean() < 1
     if not fixed:
-        emulated = EmulatorTarget(fixed_point=False).run_plan(plan, inputs, record)
         reference = ReferenceTarget().run(delayed_graph(), inputs, record)
         for node in record:
             np.testing.assert_array_equal(emulated.recorded[node], reference.recorded[node])
+
+
+def mixed_plan_without_cycle() -> LavaPlan:
+    """The mixed plan without its recurrent synapse: depth-equalising hops only."""
+    plan = mixed_plan()
+    plan.synapses = [syn for syn in plan.synapses if not syn.back_edge]
+    assert any(syn.extra_hops for syn in plan.synapses)
+    return plan
 
 
 def test_silent_and_repeated_steps_are_multiplied_once() -> None:
