@@ -38,6 +38,8 @@ from mksgn.convert.loihi2 import ACTIVATION_SHIFT, DECAY_SHIFT, GRADED_MAX, INT3
 from mksgn.convert.nir_io import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
+from mksgn.targets.emulator_products import ConvKernel, CsrMatrix, DenseMatrix
+from mksgn.targets.emulator_schedule import Block, Series, add_series, repeats, schedule
 from mksgn.targets.job import LavaJob, prepare_job
 from mksgn.targets.memory import check_fits, emulator_bytes
 
@@ -63,108 +65,6 @@ class EmulatedSynapse:
     largest_sum: float  # fixed point: bound on |sum| into one neuron before the exponent
 
 
-class DenseMatrix:
-    """A fixed-point dense synapse's integer weights as a torch matrix (float32 where its sums
-    stay exact); `matrix @ source` maps (N_in, columns) to (N_out, columns) float64."""
-
-    def __init__(self, matrix: np.ndarray, float32: bool, device: str) -> None:
-        """Weights (N_out, N_in)."""
-        self.dtype = torch.float32 if float32 else torch.float64
-        self.weight = torch.as_tensor(np.asarray(matrix, dtype=np.float64), device=device)
-        self.weight = self.weight.to(self.dtype).contiguous()
-
-    def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
-        """The synapse's sums for the source's values."""
-        return (self.weight @ source.to(self.dtype)).to(torch.float64)
-
-    def nbytes(self) -> int:
-        """Bytes the matrix takes."""
-        return self.weight.element_size() * self.weight.nelement()
-
-
-class CsrMatrix:
-    """A float dense synapse as a scipy csr matrix: per column, the same order of additions
-    whatever the number of columns, so results do not depend on the batch size."""
-
-    def __init__(self, matrix: np.ndarray) -> None:
-        """Weights (N_out, N_in)."""
-        import scipy.sparse
-
-        self.matrix = scipy.sparse.csr_matrix(np.asarray(matrix), dtype=np.float64)
-        self.matrix.sort_indices()
-
-    def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
-        """The synapse's sums for the source's values (N_in, columns)."""
-        values = source.to(torch.float64).cpu().numpy()
-        return torch.from_numpy(np.asarray(self.matrix @ values)).to(source.device)
-
-    def nbytes(self) -> int:
-        """Bytes the matrix takes."""
-        return self.matrix.data.nbytes + self.matrix.indices.nbytes + self.matrix.indptr.nbytes
-
-
-class ConvKernel:
-    """A conv synapse run as a torch convolution (a batched matrix product for 1x1 kernels) on
-    the source's Lava-layout values, instead of an expanded (N_out, N_in) matrix: far fewer bytes
-    and vectorised, multithreaded kernels. `kernel @ source` maps (N_in, columns) to (N_out,
-    columns) float64 like the matrix it stands for."""
-
-    def __init__(
-        self, kernel: np.ndarray, conv: dict, out_shape: tuple, float32: bool, device: str
-    ) -> None:
-        """A Lava-layout kernel (C_out, kw, kh, C_in/groups) with geometry `conv` (W, H order)
-        into a population of Lava shape `out_shape`; float32 only where sums stay exact."""
-        self.dtype = torch.float32 if float32 else torch.float64
-        # Lava's Conv is a true convolution over (W, H): back to torch's cross-correlation.
-        weight = np.asarray(kernel, dtype=np.float64).transpose(0, 3, 2, 1)[:, :, ::-1, ::-1]
-        self.weight = torch.as_tensor(weight.copy(), device=device).to(self.dtype)
-        self.in_shape, self.out_shape = tuple(conv["input_shape"]), tuple(out_shape)
-        self.stride = tuple(conv["stride"])[::-1]
-        self.padding = tuple(conv["padding"])[::-1]
-        self.dilation = tuple(conv["dilation"])[::-1]
-        self.groups = int(conv["groups"])
-        self.pointwise = (
-            weight.shape[2:] == (1, 1)
-            and self.groups == 1
-            and self.stride == (1, 1)
-            and self.padding == (0, 0)
-        )
-        # oneDNN's float32 grouped convolutions ran 1.9x faster on channels-last tensors (the
-        # paper MK-SGN's temporal convs); float64 has no oneDNN path.
-        self.memory_format = torch.channels_last if float32 else torch.contiguous_format
-        if self.pointwise:
-            self.weight = self.weight[:, :, 0, 0].contiguous()
-        else:
-            self.weight = self.weight.contiguous(memory_format=self.memory_format)
-
-    def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
-        """The synapse's output (N_out, columns) for the source's values (N_in, columns)."""
-        columns = source.shape[1]
-        in_w, in_h, in_c = self.in_shape
-        x = source.to(self.dtype)
-        if self.pointwise:
-            # Lava's flat order puts channels last: (W·H, C, columns) -> (C, W·H·columns), one
-            # product (faster than one per position), and back.
-            x = x.reshape(in_w * in_h, in_c, columns).transpose(0, 1).reshape(in_c, -1)
-            y = (self.weight @ x).reshape(-1, in_w * in_h, columns).transpose(0, 1)
-        else:
-            x = x.reshape(in_w, in_h, in_c, columns).permute(3, 2, 1, 0)  # (M, C, H, W)
-            x = x.contiguous(memory_format=self.memory_format)
-            y = torch.nn.functional.conv2d(
-                x,
-                self.weight,
-                stride=self.stride,
-                padding=self.padding,
-                dilation=self.dilation,
-                groups=self.groups,
-            ).permute(3, 2, 1, 0)  # (W', H', C_out, M)
-        return y.reshape(-1, columns).to(torch.float64)
-
-    def nbytes(self) -> int:
-        """Bytes the kernel takes."""
-        return self.weight.element_size() * self.weight.nelement()
-
-
 @dataclasses.dataclass
 class EmulatedPopulation:
     """One LIFReset population's parameters (integers in fixed point)."""
@@ -179,83 +79,6 @@ class EmulatedPopulation:
     rests: bool  # no bias and a threshold above 0: without input it stays at u = v = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Block:
-    """Populations that run together, steps [first, last] (simulator steps from 1): one
-    population outside any cycle, or a strongly connected set stepped through time together."""
-
-    populations: tuple[str, ...]
-    first: int
-    last: int
-    cyclic: bool
-
-
-@dataclasses.dataclass
-class Series:
-    """Values of a population's output, a synapse's products or an input over consecutive
-    simulator steps: (neurons, steps, batch) from step `first`, with per step -1 where all
-    values are zero, else the index of the first step holding the same values."""
-
-    values: torch.Tensor
-    first: int
-    pattern: list[int]
-
-    def steps(self, lo: int, hi: int) -> Series:
-        """The part from simulator step lo to hi."""
-        start, stop = lo - self.first, hi - self.first + 1
-        first_seen: dict[int, int] = {}  # a repeated step now stands for the first in the part
-        pattern = [
-            -1 if index < 0 else first_seen.setdefault(index, step)
-            for step, index in enumerate(self.pattern[start:stop])
-        ]
-        return Series(self.values[:, start:stop], lo, pattern)
-
-    def padded(self, before: int, after: int) -> Series:
-        """Zero steps added before and after."""
-        size, steps, batch = self.values.shape
-        values = self.values.new_zeros((size, before + steps + after, batch))
-        values[:, before : before + steps] = self.values
-        pattern = (
-            [-1] * before + [i + before if i >= 0 else -1 for i in self.pattern] + [-1] * after
-        )
-        return Series(values, self.first - before, pattern)
-
-
-def repeats(values: torch.Tensor) -> list[int]:
-    """The pattern of (neurons, steps, batch) values: -1 for an all-zero step, else the index of
-    the first of a run of equal consecutive steps it belongs to."""
-    pattern: list[int] = []
-    for step in range(values.shape[1]):
-        current = values[:, step]
-        if not bool(current.any()):
-            pattern.append(-1)
-        elif step and pattern[-1] >= 0 and torch.equal(current, values[:, step - 1]):
-            pattern.append(pattern[-1])
-        else:
-            pattern.append(step)
-    return pattern
-
-
-def add_series(parts: list[Series]) -> Series:
-    """The sum of series over the same steps, added in list order; a step is silent where every
-    part is, and repeats an earlier step where every part repeats that same step."""
-    if len(parts) == 1:
-        return parts[0]
-    total = parts[0].values + parts[1].values
-    for part in parts[2:]:
-        total += part.values
-    pattern = []
-    for step in range(total.shape[1]):
-        indices = {part.pattern[step] for part in parts}
-        if indices == {-1}:
-            pattern.append(-1)
-        elif len(indices) == 1:
-            pattern.append(indices.pop())
-        else:
-            pattern.append(step)
-    return Series(total, parts[0].first, pattern)
-
-
 def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
     """Spikes (1.0 where v > vth) and v reset to 0 there, in float arithmetic rather than a
     boolean mask, which torch runs several times slower on the CPU. v - vth > 0 exactly where
@@ -263,46 +86,6 @@ def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
     spikes = (v - vth).sign_().clamp_(min=0.0)
     v.addcmul_(v, spikes, value=-1.0)  # v - v·1 = 0, v - v·0 = v: both exact
     return spikes
-
-
-def schedule(plan: LavaPlan, steps: int, recorded: tuple[str, ...]) -> list[Block]:
-    """The blocks to run, in an order where every block comes after the blocks feeding it, each
-    with the steps its recorded consumers need; populations nothing recorded depends on are
-    left out. A block outside a cycle starts at its reset (NIR step 0) when nothing before it is
-    needed, else at step 1 like a whole Lava run."""
-    import networkx
-
-    graph = networkx.DiGraph()
-    graph.add_nodes_from(plan.populations)
-    graph.add_edges_from(
-        (syn.source, syn.target) for syn in plan.synapses if syn.source in plan.populations
-    )
-    condensed = networkx.condensation(graph)
-    order = list(networkx.topological_sort(condensed))
-    needed: dict[str, tuple[int, int]] = {}  # population -> (lo, hi) steps its consumers read
-    for name in recorded:
-        depth = plan.populations[name].depth
-        needed[name] = (depth + 1, depth + steps)
-    blocks: list[Block] = []
-    for component in reversed(order):
-        members = tuple(sorted(condensed.nodes[component]["members"]))
-        spans = [needed[name] for name in members if name in needed]
-        if not spans:
-            continue
-        cyclic = len(members) > 1 or graph.has_edge(members[0], members[0])
-        last = max(hi for _, hi in spans)
-        first = 1
-        if not cyclic and spans[0][0] > plan.populations[members[0]].depth:
-            first = plan.populations[members[0]].depth + 1
-        blocks.append(Block(members, first, last, cyclic))
-        for syn in plan.synapses:
-            if syn.target in members and syn.source in plan.populations:
-                delay = 1 + syn.extra_hops
-                lo, hi = max(first - delay, 1), last - delay
-                if syn.source not in members and hi >= lo:
-                    old_lo, old_hi = needed.get(syn.source, (lo, hi))
-                    needed[syn.source] = (min(lo, old_lo), max(hi, old_hi))
-    return blocks[::-1]
 
 
 class EmulatorTarget:
@@ -382,6 +165,10 @@ class Network:
     def __init__(self, job: LavaJob, device: str = "cpu") -> None:
         """Build every synapse matrix (Lava's weight clipping and truncation in fixed point)."""
         self.job, self.device = job, device
+        if str(device).startswith("cuda"):
+            # TF32 would round the float32 products that fixed point relies on being exact.
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         plan, fixed = job.plan, job.fixed
         self.populations: dict[str, EmulatedPopulation] = {}
         for name, pop in plan.populations.items():
