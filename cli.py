@@ -378,8 +378,8 @@ def train_command(**options: Any) -> None:
     from mksgn import run_files
     from mksgn.train.distributed import environment_rank
     from mksgn.train.loading import count_short_clips
-    from mksgn.train.loop import train
     from mksgn.train.plan import new_plan, resumed_plan
+    from mksgn.train.training import train
 
     out_dir: Path = options["out_dir"]
     context = click.get_current_context()
@@ -682,7 +682,7 @@ def convert_command(
 ) -> None:
     """Turn a NIR graph into a Lava process-graph artifact: the graph, and with --fixed-point
     the Loihi 2 integers that `simulate DIR` and `energy DIR` then run."""
-    from mksgn.convert.lava_artifact import convert_nir
+    from mksgn.convert.artifact import convert_nir
     from mksgn.targets.inputs import calibration_range
 
     abs_max = None if calibrate is None else calibration_range(model, calibrate)

@@ -35,7 +35,7 @@ def run_one(data: str, teacher: str, job: dict, out: str, owner: int) -> dict:
     from mksgn.benchmarks.energy import energy_report
     from mksgn.lifetime import exit_when_orphaned
     from mksgn.train.evaluate import evaluate_checkpoint
-    from mksgn.train.loop import TrainSettings, config_for_data, train
+    from mksgn.train.training import TrainSettings, config_for_data, train
 
     exit_when_orphaned(owner)
     torch.set_num_threads(1)

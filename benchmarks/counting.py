@@ -45,7 +45,7 @@ from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 
 if TYPE_CHECKING:
-    from mksgn.convert.lava_artifact import Artifact
+    from mksgn.convert.artifact import Artifact
 
 SYNAPSE_TYPES: tuple[type, ...] = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
 

@@ -74,14 +74,14 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
     from mksgn.benchmarks.energy import build_report
     from mksgn.benchmarks.prices import DEFAULT_PRESET, PRESETS
     from mksgn.benchmarks.report import write_report
+    from mksgn.convert.artifact import convert_nir
     from mksgn.convert.export import export_checkpoint
-    from mksgn.convert.lava_artifact import convert_nir
     from mksgn.convert.nir_io import read_nir
     from mksgn.targets.inputs import calibration_range, data_inputs
     from mksgn.targets.simulate import simulate
     from mksgn.train.data import synthetic
     from mksgn.train.evaluate import evaluate_checkpoint
-    from mksgn.train.loop import TrainSettings, config_for_data, train
+    from mksgn.train.training import TrainSettings, config_for_data, train
 
     stages = 10
     started = time.perf_counter()

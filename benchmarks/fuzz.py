@@ -993,7 +993,7 @@ def nir_delete(data: bytes, choice: int) -> bytes:
 def parse_nir(path: Path) -> object:
     """What `mksgn convert` does: read, validate, lower to Lava, quantise, write an artifact."""
     from mksgn.convert import nir_io
-    from mksgn.convert.lava_artifact import convert_nir
+    from mksgn.convert.artifact import convert_nir
 
     out = path.with_suffix(".artifact")
     try:

@@ -31,7 +31,7 @@ import nir
 import numpy as np
 import torch
 
-from mksgn.convert.lava_artifact import Artifact
+from mksgn.convert.artifact import Artifact
 from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan, conv_taps, max_row_sum
 from mksgn.convert.loihi2 import ACTIVATION_SHIFT, DECAY_SHIFT, GRADED_MAX, INT32_MAX, STATE_LIMIT

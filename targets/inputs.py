@@ -19,7 +19,7 @@ from mksgn.train.data.formats import map_npy
 from mksgn.train.data.layout import NTU_25, SkeletonLayout
 
 if TYPE_CHECKING:
-    from mksgn.convert.lava_artifact import Artifact
+    from mksgn.convert.artifact import Artifact
     from mksgn.targets.shard import Shard
 
 REQUIRED_METADATA = ("frames", "modalities", "time_steps", "nodes")
@@ -65,7 +65,7 @@ def check_artifact_backend(path: str | os.PathLike[str], backend: str) -> None:
 
 def load_artifact(path: str | os.PathLike[str]) -> Artifact | None:
     """The checked contents of a folder `mksgn convert` wrote, or None for anything else."""
-    from mksgn.convert.lava_artifact import read_artifact
+    from mksgn.convert.artifact import read_artifact
 
     path = Path(path)
     if not (path.is_dir() and (path / run_files.MANIFEST).is_file()):

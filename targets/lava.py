@@ -24,7 +24,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from mksgn.convert.lava_artifact import Artifact
+from mksgn.convert.artifact import Artifact
 from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan
 from mksgn.convert.nir_io import DEFAULT_DT

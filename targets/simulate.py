@@ -26,7 +26,7 @@ from mksgn.targets.inputs import (
 from mksgn.targets.shard import SHARD_KEY, Shard, check_parts
 
 if TYPE_CHECKING:
-    from mksgn.convert.lava_artifact import Artifact
+    from mksgn.convert.artifact import Artifact
 
 RUN_KEY = "mksgn_run"  # npz member of `simulate --out`: backend, model, output node (JSON)
 BACKENDS = ("lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float", "snntorch")

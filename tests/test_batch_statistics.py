@@ -14,8 +14,8 @@ from mksgn.train.checkpoint import load_model
 from mksgn.train.data import synthetic
 from mksgn.train.evaluate import evaluate_model
 from mksgn.train.loading import make_loader, open_split
-from mksgn.train.loop import TrainSettings, config_for_data, train
 from mksgn.train.models import build_model
+from mksgn.train.training import TrainSettings, config_for_data, train
 
 FRAMES = 16
 

@@ -256,7 +256,7 @@ def test_netx_file_run_by_lava_dl_reproduces_lava_fixed(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from mksgn.convert.lava_artifact import read_artifact
+    from mksgn.convert.artifact import read_artifact
     from mksgn.targets.job import prepare_job
 
     model = tmp_path / "model.nir"
@@ -301,7 +301,7 @@ def test_a_folder_runs_without_lowering_the_nir_again(tmp_path: Path, monkeypatc
     def no_lowering(*_args, **_kwargs):
         raise AssertionError("the NIR graph was lowered again")
 
-    for module in ("mksgn.convert.lava_artifact", "mksgn.targets.emulator"):
+    for module in ("mksgn.convert.artifact", "mksgn.targets.emulator"):
         monkeypatch.setattr(f"{module}.build_plan", no_lowering)
     stored = simulate_output(folder, tmp_path / "x.npy", "loihi-emu", tmp_path / "stored.npz")
     assert stored.sum() > 0 and np.array_equal(stored, fresh)

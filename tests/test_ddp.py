@@ -15,7 +15,7 @@ from process_helpers import stop, wait_until
 from mksgn.processes import alive, descendants
 from mksgn.train.checkpoint import load_checkpoint
 from mksgn.train.data import synthetic
-from mksgn.train.loop import TrainSettings, config_for_data, train
+from mksgn.train.training import TrainSettings, config_for_data, train
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 FRAMES = 16

@@ -232,7 +232,7 @@ def test_signal_while_convert_writes_leaves_no_artifact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, signum
 ) -> None:
     """The signal arrives while the artifact folder is half written (manifest being dumped)."""
-    from mksgn.convert import lava_artifact
+    from mksgn.convert import artifact
 
     graph = tmp_path / "g.nir"
     nir.write(graph, fuzz.nir_graphs()[1])
@@ -242,7 +242,7 @@ def test_signal_while_convert_writes_leaves_no_artifact(
         os.kill(os.getpid(), signum)
         return real_dumps(*args, **kwargs)
 
-    monkeypatch.setattr(lava_artifact.json, "dumps", dumps_then_signal)
+    monkeypatch.setattr(artifact.json, "dumps", dumps_then_signal)
     assert run(["convert", str(graph), "--out", str(tmp_path / "art")]) == 130
     assert one_error_line(capsys.readouterr().err).startswith("Error: interrupted")
     assert not (tmp_path / "art").exists() and leftovers(tmp_path) == []

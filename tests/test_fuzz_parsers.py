@@ -260,7 +260,7 @@ def replace(name: str, value: object):
     ],
 )
 def test_nir_parameters_are_checked(tmp_path: Path, graph_index, change, message) -> None:
-    from mksgn.convert.lava_artifact import convert_nir
+    from mksgn.convert.artifact import convert_nir
 
     path = nir_file(tmp_path, fuzz.nir_graphs()[graph_index], change)
     with pytest.raises(MksgnError, match=message):
@@ -271,7 +271,7 @@ def test_nir_parameters_are_checked(tmp_path: Path, graph_index, change, message
 def test_broadcast_neuron_parameters_do_not_size_a_dense_basis(tmp_path: Path) -> None:
     """Input (1, 2048, 2048) -> SumPool -> LIF with one-value parameters: the converter used to
     build an identity of 2048**4 entries (2 PiB); now it names the mismatch."""
-    from mksgn.convert.lava_artifact import convert_nir
+    from mksgn.convert.artifact import convert_nir
 
     size = 2048
     graph = nir.NIRGraph(
@@ -435,7 +435,7 @@ def test_conv_geometry_counts_are_checked_in_one_line(tmp_path: Path, field, val
 def test_pool_after_a_one_value_neuron_is_an_error_not_an_index_error(tmp_path: Path) -> None:
     """Found by the long fuzz run: a CubaLIF with one broadcast value per parameter made the
     converter's shape of the pool after it (1,), and its conv shape arithmetic an IndexError."""
-    from mksgn.convert.lava_artifact import convert_nir
+    from mksgn.convert.artifact import convert_nir
 
     graph = fuzz.nir_graphs()[2]  # input -> conv -> cuba -> pool -> lif -> output
     cuba = graph.nodes["cuba"]

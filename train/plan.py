@@ -14,8 +14,8 @@ from typing import Any
 from mksgn import run_files
 from mksgn.errors import MksgnError
 from mksgn.train.data.layout import load_layout
-from mksgn.train.loop import TrainSettings, config_for_data
 from mksgn.train.models.config import ModelConfig
+from mksgn.train.training import TrainSettings, config_for_data
 
 # Command-line option -> TrainSettings field.
 SETTING_OPTIONS = {

@@ -1,6 +1,6 @@
-"""The training loop: optimiser and schedule, CTR-GCN augmentation, optional knowledge
+"""`mksgn train`: the training loop (optimiser and schedule, CTR-GCN augmentation, optional knowledge
 distillation, MI-guided fusion weights for MK-SGN, per-epoch evaluation, atomic checkpoints,
-exact resume and DistributedDataParallel under torchrun.
+exact resume and DistributedDataParallel under torchrun).
 
 Reproducibility: everything random in epoch e (shuffling, augmentation, dropout) is drawn from
 generators seeded by (seed, e) -- and, for augmentation, the sample index -- so a run resumed
