@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +72,7 @@ def measure(
     sample, one-time build, peak RSS and the fraction of spikes in the recorded layers."""
     import torch
 
+    from mksgn.benchmarks.support.process_probes import memory_status
     from mksgn.convert.lava_graph import build_plan
     from mksgn.convert.nir_io import read_nir
     from mksgn.targets.simulate import make_target
@@ -88,7 +88,8 @@ def measure(
         # Lowering the graph is part of every Lava-plan backend's run.
         result = target.run_plan(build_plan(graph), inputs)
     wall = time.perf_counter() - started
-    rss_mb = peak_rss_mb()
+    # VmHWM: unlike ru_maxrss, it does not carry the parent's memory over fork and exec.
+    rss_mb = memory_status("VmHWM") / 2**20
     if backend.startswith("lava"):
         from mksgn.targets.lava import PEAK_RSS
 
@@ -101,16 +102,6 @@ def measure(
         build_s=wall - per_sample * samples,
         peak_rss_mb=rss_mb,
     )
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory since it started (VmHWM: unlike ru_maxrss, it does
-    not carry over the parent's memory across fork and exec)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_fresh(*args: object) -> dict:

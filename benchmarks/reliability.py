@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m mksgn.benchmarks.reliability [--long] [--json]
 
-- fuzz: mutated files per reader (benchmarks/fuzz.py) and how each ended (ok / Error / defect);
+- fuzz: mutated files per reader (benchmarks/support/fuzz.py) and how each ended (ok / Error / defect);
 - faults: a Lava process SIGKILLed during start-up (3 times; 20 with --long) and mid-run, SIGTERM
   during simulate, SIGINT during data prepare, a full disk and a read-only folder (tmpfs mounts
   when run as root); each must end with the expected exit code and leave no output, temporary,
@@ -31,17 +31,15 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from mksgn.benchmarks import fuzz
-from mksgn.benchmarks.prepare_speed import write_realistic_raw_files
-from mksgn.processes import (
-    alive,
+from mksgn.benchmarks.support import fuzz
+from mksgn.benchmarks.support.process_probes import (
     descendants,
     first_lava_process_model,
     lava_process_models,
-    processes_where,
-    shm_segments,
     started_lava_session,
 )
+from mksgn.benchmarks.support.raw_files import write_realistic_raw_files
+from mksgn.processes import alive, processes_where, shm_segments
 
 MKSGN = str(Path(sys.executable).with_name("mksgn"))
 NORMAL = {"cases": 200, "simulate": (200, 2000), "prepare": (500, 2000), "start_up_kills": 3}

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mksgn.processes import alive, started_lava_session
+from mksgn.benchmarks.support.process_probes import started_lava_session
+from mksgn.processes import alive
 
 MKSGN = str(Path(sys.executable).with_name("mksgn"))
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 from process_helpers import stop, wait_until
 
-from mksgn.processes import alive, descendants
+from mksgn.benchmarks.support.process_probes import descendants
+from mksgn.processes import alive
 from mksgn.train.checkpoint import load_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.training import TrainSettings, config_for_data, train

@@ -26,16 +26,14 @@ from process_helpers import (
     wait_until,
 )
 
-from mksgn.benchmarks import fuzz
-from mksgn.benchmarks.prepare_speed import write_realistic_raw_files
-from mksgn.processes import (
-    alive,
+from mksgn.benchmarks.support import fuzz
+from mksgn.benchmarks.support.process_probes import (
     descendants,
     first_lava_process_model,
     lava_process_models,
-    processes_where,
-    shm_segments,
 )
+from mksgn.benchmarks.support.raw_files import write_realistic_raw_files
+from mksgn.processes import alive, processes_where, shm_segments
 from mksgn.train.checkpoint import load_checkpoint, save_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.models import build_model

@@ -1,5 +1,5 @@
 """Fuzzed readers of untrusted files: every mutated file ends in success or MksgnError, within a
-time limit and without memory sized by a number read from the file (benchmarks/fuzz.py).
+time limit and without memory sized by a number read from the file (benchmarks/support/fuzz.py).
 
 The normal suite draws EXAMPLES mutations per reader; `python -m mksgn.benchmarks.reliability
 --long` runs thousands. Below the property tests, each hole fuzzing found has its own test.
@@ -23,7 +23,7 @@ from cli_runner import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mksgn.benchmarks import fuzz
+from mksgn.benchmarks.support import fuzz
 from mksgn.errors import MksgnError
 from mksgn.isolation import call_in_child
 from mksgn.train.data.safe_pickle import load_pickle

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cli_runner import run
 
-from mksgn.benchmarks.prepare_speed import realistic_sequence
+from mksgn.benchmarks.support.raw_files import realistic_sequence
 from mksgn.train.data.body_selection import select_bodies
 from mksgn.train.data.prepare import PrepareSummary, SkippedFile, prepare_ntu
 from mksgn.train.data.skeleton_file import read_skeleton_file, write_skeleton_file

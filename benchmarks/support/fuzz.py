@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mksgn.benchmarks.support.process_probes import memory_status, reset_resident_peak
 from mksgn.errors import MksgnError
 from mksgn.isolation import (
     ChildDied,
@@ -38,7 +39,6 @@ from mksgn.isolation import (
     call_in_child,
     take_children_traced_peak,
 )
-from mksgn.processes import memory_status, reset_resident_peak
 
 # Seeds are a few kB; an honest parse of a mutated seed stays far below this.
 MEMORY_LIMIT_BYTES = 64 << 20
