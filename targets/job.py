@@ -63,7 +63,7 @@ class LavaJob:
         data = to_lava(
             data.reshape((count * self.period, *plan.input_nir_shape)), plan.input_nir_shape
         )
-        return np.moveaxis(data, 0, -1)
+        return np.ascontiguousarray(np.moveaxis(data, 0, -1))
 
     def align(self, raw: dict[str, np.ndarray], samples: int) -> dict[str, np.ndarray]:
         """Recorded node -> (samples, T, *NIR shape) from raw series (samples·period, *Lava shape)
