@@ -376,3 +376,18 @@ def test_command_line_defaults_are_the_training_defaults() -> None:
     }
     assert {"kd_weight", "feature_weight", "kd_temperature", "epochs", "seed"} <= set(shared)
     assert shared == {name: getattr(settings, name) for name in shared}
+
+
+def test_every_train_option_sets_a_setting_or_is_read_by_the_plan() -> None:
+    """An option named like a TrainSettings field sets it; the others are the plan's own, so a
+    new option cannot be dropped on the way to train()."""
+    from mksgn.cli import cli
+    from mksgn.train.plan import MODEL_OPTIONS, setting_values
+
+    names = {p.name for p in cli.commands["train"].params}
+    settings = setting_values(dict.fromkeys(names), names)
+    assert {"benchmark", "epochs", "lr", "kd_weight", "workers"} <= set(settings)
+    unset = names - set(settings) - {"data_benchmark"}
+    assert unset == set(MODEL_OPTIONS) | {
+        "data_path", "model_name", "teacher", "resume", "out_dir", "as_json"
+    }  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,24 +18,11 @@ from mksgn.train.data.layout import load_layout
 from mksgn.train.models.config import ModelConfig
 from mksgn.train.training import TrainSettings, config_for_data
 
-# Command-line option -> TrainSettings field.
-SETTING_OPTIONS = {
-    "data_benchmark": "benchmark",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "optimizer": "optimizer",
-    "schedule": "schedule",
-    "warmup_epochs": "warmup_epochs",
-    "seed": "seed",
-    "rotation": "rotation",
-    "scale": "scale",
-    "device": "device",
-    "workers": "workers",
-    "kd_weight": "kd_weight",
-    "feature_weight": "feature_weight",
-    "kd_temperature": "kd_temperature",
-}
+# A `mksgn train` option named like a TrainSettings field sets that field, so a new setting needs
+# only its field and its click option. --benchmark is the one exception: every command stores it
+# as `data_benchmark`.
+RENAMED_OPTIONS = {"data_benchmark": "benchmark"}
+SETTING_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainSettings))
 # Options that shape the model (its config).
 MODEL_OPTIONS = (
     "preset",
@@ -76,9 +64,19 @@ def model_config(data_path: Path, model_name: str, options: dict[str, Any]) -> M
     return config
 
 
+def setting_values(options: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The TrainSettings fields that the options in `names` set, with their values."""
+    values = {}
+    for name in names:
+        field = RENAMED_OPTIONS.get(name, name)
+        if field in SETTING_FIELDS:
+            values[field] = options[name]
+    return values
+
+
 def new_plan(options: dict[str, Any]) -> TrainPlan:
     """A new run: every option as given (or its default)."""
-    settings = TrainSettings(**{field: options[name] for name, field in SETTING_OPTIONS.items()})
+    settings = TrainSettings(**setting_values(options, options))
     config = model_config(options["data_path"], options["model_name"], options)
     return TrainPlan(
         options["data_path"], options["model_name"], options["teacher"], config, settings
@@ -123,9 +121,6 @@ def resumed_plan(out_dir: Path, options: dict[str, Any], given: set[str]) -> Tra
         config = model_config(data_path, model_name, options)  # the checkpoint judges it
     else:
         config = ModelConfig.from_dict(recorded["model"])
-    known = {field.name for field in dataclasses.fields(TrainSettings)}
-    values = {key: value for key, value in recorded["settings"].items() if key in known}
-    for name, field in SETTING_OPTIONS.items():
-        if name in given:
-            values[field] = options[name]
+    values = {key: value for key, value in recorded["settings"].items() if key in SETTING_FIELDS}
+    values.update(setting_values(options, given))
     return TrainPlan(data_path, model_name, teacher, config, TrainSettings(**values))
