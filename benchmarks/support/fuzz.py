@@ -1212,7 +1212,7 @@ def summary_rows(tallies: dict[str, Tally]) -> list[dict[str, object]]:
     ]
 
 
-if __name__ == "__main__":  # quick manual run: python -m mksgn.benchmarks.fuzz [cases]
+if __name__ == "__main__":  # quick manual run: python -m mksgn.benchmarks.support.fuzz [cases]
     import json
     import sys
     import tempfile
