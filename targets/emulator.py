@@ -133,7 +133,7 @@ class EmulatorTarget:
         widest = max((block.last - block.first + 1 for block in blocks), default=1)
         check_fits(self.name, *emulator_bytes(plan, widest), min(self.batch_size, job.samples))
         started = time.perf_counter()
-        network = Network(job, self.device)
+        network = Network(job, self.device, blocks)
         built = time.perf_counter()
         parts: list[dict[str, np.ndarray]] = []
         batches = range(0, job.samples, self.batch_size)
@@ -162,8 +162,11 @@ class EmulatorTarget:
 class Network:
     """The plan's populations and synapses prepared once, run on batches of a job's samples."""
 
-    def __init__(self, job: LavaJob, device: str = "cpu") -> None:
-        """Build every synapse matrix (Lava's weight clipping and truncation in fixed point)."""
+    def __init__(
+        self, job: LavaJob, device: str = "cpu", blocks: list[Block] | None = None
+    ) -> None:
+        """Build every synapse matrix (Lava's weight clipping and truncation in fixed point);
+        `blocks` as `schedule` gives them for the job (None: scheduled here)."""
         self.job, self.device = job, device
         if str(device).startswith("cuda"):
             # TF32 would round the float32 products that fixed point relies on being exact.
@@ -196,7 +199,10 @@ class Network:
             for index, syn in enumerate(plan.synapses)
             if fixed is not None and fixed.synapses[index].residual is not None
         ]
-        self.blocks = schedule(plan, job.steps, tuple(job.populations))
+        # run_plan schedules first to check the memory the widest block needs.
+        if blocks is None:
+            blocks = schedule(plan, job.steps, tuple(job.populations))
+        self.blocks = blocks
         # Fixed point: a bound on |a_in| per population (its synapses' bounds after exponents).
         self.input_bound = dict.fromkeys(self.populations, 0.0)
         for syn in self.synapses:
@@ -394,13 +400,14 @@ class Network:
                 pending[index].append(
                     self.transmit(syn, Series(source, step, pattern)).values[:, 0]
                 )
-        for name in members:
-            if spikes[name] is None:
-                zeros = torch.zeros((pops[name].size, 1, batch), dtype=torch.float32, device=device)
-                spikes[name] = zeros.expand(-1, width, -1)
-        series = {name: Series(spikes[name], block.first, fired_on[name]) for name in members}
+        series = {
+            name: Series(spikes[name], block.first, fired_on[name])
+            if spikes[name] is not None
+            else Series.silent(pops[name].size, width, batch, block.first, torch.float32, device)
+            for name in members
+        }
         recorded = {
-            name: voltages[name] if kinds[name] == "v" else spikes[name]
+            name: voltages[name] if kinds[name] == "v" else series[name].values
             for name in members
             if name in kinds
         }
@@ -414,8 +421,7 @@ class Network:
         before, after = lo + syn.delay - block.first, block.last - hi - syn.delay
         if hi < lo:
             size = self.populations[syn.target].size
-            zeros = torch.zeros((size, 1, batch), dtype=torch.float64, device=self.device)
-            return Series(zeros.expand(-1, width, -1), block.first, [-1] * width)
+            return Series.silent(size, width, batch, block.first, torch.float64, self.device)
         sent = self.transmit(syn, source.steps(lo, hi))
         if before or after:
             sent = sent.padded(before, after)
@@ -429,8 +435,8 @@ class Network:
         size_out = self.populations[syn.target].size
         distinct = sorted({index for index in source.pattern if index >= 0})
         if not distinct:
-            zeros = source.values.new_zeros((size_out, 1, batch), dtype=torch.float64)
-            return Series(zeros.expand(-1, steps, -1), source.first, source.pattern)
+            device = source.values.device
+            return Series.silent(size_out, steps, batch, source.first, torch.float64, device)
         if len(distinct) == steps:
             columns = source.values.reshape(size_in, steps * batch)
         else:
@@ -441,9 +447,9 @@ class Network:
         summed = summed.reshape(size_out, len(distinct), batch)
         if len(distinct) == steps:
             return Series(summed, source.first, source.pattern)
-        column = {step: number for number, step in enumerate(distinct)}
         if len(distinct) == 1 and min(source.pattern) >= 0:
             return Series(summed.expand(-1, steps, -1), source.first, source.pattern)
+        column = {step: number for number, step in enumerate(distinct)}
         result = summed.new_zeros((size_out, steps, batch))
         for step, index in enumerate(source.pattern):
             if index >= 0:
@@ -455,7 +461,8 @@ class Network:
         or the int32 sum shifted by the weight exponent (MksgnError where Lava would wrap; the
         checks run only where the synapse's bound does not already rule that out)."""
         bound, exp = syn.largest_sum, syn.weight_exp
-        largest = float(summed.abs().max()) if bound > INT32_MAX or bound >= GRADED_MAX else 0.0
+        # Only a bound of 2**23 or more leaves the 24-bit or int32 checks below to do.
+        largest = float(summed.abs().max()) if bound >= GRADED_MAX else 0.0
         if syn.lava_conv:
             # Lava's Conv wraps its output to 24 bits; reaching that is an overflow.
             if largest >= GRADED_MAX:

@@ -33,6 +33,14 @@ class Series:
     first: int
     pattern: list[int]
 
+    @classmethod
+    def silent(
+        cls, size: int, steps: int, batch: int, first: int, dtype: torch.dtype, device: object
+    ) -> Series:
+        """All-zero values over `steps` steps, one step of memory expanded over all."""
+        zeros = torch.zeros((size, 1, batch), dtype=dtype, device=device)
+        return cls(zeros.expand(-1, steps, -1), first, [-1] * steps)
+
     def steps(self, lo: int, hi: int) -> Series:
         """The part from simulator step lo to hi."""
         start, stop = lo - self.first, hi - self.first + 1
