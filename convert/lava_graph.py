@@ -8,6 +8,10 @@ when that is cheaper (Lava 0.10's Conv model loops over channel pairs in Python)
 matrix with the same weights in Lava's flat order. Lava Dense/Conv/Sparse deliver their output one
 step later; every population gets a pipeline depth (the Lava step on which it handles
 NIR step 0) and identity Dense hops are inserted where paths of unequal depth meet.
+
+build_plan runs named steps: nir_io.validate_graph (every node's shape), Lowering.of (nested
+graphs inlined, what Lava cannot run refused), Lowering.populations, Lowering.synapses, and
+assign_depths.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ from mksgn.convert.lava_plan import (
     lava_shape,
     to_lava,
 )
+from mksgn.convert.linear_nodes import (
+    broadcast,
+    conv_kernel,
+    conv_params,
+    linear_apply,
+    linear_bias,
+    uniform,
+)
 from mksgn.convert.nir_graph import back_edges, flatten_graph
 from mksgn.convert.nir_io import (
     DEFAULT_DT,
@@ -39,179 +51,9 @@ from mksgn.convert.nir_io import (
     MAX_DELAY_STEPS,
     NEURON_TYPES,
     SPIKING_TYPES,
-    flatten_output_shape,
-    output_shape,
+    validate_graph,
 )
 from mksgn.errors import MksgnError
-
-# ---------------------------------------------------------------------------- graph helpers
-
-
-def parameter_shape(name: str, node: nir.NIRNode) -> tuple[int, ...] | None:
-    """The output shape of a node from its declared type or, failing that, from the shape of its
-    array parameters (nir_io.node_shape reads only an Input's or Output's declared shape)."""
-    out = getattr(node, "output_type", None) or {}
-    shape = next(iter(out.values()), None) if out else None
-    if shape is not None and np.size(shape) > 0:
-        return tuple(int(s) for s in np.atleast_1d(shape))
-    for attr in ("tau", "tau_mem", "r", "v_threshold", "bias"):
-        value = getattr(node, attr, None)
-        if value is not None and np.ndim(value) > 0:
-            return tuple(np.shape(value))
-    return None
-
-
-def uniform(value: object, what: str, name: str) -> float:
-    """One value shared by a whole population (Lava shares du, dv and vth per process)."""
-    array = np.asarray(value, dtype=np.float64)
-    if array.size == 0 or not np.all(array == array.flat[0]):
-        raise MksgnError(
-            f"node '{name}': {what} differs between neurons; Lava shares it per population — "
-            "use one value per layer"
-        )
-    return float(array.flat[0])
-
-
-def broadcast(value: object, shape: tuple[int, ...], what: str, name: str) -> np.ndarray:
-    """A per-neuron parameter as an array shaped like the population."""
-    try:
-        return np.broadcast_to(np.asarray(value, dtype=np.float64), shape).copy()
-    except ValueError as error:
-        raise MksgnError(
-            f"node '{name}': {what} shaped {np.shape(value)} does not fit the population {shape}"
-        ) from error
-
-
-# ---------------------------------------------------------------------------- linear ops
-
-
-def conv_params(node: nir.NIRNode) -> dict[str, object]:
-    """Kernel geometry of a NIR Conv1d/Conv2d/pool node as 2-D (H, W) tuples."""
-    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
-        kernel = tuple(int(k) for k in np.broadcast_to(node.kernel_size, (2,)))
-        return dict(
-            kernel=kernel,
-            stride=tuple(int(s) for s in np.broadcast_to(node.stride, (2,))),
-            padding=tuple(int(p) for p in np.broadcast_to(node.padding, (2,))),
-            dilation=(1, 1),
-        )
-    one_d = isinstance(node, nir.Conv1d)
-    kernel = tuple(node.weight.shape[2:])
-    kernel = (1, kernel[0]) if one_d else kernel
-    dilation = (1, int(node.dilation)) if one_d else tuple(np.broadcast_to(node.dilation, (2,)))
-    stride = (1, int(node.stride)) if one_d else tuple(np.broadcast_to(node.stride, (2,)))
-    if isinstance(node.padding, str):
-        if node.padding == "valid":
-            padding = (0, 0)
-        else:  # 'same': stride 1, even reach (checked by linear_output_shape)
-            padding = tuple((d * (k - 1)) // 2 for k, d in zip(kernel, dilation, strict=True))
-    else:
-        padding = (0, int(node.padding)) if one_d else tuple(np.broadcast_to(node.padding, (2,)))
-    return dict(
-        kernel=tuple(int(k) for k in kernel),
-        stride=tuple(int(s) for s in stride),
-        padding=tuple(int(p) for p in padding),
-        dilation=tuple(int(d) for d in dilation),
-    )
-
-
-def conv_kernel(node: nir.NIRNode, channels: int) -> tuple[np.ndarray, int]:
-    """(C_out, C_in/groups, kh, kw) weight and groups of a conv or pool node."""
-    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
-        kh, kw = conv_params(node)["kernel"]
-        value = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (kh * kw)
-        return np.full((channels, 1, kh, kw), value), channels
-    weight = np.asarray(node.weight, dtype=np.float64)
-    if isinstance(node, nir.Conv1d):
-        weight = weight[:, :, None, :]
-    return weight, int(node.groups)
-
-
-def apply_conv(node: nir.NIRNode, x: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
-    """Cross-correlation (PyTorch convention) of a batch x (B, *in_shape) without bias."""
-    import torch
-
-    geo = conv_params(node)
-    weight, groups = conv_kernel(node, in_shape[0])
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-    if len(in_shape) == 2:
-        xt = xt[:, :, None, :]
-    y = torch.nn.functional.conv2d(
-        xt,
-        torch.from_numpy(weight),
-        stride=geo["stride"],
-        padding=geo["padding"],
-        dilation=geo["dilation"],
-        groups=groups,
-    )
-    return (y[:, :, 0, :] if len(in_shape) == 2 else y).numpy()
-
-
-def linear_apply(
-    name: str, node: nir.NIRNode, x: np.ndarray, in_shape: tuple[int, ...]
-) -> np.ndarray:
-    """A linear node without its bias applied to a batch x (B, *in_shape) in NIR layout."""
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        weight = np.asarray(node.weight, dtype=np.float64)
-        if weight.shape[1] != int(np.prod(in_shape)):
-            raise MksgnError(
-                f"node '{name}' ({type(node).__name__}): weight {weight.shape} does not take "
-                f"an input shaped {in_shape}"
-            )
-        return x.reshape(len(x), -1) @ weight.T
-    if isinstance(node, nir.Scale):
-        return x * broadcast(node.scale, in_shape, "scale", name)
-    if isinstance(node, (nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
-        if len(in_shape) not in (2, 3):
-            raise MksgnError(
-                f"node '{name}': convolution input shaped {in_shape} is not (C, [H,] W)"
-            )
-        return apply_conv(node, x, in_shape)
-    if isinstance(node, nir.Flatten):
-        return x.reshape(len(x), *linear_output_shape(name, node, in_shape))
-    if isinstance(node, nir.Delay):
-        return x
-    raise MksgnError(f"node '{name}' of type {type(node).__name__} is not a linear node")
-
-
-def linear_output_shape(name: str, node: nir.NIRNode, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Output shape of a linear node fed with `in_shape`."""
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        return (int(np.shape(node.weight)[0]),)
-    if isinstance(node, (nir.Scale, nir.Delay)):
-        return in_shape
-    if isinstance(node, nir.Flatten):
-        return flatten_output_shape(node, tuple(in_shape))
-    rank = 2 if isinstance(node, nir.Conv1d) else 3
-    if len(in_shape) != rank:
-        # e.g. a neuron with one broadcast value before it: its Lava population has one neuron
-        raise MksgnError(
-            f"node '{name}' ({type(node).__name__}) receives shape {tuple(in_shape)}, not "
-            f"(channels, {rank - 1} spatial axes); the Lava converter needs one value per neuron"
-        )
-    if isinstance(getattr(node, "padding", None), str) and node.padding == "same":
-        geometry = conv_params(node)
-        reach = [d * (k - 1) for k, d in zip(geometry["kernel"], geometry["dilation"], strict=True)]
-        if any(r % 2 for r in reach):
-            # torch (the reference backends) pads one side more then; Lava's Conv pads evenly
-            raise MksgnError(
-                f"node '{name}' ({type(node).__name__}): padding 'same' with kernel "
-                f"{np.shape(node.weight)[2:]} needs uneven padding, which Lava's Conv cannot do; "
-                "export explicit padding"
-            )
-    return output_shape(name, node, tuple(in_shape))
-
-
-def linear_bias(name: str, node: nir.NIRNode, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The bias a linear node adds, shaped like its output (None when it has none)."""
-    bias = getattr(node, "bias", None)
-    if bias is None or isinstance(node, nir.Linear):
-        return None
-    bias = np.asarray(bias, dtype=np.float64)
-    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
-        bias = bias.reshape((-1,) + (1,) * (len(shape) - 1))
-    return broadcast(bias, shape, "bias", name)
-
 
 # ---------------------------------------------------------------------------- lowering
 
@@ -318,102 +160,184 @@ def build_plan(
         raise MksgnError(
             f"conv_lowering must be one of {', '.join(CONV_LOWERINGS)}, got {conv_lowering!r}"
         )
-    nodes, edges = flatten_graph(graph).without_passthrough()
-    for name, node in nodes.items():
-        if not isinstance(node, NEURON_TYPES + LINEAR_TYPES + (nir.Input, nir.Output)):
+    graph_shapes = validate_graph(graph)
+    lowering = Lowering.of(graph, graph_shapes, dt)
+    populations, gains, records, outputs = lowering.populations()
+    synapses = lowering.synapses(populations, gains, conv_lowering)
+    assign_depths(synapses, populations, lowering.input_name)
+    input_shape = lowering.shapes[lowering.input_name]
+    return LavaPlan(
+        input_name=lowering.input_name,
+        input_nir_shape=input_shape,
+        input_lava_shape=lava_shape(input_shape),
+        populations=populations,
+        synapses=synapses,
+        records=records,
+        outputs=outputs,
+        dt=dt,
+    )
+
+
+@dataclasses.dataclass
+class Lowering:
+    """A validated NIR graph as the lowering sees it: nested graphs inlined, every node's shape
+    (from nir_io.validate_graph), its predecessors, and the edges that close cycles."""
+
+    nodes: dict[str, nir.NIRNode]
+    edges: list[tuple[str, str]]
+    shapes: dict[str, tuple[int, ...]]
+    predecessors: dict[str, list[str]]
+    cyclic: set[tuple[str, str]]
+    input_name: str
+    dt: float
+
+    @classmethod
+    def of(cls, graph: nir.NIRGraph, shapes: dict[str, tuple[int, ...]], dt: float) -> Lowering:
+        """Inline the graph and refuse what Lava cannot run."""
+        nodes, edges = flatten_graph(graph).without_passthrough()
+        check_lava_nodes(nodes)
+        inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+        if len(inputs) != 1:
             raise MksgnError(
-                f"node '{name}' has type {type(node).__name__}, which the Lava converter does "
-                "not support (supported: Input, Output, Affine, Linear, Scale, Conv1d, Conv2d, "
-                "SumPool2d, AvgPool2d, Flatten, Delay, LIF, IF, LI, I, CubaLIF, CubaLI)"
+                f"the graph needs exactly one Input node, found {len(inputs)}: {inputs}"
             )
+        predecessors: dict[str, list[str]] = {n: [] for n in nodes}
         for source, target in edges:
-            for end in (source, target):
-                if end not in nodes:
-                    raise MksgnError(f"edge ({source!r}, {target!r}) names no node '{end}'")
-    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
-    if len(inputs) != 1:
-        raise MksgnError(f"the graph needs exactly one Input node, found {len(inputs)}: {inputs}")
-    input_name = inputs[0]
-    input_shape = parameter_shape(input_name, nodes[input_name])
-    if input_shape is None:
-        raise MksgnError(f"Input node '{input_name}' has no shape")
-    predecessors: dict[str, list[str]] = {n: [] for n in nodes}
-    for s, t in edges:
-        predecessors[t].append(s)
-    cyclic = back_edges(nodes, edges, inputs)
+            predecessors[target].append(source)
+        cyclic = back_edges(nodes, edges, inputs)
+        check_cycles_pass_neurons(nodes, edges)
+        return cls(nodes, edges, shapes, predecessors, cyclic, inputs[0], dt)
 
-    # Shapes of every node, propagated from the input through linear nodes.
-    shapes: dict[str, tuple[int, ...]] = {input_name: input_shape}
-    for name, node in nodes.items():
-        if isinstance(node, NEURON_TYPES):
-            shape = parameter_shape(name, node)
-            if shape is None:
-                raise MksgnError(
-                    f"neuron node '{name}' has no shape: give its parameters as arrays"
+    def populations(
+        self,
+    ) -> tuple[dict[str, Population], dict[str, np.ndarray], dict[str, tuple[str, str]], tuple]:
+        """One population per neuron and per Output fed through a synapse (a readout), the
+        per-neuron factor on each one's input, what to record for each node, and the Outputs."""
+        populations: dict[str, Population] = {}
+        gains: dict[str, np.ndarray] = {}
+        records: dict[str, tuple[str, str]] = {}
+        outputs: list[str] = []
+        for name, node in self.nodes.items():
+            if isinstance(node, NEURON_TYPES):
+                populations[name], gains[name] = neuron_population(
+                    name, node, self.shapes[name], self.dt
                 )
-            shapes[name] = shape
+                records[name] = (name, "spikes" if populations[name].spiking else "v")
+        for name, node in self.nodes.items():
+            if not isinstance(node, nir.Output):
+                continue
+            outputs.append(name)
+            preds = self.predecessors[name]
+            if len(preds) == 1 and preds[0] in populations:
+                records[name] = records[preds[0]]
+            elif len(preds) == 1 and preds[0] == self.input_name:
+                raise MksgnError(
+                    f"Output '{name}' is fed by the Input directly: nothing to simulate"
+                )
+            else:  # a readout: integrates nothing, v = this step's summed input plus bias
+                readout = readout_population(f"{name}.readout", self.shapes[name])
+                populations[readout.name] = readout
+                gains[readout.name] = np.ones(self.shapes[name])
+                records[name] = (readout.name, "v")
+        for pop in populations.values():
+            if pop.spiking:
+                continue
+            for s, t in self.edges:
+                if s == pop.name and not isinstance(self.nodes.get(t), nir.Output):
+                    raise MksgnError(
+                        f"node '{s}' ({pop.nir_type}) feeds '{t}': a non-spiking neuron can only "
+                        "feed an Output on Lava (its LIF sends spikes, not voltages)"
+                    )
+        return populations, gains, records, tuple(outputs)
 
-    def shape_of(name: str, visiting: frozenset = frozenset()) -> tuple[int, ...]:
-        if name in shapes:
-            return shapes[name]
-        if name in visiting:
-            raise MksgnError(f"node '{name}' is on a cycle without a neuron; Lava cannot run it")
-        node = nodes[name]
-        preds = predecessors[name]
-        if not preds:
-            raise MksgnError(f"node '{name}' ({type(node).__name__}) has no incoming edge")
-        in_shapes = {shape_of(p, visiting | {name}) for p in preds}
-        if len(in_shapes) != 1:
-            raise MksgnError(f"node '{name}' sums inputs of different shapes {sorted(in_shapes)}")
-        in_shape = in_shapes.pop()
-        shapes[name] = (
-            in_shape if isinstance(node, nir.Output) else linear_output_shape(name, node, in_shape)
-        )
-        return shapes[name]
+    def synapses(
+        self,
+        populations: dict[str, Population],
+        gains: dict[str, np.ndarray],
+        conv_lowering: str,
+    ) -> list[Synapse]:
+        """One synapse per linear path into each population, and the biases: folded into the
+        population's own bias, or fed by a bias source where a synaptic filter must shape them
+        (bias-source populations are added to `populations`)."""
+        synapses: list[Synapse] = []
+        bias_sources: dict[str, Population] = {}
+        for target, pop in populations.items():
+            nir_target = target.removesuffix(".readout") if pop.nir_type == "readout" else target
+            bias = np.broadcast_to(self.bias_into(nir_target), pop.nir_shape)
+            if pop.du < 1.0 and np.any(bias != 0):
+                # NIR feeds a bias through the synaptic current (I ← α·I + a·b, a rising filter),
+                # while Lava's LIF adds its bias to the voltage: the bias arrives as input instead.
+                source, synapse = bias_source(pop, bias * gains[target])
+                bias_sources[source.name] = source
+                synapses.append(synapse)
+            else:
+                pop.bias = pop.bias + to_lava(bias * gains[target], pop.nir_shape)
+            for path in self.paths_into(nir_target):
+                if not path.nodes:
+                    raise MksgnError(
+                        f"edge '{path.source}' -> '{nir_target}' joins two state nodes without a "
+                        "synapse; put an Affine/Conv/Scale between them"
+                    )
+                synapses.append(
+                    lower_path(
+                        path,
+                        self.nodes,
+                        self.shapes,
+                        pop,
+                        gains[target],
+                        self.input_name,
+                        conv_lowering,
+                    )
+                )
+        populations.update(bias_sources)
+        for syn in synapses:
+            if syn.source not in populations and syn.source != self.input_name:
+                raise MksgnError(f"synapse '{syn.name}' starts at '{syn.source}', not a neuron")
+        return synapses
 
-    for name in nodes:
-        shape_of(name)
-
-    def paths_into(name: str) -> list[Path]:
+    def paths_into(self, name: str) -> list[Path]:
         """Every linear path ending at `name`, traced back to a state node."""
         result = []
-        for pred in predecessors[name]:
-            back = (pred, name) in cyclic
-            node = nodes[pred]
-            if isinstance(node, LINEAR_TYPES):
-                for path in paths_into(pred):
-                    delay = 0
-                    if isinstance(node, nir.Delay):
-                        steps = uniform(node.delay, "delay", pred) / dt
-                        delay = round(steps)
-                        if abs(steps - delay) > 1e-6 or not 0 <= delay <= MAX_DELAY_STEPS:
-                            raise MksgnError(
-                                f"node '{pred}' (Delay): delay must be a whole number of "
-                                f"steps of dt={dt:g}, at most {MAX_DELAY_STEPS}"
-                            )
-                    result.append(
-                        Path(
-                            path.source,
-                            [*path.nodes, pred],
-                            path.delay_steps + delay,
-                            path.back_edge or back,
-                        )
-                    )
-            else:
+        for pred in self.predecessors[name]:
+            back = (pred, name) in self.cyclic
+            node = self.nodes[pred]
+            if not isinstance(node, LINEAR_TYPES):
                 result.append(Path(pred, [], 0, back))
+                continue
+            delay = self.delay_steps(pred, node) if isinstance(node, nir.Delay) else 0
+            result.extend(
+                Path(
+                    path.source,
+                    [*path.nodes, pred],
+                    path.delay_steps + delay,
+                    path.back_edge or back,
+                )
+                for path in self.paths_into(pred)
+            )
         return result
 
-    def bias_into(name: str) -> np.ndarray | float:
+    def delay_steps(self, name: str, node: nir.Delay) -> int:
+        """A Delay node's delay in whole steps of dt."""
+        steps = uniform(node.delay, "delay", name) / self.dt
+        delay = round(steps)
+        if abs(steps - delay) > 1e-6 or not 0 <= delay <= MAX_DELAY_STEPS:
+            raise MksgnError(
+                f"node '{name}' (Delay): delay must be a whole number of steps of "
+                f"dt={self.dt:g}, at most {MAX_DELAY_STEPS}"
+            )
+        return delay
+
+    def bias_into(self, name: str) -> np.ndarray | float:
         """The constant part of the summed input of `name`: upstream linear nodes' biases."""
         total: np.ndarray | float = 0.0
-        for pred in predecessors[name]:
-            node = nodes[pred]
+        for pred in self.predecessors[name]:
+            node = self.nodes[pred]
             if not isinstance(node, LINEAR_TYPES):
                 continue
-            upstream = bias_into(pred)
-            own = linear_bias(pred, node, shapes[pred])
+            upstream = self.bias_into(pred)
+            own = linear_bias(pred, node, self.shapes[pred])
             if np.ndim(upstream) or np.any(upstream):
-                in_shape = shapes[predecessors[pred][0]]
+                in_shape = self.shapes[self.predecessors[pred][0]]
                 upstream = np.broadcast_to(upstream, in_shape)
                 through = linear_apply(pred, node, upstream[None], in_shape)[0]
                 total = total + through + (0.0 if own is None else own)
@@ -421,97 +345,53 @@ def build_plan(
                 total = total + own
         return total
 
-    def biased_predecessors(name: str) -> set[str]:
-        """Linear nodes upstream of `name` (through linear nodes) that have a bias."""
-        found: set[str] = set()
-        for pred in predecessors[name]:
-            node = nodes[pred]
-            if isinstance(node, LINEAR_TYPES):
-                own = linear_bias(pred, node, shapes[pred])
-                if own is not None and np.any(own != 0):
-                    found.add(pred)
-                found |= biased_predecessors(pred)
-        return found
 
-    populations: dict[str, Population] = {}
-    gains: dict[str, np.ndarray] = {}
-    records: dict[str, tuple[str, str]] = {}
-    outputs: list[str] = []
+def check_lava_nodes(nodes: dict[str, nir.NIRNode]) -> None:
+    """Refuse node types Lava cannot run, and convolutions it would pad differently from torch."""
     for name, node in nodes.items():
-        if isinstance(node, NEURON_TYPES):
-            populations[name], gains[name] = neuron_population(name, node, shapes[name], dt)
-            records[name] = (name, "spikes" if populations[name].spiking else "v")
-    for name, node in nodes.items():
-        if not isinstance(node, nir.Output):
-            continue
-        outputs.append(name)
-        preds = predecessors[name]
-        if len(preds) == 1 and preds[0] in populations:
-            records[name] = records[preds[0]]
-        elif len(preds) == 1 and preds[0] == input_name:
-            raise MksgnError(f"Output '{name}' is fed by the Input directly: nothing to simulate")
-        else:  # a readout: integrates nothing, v = this step's summed input plus bias
-            readout = f"{name}.readout"
-            shape = shapes[name]
-            populations[readout] = Population(
-                name=readout,
-                nir_type="readout",
-                nir_shape=shape,
-                lava_shape=lava_shape(shape),
-                du=1.0,
-                dv=1.0,
-                vth=NEVER_SPIKES,
-                bias=np.zeros(lava_shape(shape)),
-                spiking=False,
+        if not isinstance(node, NEURON_TYPES + LINEAR_TYPES + (nir.Input, nir.Output)):
+            raise MksgnError(
+                f"node '{name}' has type {type(node).__name__}, which the Lava converter does "
+                "not support (supported: Input, Output, Affine, Linear, Scale, Conv1d, Conv2d, "
+                "SumPool2d, AvgPool2d, Flatten, Delay, LIF, IF, LI, I, CubaLIF, CubaLI)"
             )
-            gains[readout] = np.ones(shape)
-            records[name] = (readout, "v")
-    for pop in populations.values():
-        if pop.spiking:
-            continue
-        for s, t in edges:
-            if s == pop.name and not isinstance(nodes.get(t), nir.Output):
+        if isinstance(getattr(node, "padding", None), str) and node.padding == "same":
+            geometry = conv_params(node)
+            reach = [
+                d * (k - 1) for k, d in zip(geometry["kernel"], geometry["dilation"], strict=True)
+            ]
+            if any(r % 2 for r in reach):
+                # torch (the reference backends) pads one side more then; Lava's Conv pads evenly
                 raise MksgnError(
-                    f"node '{s}' ({pop.nir_type}) feeds '{t}': a non-spiking neuron can only feed "
-                    "an Output on Lava (its LIF sends spikes, not voltages)"
+                    f"node '{name}' ({type(node).__name__}): padding 'same' with kernel "
+                    f"{np.shape(node.weight)[2:]} needs uneven padding, which Lava's Conv cannot "
+                    "do; export explicit padding"
                 )
 
-    synapses: list[Synapse] = []
-    bias_sources: dict[str, Population] = {}
-    for target, pop in populations.items():
-        nir_target = target.removesuffix(".readout") if pop.nir_type == "readout" else target
-        bias = np.broadcast_to(bias_into(nir_target), pop.nir_shape)
-        if pop.du < 1.0 and np.any(bias != 0):
-            # NIR feeds a bias through the synaptic current (I ← α·I + a·b, a rising filter),
-            # while Lava's LIF adds its bias to the voltage: the bias arrives as input instead.
-            source, synapse = bias_source(pop, bias * gains[target])
-            bias_sources[source.name] = source
-            synapses.append(synapse)
-        else:
-            pop.bias = pop.bias + to_lava(bias * gains[target], pop.nir_shape)
-        for path in paths_into(nir_target):
-            if not path.nodes:
-                raise MksgnError(
-                    f"edge '{path.source}' -> '{nir_target}' joins two state nodes without a "
-                    "synapse; put an Affine/Conv/Scale between them"
-                )
-            synapses.append(
-                lower_path(path, nodes, shapes, pop, gains[target], input_name, conv_lowering)
-            )
-    populations.update(bias_sources)
-    for syn in synapses:
-        if syn.source not in populations and syn.source != input_name:
-            raise MksgnError(f"synapse '{syn.name}' starts at '{syn.source}', not a neuron")
-    assign_depths(synapses, populations, input_name)
-    return LavaPlan(
-        input_name=input_name,
-        input_nir_shape=input_shape,
-        input_lava_shape=lava_shape(input_shape),
-        populations=populations,
-        synapses=synapses,
-        records=records,
-        outputs=tuple(outputs),
-        dt=dt,
+
+def check_cycles_pass_neurons(nodes: dict[str, nir.NIRNode], edges: list[tuple[str, str]]) -> None:
+    """Refuse a cycle of linear nodes only: Lava carries a cycle in a neuron's state."""
+    linear = {name: node for name, node in nodes.items() if isinstance(node, LINEAR_TYPES)}
+    between = [(s, t) for s, t in edges if s in linear and t in linear]
+    closing = sorted(back_edges(linear, between, []))
+    if closing:
+        raise MksgnError(
+            f"node '{closing[0][1]}' is on a cycle without a neuron; Lava cannot run it"
+        )
+
+
+def readout_population(name: str, shape: tuple[int, ...]) -> Population:
+    """A population that never spikes and whose voltage is this step's summed input."""
+    return Population(
+        name=name,
+        nir_type="readout",
+        nir_shape=shape,
+        lava_shape=lava_shape(shape),
+        du=1.0,
+        dv=1.0,
+        vth=NEVER_SPIKES,
+        bias=np.zeros(lava_shape(shape)),
+        spiking=False,
     )
 
 

@@ -216,7 +216,9 @@ def check_parameters(name: str, node: nir.NIRNode) -> None:
 
 
 def check_shape(name: str, node: nir.NIRNode, shape: Shape) -> Shape:
-    """A node's (declared or computed) shape: positive sizes, at most MAX_NODE_ELEMENTS."""
+    """A node's (declared or computed) shape as Python ints: positive sizes, at most
+    MAX_NODE_ELEMENTS."""
+    shape = tuple(int(size) for size in shape)
     if not shape or any(size < 1 for size in shape) or math.prod(shape) > MAX_NODE_ELEMENTS:
         raise node_error(
             name,
@@ -379,7 +381,8 @@ def validate_graph(graph: nir.NIRGraph, where: str = "graph") -> dict[str, Shape
     """Check node types, edge endpoints and shapes; return each node's output shape.
 
     Shapes propagate from the Input nodes; a node whose shape is undetermined (only fed
-    through a cycle) is checked once its sources are known.
+    through a cycle) is checked once its sources are known. The nodes of a nested graph are
+    included under the names flatten_graph gives them ('subgraph.node').
     """
     if not isinstance(graph, nir.NIRGraph):
         raise MksgnError(f"{where} is a {type(graph).__name__}, not a NIR graph")
@@ -417,13 +420,13 @@ def validate_graph(graph: nir.NIRGraph, where: str = "graph") -> dict[str, Shape
             if not known:
                 continue
             shape = known[0]
-            shapes[name] = check_shape(
-                name,
-                node,
-                subgraph_output(name, node, shape, where)
-                if isinstance(node, nir.NIRGraph)
-                else output_shape(name, node, shape),
-            )
+            if isinstance(node, nir.NIRGraph):
+                inner = subgraph_shapes(name, node, shape, where)
+                shapes.update({f"{name}.{inner_name}": s for inner_name, s in inner.items()})
+                shape = inner[next(iter(node.outputs))]
+            else:
+                shape = output_shape(name, node, shape)
+            shapes[name] = check_shape(name, node, shape)
             progress = True
     for source, target in graph.edges:
         if source in shapes and target in shapes:
@@ -450,8 +453,8 @@ def edge_input_shape(graph: nir.NIRGraph, target: str, shapes: dict[str, Shape])
     raise MksgnError(f"node {target!r} has no known input shape")
 
 
-def subgraph_output(name: str, node: nir.NIRGraph, shape: Shape, where: str) -> Shape:
-    """Validate a nested graph fed with `shape`; return the shape of its Output node."""
+def subgraph_shapes(name: str, node: nir.NIRGraph, shape: Shape, where: str) -> dict[str, Shape]:
+    """Validate a nested graph fed with `shape`; return the shapes of its nodes."""
     inner = validate_graph(node, f"subgraph {name!r} of {where}")
     inner_inputs = [inner[n] for n in node.inputs]
     if len(inner_inputs) != 1:
@@ -460,7 +463,8 @@ def subgraph_output(name: str, node: nir.NIRGraph, shape: Shape, where: str) -> 
         )
     if inner_inputs[0] != shape:
         raise node_error(name, node, f"its Input expects {inner_inputs[0]} but receives {shape}")
-    outputs = [inner[n] for n in node.outputs]
-    if len(outputs) != 1:
-        raise node_error(name, node, f"a nested graph needs exactly one Output, has {len(outputs)}")
-    return outputs[0]
+    if len(node.outputs) != 1:
+        raise node_error(
+            name, node, f"a nested graph needs exactly one Output, has {len(node.outputs)}"
+        )
+    return inner
