@@ -35,7 +35,8 @@ def run_one(data: str, teacher: str, job: dict, out: str, owner: int) -> dict:
     from mksgn.benchmarks.energy import energy_report
     from mksgn.lifetime import exit_when_orphaned
     from mksgn.train.evaluate import evaluate_checkpoint
-    from mksgn.train.training import TrainSettings, config_for_data, train
+    from mksgn.train.settings import TrainSettings, config_for_data
+    from mksgn.train.training import train
 
     exit_when_orphaned(owner)
     torch.set_num_threads(1)

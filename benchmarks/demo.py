@@ -81,7 +81,8 @@ def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str
     from mksgn.targets.simulate import simulate
     from mksgn.train.data import synthetic
     from mksgn.train.evaluate import evaluate_checkpoint
-    from mksgn.train.training import TrainSettings, config_for_data, train
+    from mksgn.train.settings import TrainSettings, config_for_data
+    from mksgn.train.training import train
 
     stages = 10
     started = time.perf_counter()

@@ -29,7 +29,8 @@ def train_one(data: str, teacher: str | None, out: str, seed: int, epochs: int, 
 
     from mksgn.lifetime import exit_when_orphaned
     from mksgn.train.evaluate import evaluate_checkpoint
-    from mksgn.train.training import TrainSettings, config_for_data, train
+    from mksgn.train.settings import TrainSettings, config_for_data
+    from mksgn.train.training import train
 
     # A killed benchmark must not leave its training runs going. The pool worker's parent is
     # the forkserver, which outlives the benchmark: watch the benchmark's pid itself.

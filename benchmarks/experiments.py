@@ -27,7 +27,8 @@ def synthetic_with_teacher(
     the demo's) and a tiny GCN trained on it at `frames` (None: the preset's), each made only if
     absent."""
     from mksgn.train.data import synthetic
-    from mksgn.train.training import TrainSettings, config_for_data, train
+    from mksgn.train.settings import TrainSettings, config_for_data
+    from mksgn.train.training import train
 
     out.mkdir(parents=True, exist_ok=True)
     data, teacher = out / "synthetic.npz", out / "gcn" / run_files.CHECKPOINT
@@ -65,7 +66,8 @@ def train_trio(
     out/<model> with TrainSettings(**settings) and evaluated on the test split: top-1, top-5 and
     wall time each. With `reuse`, a model whose checkpoint exists is evaluated, not retrained."""
     from mksgn.train.evaluate import evaluate_checkpoint
-    from mksgn.train.training import TrainSettings, config_for_data, train
+    from mksgn.train.settings import TrainSettings, config_for_data
+    from mksgn.train.training import train
 
     results = {}
     for model in TRIO:

@@ -15,7 +15,8 @@ from mksgn.train.data import synthetic
 from mksgn.train.evaluate import evaluate_model
 from mksgn.train.loading import make_loader, open_split
 from mksgn.train.models import build_model
-from mksgn.train.training import TrainSettings, config_for_data, train
+from mksgn.train.settings import TrainSettings, config_for_data
+from mksgn.train.training import train
 
 FRAMES = 16
 

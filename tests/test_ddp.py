@@ -16,7 +16,8 @@ from mksgn.benchmarks.support.process_probes import descendants
 from mksgn.processes import alive
 from mksgn.train.checkpoint import load_checkpoint
 from mksgn.train.data import synthetic
-from mksgn.train.training import TrainSettings, config_for_data, train
+from mksgn.train.settings import TrainSettings, config_for_data
+from mksgn.train.training import train
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 FRAMES = 16

@@ -17,7 +17,8 @@ from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
 from mksgn.train.evaluate import EvaluationTally, evaluate_model, format_evaluation
 from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
 from mksgn.train.models.output import ModelOutput
-from mksgn.train.training import TrainSettings, config_for_data, train
+from mksgn.train.settings import TrainSettings, config_for_data
+from mksgn.train.training import train
 
 FRAMES = 16
 

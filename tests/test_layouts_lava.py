@@ -19,7 +19,8 @@ from mksgn.convert.nir_io import read_nir
 from mksgn.train.data.formats import SkeletonArrays, load_split, write_ctrgcn_npz
 from mksgn.train.data.layout import NTU_25, SkeletonLayout, load_layout
 from mksgn.train.models.config import LayerSpec
-from mksgn.train.training import TrainSettings, config_for_data, train
+from mksgn.train.settings import TrainSettings, config_for_data
+from mksgn.train.training import train
 
 FRAMES, STEPS = 8, 2
 # Six joints with a cycle (1-2-3-5-4-1): joints 3 and 5 are equally far from the centre.

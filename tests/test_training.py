@@ -11,13 +11,14 @@ import pytest
 import torch
 from cli_runner import run
 
-import mksgn.train.training as training
 from mksgn.train.checkpoint import load_checkpoint
 from mksgn.train.data import synthetic
 from mksgn.train.data.formats import SkeletonArrays, write_ctrgcn_npz
+from mksgn.train.epoch import TrainingObjective
 from mksgn.train.models import build_model
 from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
-from mksgn.train.training import TrainSettings, config_for_data, train
+from mksgn.train.settings import TrainSettings, config_for_data, learning_rate_factor
+from mksgn.train.training import train
 
 CLASSES, FRAMES = 4, 16
 SPIKING_LAYERS = [f"layer{i}" for i in range(1, 7)]
@@ -173,7 +174,7 @@ def test_ctrl_c_leaves_the_last_complete_checkpoint(
     workspace: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     out = workspace["root"] / "interrupted"
-    original_forward = training.TrainingObjective.forward
+    original_forward = TrainingObjective.forward
     calls = {"n": 0}
 
     def forward_then_interrupt(self, *args, **kwargs):
@@ -182,7 +183,7 @@ def test_ctrl_c_leaves_the_last_complete_checkpoint(
             raise KeyboardInterrupt
         return original_forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(training.TrainingObjective, "forward", forward_then_interrupt)
+    monkeypatch.setattr(TrainingObjective, "forward", forward_then_interrupt)
     args = train_args(workspace["data"], "base-sgn", out)
     args[args.index("--epochs") + 1] = "3"
     assert run(args) == 130
@@ -352,12 +353,12 @@ def test_cuda_without_a_gpu(
 
 def test_learning_rate_schedules() -> None:
     cosine = TrainSettings(epochs=5, warmup_epochs=1, schedule="cosine")
-    factors = [training.learning_rate_factor(e, cosine) for e in range(5)]
+    factors = [learning_rate_factor(e, cosine) for e in range(5)]
     assert factors == pytest.approx(
         [0.5, 1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4)]
     )
     step = TrainSettings(epochs=10, warmup_epochs=0, schedule="step", optimizer="sgd")
-    assert [training.learning_rate_factor(e, step) for e in (0, 5, 6, 7, 8, 9)] == pytest.approx(
+    assert [learning_rate_factor(e, step) for e in (0, 5, 6, 7, 8, 9)] == pytest.approx(
         [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     )
     assert step.lr == 0.05 and step.weight_decay == 4e-4
@@ -366,7 +367,7 @@ def test_learning_rate_schedules() -> None:
 def test_command_line_defaults_are_the_training_defaults() -> None:
     """`mksgn train` and TrainSettings must not drift apart."""
     from mksgn.cli import cli
-    from mksgn.train.training import TrainSettings
+    from mksgn.train.settings import TrainSettings
 
     settings = TrainSettings()
     shared = {

@@ -16,7 +16,7 @@ from mksgn import run_files
 from mksgn.errors import MksgnError
 from mksgn.train.data.layout import load_layout
 from mksgn.train.models.config import ModelConfig
-from mksgn.train.training import TrainSettings, config_for_data
+from mksgn.train.settings import TrainSettings, config_for_data
 
 # A `mksgn train` option named like a TrainSettings field sets that field, so a new setting needs
 # only its field and its click option. --benchmark is the one exception: every command stores it

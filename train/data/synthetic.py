@@ -16,12 +16,14 @@ Samples are stored like a prepared NTU split: translated so that joint 2 (spine 
 actor 1 in the first frame is the origin, the more moving body first, a missing second body
 all zeros. `origins` keeps the translation, so the raw `.skeleton` files hold camera-space
 coordinates and `mksgn data prepare` turns them back into the same arrays.
+
+This module holds the dataset: sample ids, generation and the writers; the body and its
+kinematics are synthetic_body.py, the actions synthetic_actions.py.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,28 @@ from mksgn.atomic import atomic_directory
 from mksgn.errors import MksgnError
 from mksgn.train.data.body_selection import body_motion
 from mksgn.train.data.formats import MAX_BODIES, SkeletonArrays, write_ctrgcn_npz
-from mksgn.train.data.graph import NUM_JOINTS, PARENTS, SPINE_MIDDLE
+from mksgn.train.data.graph import NUM_JOINTS, SPINE_MIDDLE
 from mksgn.train.data.ntu import (
     NTU60_MAX_SETUP,
     NTU60_XSUB_TRAIN_PERFORMERS,
     SampleName,
     missing_skeleton_names,
+)
+from mksgn.train.data.synthetic_actions import BASE_ACTIONS, Style
+from mksgn.train.data.synthetic_body import (
+    ARM_JOINTS,
+    FK_PARENTS,
+    HAND_DETAIL_JOINTS,
+    HEAD,
+    LEFT,
+    LEG_JOINTS,
+    REST_POSE,
+    RIGHT,
+    ROOT,
+    TRUNK,
+    Rig,
+    rot_x,
+    rot_y,
 )
 
 NTU60_PERFORMERS = 40
@@ -68,369 +86,6 @@ JOINT_NOISE = 0.008  # metres; Kinect v2 joint jitter is of this order
 HAND_NOISE = 0.015  # hand tips and thumbs are tracked worst
 SKELETON_SUFFIX = ".skeleton"
 
-# --- the skeleton ----------------------------------------------------------------------------
-# Rest pose of a 1.72 m adult in its own frame: x = the actor's left, y up, z forward, feet on
-# the floor. Index = NTU joint - 1.
-REST_POSE = np.array(
-    [
-        (0.0, 0.98, -0.02),  # 1 spine base
-        (0.0, 1.22, -0.03),  # 2 spine middle
-        (0.0, 1.53, 0.0),  # 3 neck
-        (0.0, 1.66, 0.02),  # 4 head
-        (0.185, 1.42, -0.02),  # 5 left shoulder
-        (0.20, 1.14, -0.03),  # 6 left elbow
-        (0.21, 0.89, -0.01),  # 7 left wrist
-        (0.21, 0.82, 0.0),  # 8 left hand
-        (-0.185, 1.42, -0.02),  # 9 right shoulder
-        (-0.20, 1.14, -0.03),  # 10 right elbow
-        (-0.21, 0.89, -0.01),  # 11 right wrist
-        (-0.21, 0.82, 0.0),  # 12 right hand
-        (0.09, 0.95, -0.02),  # 13 left hip
-        (0.095, 0.52, 0.0),  # 14 left knee
-        (0.095, 0.09, -0.03),  # 15 left ankle
-        (0.095, 0.03, 0.09),  # 16 left foot
-        (-0.09, 0.95, -0.02),  # 17 right hip
-        (-0.095, 0.52, 0.0),  # 18 right knee
-        (-0.095, 0.09, -0.03),  # 19 right ankle
-        (-0.095, 0.03, 0.09),  # 20 right foot
-        (0.0, 1.45, -0.02),  # 21 spine shoulder
-        (0.21, 0.74, 0.01),  # 22 left hand tip
-        (0.19, 0.80, 0.04),  # 23 left thumb
-        (-0.21, 0.74, 0.01),  # 24 right hand tip
-        (-0.19, 0.80, 0.04),  # 25 right thumb
-    ],
-    dtype=np.float64,
-)
-ROOT = 0  # forward kinematics hangs the body from the spine base, not the graph centre
-
-
-def _kinematic_tree() -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Parents rooted at the spine base (the graph's spine edges reversed) and a parent-first order."""
-    parents = list(PARENTS)
-    parents[ROOT], parents[SPINE_MIDDLE], parents[20] = -1, ROOT, SPINE_MIDDLE
-    order, frontier = [], [ROOT]
-    while frontier:
-        joint = frontier.pop(0)
-        order.append(joint)
-        frontier.extend(child for child, parent in enumerate(parents) if parent == joint)
-    return tuple(parents), tuple(order)
-
-
-FK_PARENTS, FK_ORDER = _kinematic_tree()
-# Joints whose local rotation moves a named segment (the rotation of the bone ending there).
-TRUNK, HEAD = 1, 2
-UPPER_ARM = {+1: 5, -1: 9}  # side: +1 left, -1 right
-FOREARM = {+1: 6, -1: 10}
-THIGH = {+1: 13, -1: 17}
-SHANK = {+1: 14, -1: 18}
-FOOT = {+1: 15, -1: 19}
-ARM_JOINTS = (4, 5, 6, 7, 8, 9, 10, 11, 21, 22, 23, 24)
-LEG_JOINTS = (12, 13, 14, 15, 16, 17, 18, 19)
-HAND_DETAIL_JOINTS = (21, 22, 23, 24)
-LEFT, RIGHT = +1, -1
-
-
-def rot_x(angle: np.ndarray) -> np.ndarray:
-    """Rotations (..., 3, 3) about x; a positive angle turns +y towards +z (a raised limb forward)."""
-    return _rotation(angle, 1, 2)
-
-
-def rot_y(angle: np.ndarray) -> np.ndarray:
-    """Rotations (..., 3, 3) about y (vertical); a positive angle turns +z (forward) towards +x."""
-    return _rotation(angle, 2, 0)
-
-
-def rot_z(angle: np.ndarray) -> np.ndarray:
-    """Rotations (..., 3, 3) about z; a positive angle turns -y (a hanging limb) towards +x."""
-    return _rotation(angle, 0, 1)
-
-
-def _rotation(angle: np.ndarray, first: int, second: int) -> np.ndarray:
-    angle = np.asarray(angle, dtype=np.float64)
-    out = np.zeros((*angle.shape, 3, 3))
-    cos, sin = np.cos(angle), np.sin(angle)
-    axis = 3 - first - second
-    out[..., axis, axis] = 1.0
-    out[..., first, first] = cos
-    out[..., first, second] = -sin
-    out[..., second, first] = sin
-    out[..., second, second] = cos
-    return out
-
-
-def smoothstep(start: float, end: float, u: np.ndarray) -> np.ndarray:
-    """0 before `start`, 1 after `end`, a smooth cubic in between."""
-    s = np.clip((u - start) / (end - start), 0.0, 1.0)
-    return s * s * (3.0 - 2.0 * s)
-
-
-def envelope(u: np.ndarray, rise: tuple[float, float], fall: tuple[float, float]) -> np.ndarray:
-    """Rise smoothly over `rise`, hold at 1, fall over `fall` (all in action time 0..1)."""
-    return smoothstep(*rise, u) * (1.0 - smoothstep(*fall, u))
-
-
-def pulse(u: np.ndarray, centre: float, width: float) -> np.ndarray:
-    """A smooth bump of height 1 at `centre`, zero beyond ±width."""
-    s = np.clip(np.abs(u - centre) / width, 0.0, 1.0)
-    return 0.5 * (1.0 + np.cos(np.pi * s))
-
-
-class Rig:
-    """Local bone rotations and root motion of one body for S samples × T frames."""
-
-    def __init__(self, offsets: np.ndarray, u: np.ndarray) -> None:
-        self.offsets = offsets  # (S, 25, 3) bone vectors from the FK parent, body frame
-        self.shape = u.shape
-        self.rotations: dict[int, np.ndarray] = {}
-        self.root_shift = np.zeros((*u.shape, 3))
-
-    def rotate(self, joint: int, rotation: np.ndarray) -> None:
-        """Compose `rotation` after the joint's current local rotation (in the parent frame)."""
-        rotation = np.broadcast_to(rotation, (*self.shape, 3, 3))
-        current = self.rotations.get(joint)
-        self.rotations[joint] = rotation if current is None else rotation @ current
-
-    def leg_drop(self, side: int, drop: np.ndarray) -> None:
-        """Bend hip, knee and ankle so the hip sits `drop` metres lower over a still, flat foot."""
-        thigh = np.linalg.norm(self.offsets[:, THIGH[side]], axis=-1)[:, None]
-        shank = np.linalg.norm(self.offsets[:, SHANK[side]], axis=-1)[:, None]
-        reach = np.clip(thigh + shank - drop, 0.35 * (thigh + shank), thigh + shank)
-        cos_inner = np.clip((thigh**2 + shank**2 - reach**2) / (2 * thigh * shank), -1.0, 1.0)
-        knee = np.pi - np.arccos(cos_inner)
-        cos_hip = np.clip((thigh**2 + reach**2 - shank**2) / (2 * thigh * reach), -1.0, 1.0)
-        hip = np.arccos(cos_hip)
-        self.bend_leg(side, hip, knee)
-
-    def bend_leg(self, side: int, hip: np.ndarray, knee: np.ndarray) -> None:
-        """Hip flexion (thigh forward) and knee flexion (shank back); the foot stays level."""
-        self.rotate(THIGH[side], rot_x(-hip))
-        self.rotate(SHANK[side], rot_x(knee))
-        self.rotate(FOOT[side], rot_x(hip - knee))
-
-    def arm(
-        self,
-        side: int,
-        flex: np.ndarray | float = 0.0,
-        abduct: np.ndarray | float = 0.0,
-        swing: np.ndarray | float = 0.0,
-        elbow: np.ndarray | float = 0.0,
-        elbow_up: np.ndarray | float = 0.0,
-    ) -> None:
-        """Pose an arm: forward flexion, sideways abduction, horizontal swing outwards, elbow
-        flexion forwards and (for a sideways arm) upwards, all in radians."""
-        upper = rot_y(side * np.asarray(swing)) @ rot_z(side * np.asarray(abduct))
-        self.rotate(UPPER_ARM[side], upper @ rot_x(-np.asarray(flex)))
-        self.rotate(FOREARM[side], rot_z(side * np.asarray(elbow_up)) @ rot_x(-np.asarray(elbow)))
-
-    def lean(self, forward: np.ndarray | float) -> None:
-        """Bend the upper body forwards at the hips (negative: backwards)."""
-        self.rotate(TRUNK, rot_x(np.asarray(forward)))
-
-    def positions(self) -> np.ndarray:
-        """Forward kinematics -> (S, T, 25, 3) joint positions in the body frame."""
-        samples, frames = self.shape
-        identity = np.broadcast_to(np.eye(3), (samples, frames, 3, 3))
-        world = np.zeros((samples, frames, NUM_JOINTS, 3))
-        frames_of = {}
-        for joint in FK_ORDER:
-            local = self.rotations.get(joint, identity)
-            if joint == ROOT:
-                frames_of[joint] = local
-                world[:, :, joint] = self.offsets[:, None, ROOT] + self.root_shift
-                continue
-            parent = FK_PARENTS[joint]
-            frames_of[joint] = frames_of[parent] @ local
-            bone = np.einsum("stij,sj->sti", frames_of[joint], self.offsets[:, joint])
-            world[:, :, joint] = world[:, :, parent] + bone
-        return world
-
-
-@dataclass(frozen=True)
-class Style:
-    """Per-sample variation of an action, each (S, 1): amplitude, tempo, oscillation phase."""
-
-    amplitude: np.ndarray
-    tempo: np.ndarray
-    phase: np.ndarray
-
-    def wave(self, u: np.ndarray, cycles: float) -> np.ndarray:
-        """A sine with `cycles` periods over the action (× the sample's tempo), random phase."""
-        return np.sin(2 * np.pi * cycles * self.tempo * u + self.phase)
-
-
-Animate = Callable[[list[Rig], np.ndarray, Style], None]
-
-
-@dataclass(frozen=True)
-class Action:
-    """A parametric action: how to animate its bodies and how far apart two actors start."""
-
-    name: str
-    animate: Animate
-    bodies: int = 1
-    partner_distance: tuple[float, float] = (0.0, 0.0)
-
-
-# --- single-actor actions --------------------------------------------------------------------
-def _wave(side: int) -> Animate:
-    def animate(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-        up = envelope(u, (0.05, 0.25), (0.78, 0.95))
-        rigs[0].arm(
-            side,
-            flex=0.3 * up,
-            abduct=1.35 * up * style.amplitude,
-            elbow_up=up * (1.45 + 0.4 * style.wave(u, 3.0)),
-        )
-
-    return animate
-
-
-def _raise_arm(side: int) -> Animate:
-    def animate(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-        up = envelope(u, (0.08, 0.4), (0.68, 0.95))
-        rigs[0].arm(side, flex=2.6 * up * style.amplitude, abduct=0.15 * up, elbow=0.15 * up)
-
-    return animate
-
-
-def _squat(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    down = envelope(u, (0.1, 0.42), (0.6, 0.92)) * style.amplitude
-    drop = 0.42 * down
-    for side in (LEFT, RIGHT):
-        rigs[0].leg_drop(side, drop)
-        rigs[0].arm(side, flex=1.3 * down)
-    rigs[0].lean(0.55 * down)
-    rigs[0].root_shift[..., 1] -= drop
-
-
-def _jump(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    crouch = 0.2 * pulse(u, 0.3, 0.14) + 0.14 * pulse(u, 0.7, 0.1)
-    flight = 0.22 * style.amplitude * pulse(u, 0.5, 0.1)
-    for side in (LEFT, RIGHT):
-        rigs[0].leg_drop(side, crouch)
-        rigs[0].bend_leg(side, 0.25 * flight / 0.22, 0.5 * flight / 0.22)  # tuck in the air
-        rigs[0].arm(side, flex=-0.7 * pulse(u, 0.3, 0.14) + 2.3 * pulse(u, 0.5, 0.12))
-    rigs[0].lean(1.2 * crouch)
-    rigs[0].root_shift[..., 1] += flight - crouch
-
-
-def _clap(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    on = envelope(u, (0.05, 0.22), (0.8, 0.95))
-    opening = on * (-0.2 + 0.6 * style.amplitude * (0.5 + 0.5 * style.wave(u, 4.0)))
-    for side in (LEFT, RIGHT):
-        rigs[0].arm(side, flex=1.25 * on, swing=opening, elbow=0.6 * on)
-
-
-def _walk(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    on = envelope(u, (0.02, 0.15), (0.85, 0.98))
-    step = style.wave(u, 2.0)
-    for side, lift in ((LEFT, np.maximum(step, 0)), (RIGHT, np.maximum(-step, 0))):
-        hip = 0.75 * on * lift * style.amplitude
-        rigs[0].bend_leg(side, hip, 1.8 * hip)
-        rigs[0].arm(side, flex=-0.45 * on * side * step, elbow=0.3 * on)
-    rigs[0].root_shift[..., 1] += 0.02 * on * np.abs(step)
-
-
-def _kick(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    chamber = envelope(u, (0.2, 0.38), (0.62, 0.85))
-    extend = pulse(u, 0.5, 0.1) * style.amplitude
-    rigs[0].bend_leg(RIGHT, chamber * 1.1 + 0.35 * extend, chamber * 1.6 - 1.45 * extend)
-    rigs[0].lean(-0.2 * chamber)
-    for side in (LEFT, RIGHT):
-        rigs[0].arm(side, abduct=0.45 * chamber, elbow=0.8 * chamber)
-
-
-def _bow(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    bend = envelope(u, (0.12, 0.45), (0.58, 0.9)) * style.amplitude
-    rigs[0].lean(1.0 * bend)
-    rigs[0].rotate(HEAD, rot_x(0.25 * bend))
-    for side in (LEFT, RIGHT):
-        rigs[0].arm(side, flex=-0.85 * bend)  # the arms keep hanging while the trunk bends
-    rigs[0].root_shift[..., 2] -= 0.1 * bend
-
-
-def _raise_both_arms(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    up = envelope(u, (0.1, 0.4), (0.65, 0.92))
-    for side in (LEFT, RIGHT):
-        rigs[0].arm(side, abduct=2.7 * up * style.amplitude, elbow=0.2 * up)
-
-
-# --- two-actor interactions (actor 2 stands in front of actor 1, facing it) ------------------
-def _punch(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    puncher, hit = rigs
-    guard = envelope(u, (0.03, 0.2), (0.82, 0.97))
-    strikes = (pulse(u, 0.38, 0.09), pulse(u, 0.64, 0.09))
-    strike = strikes[0] + strikes[1]
-    puncher.arm(
-        RIGHT,
-        flex=guard * (0.9 + 0.7 * strike),
-        swing=-0.25 * guard * strike,
-        elbow=guard * (2.1 - 1.95 * strike * style.amplitude),
-    )
-    puncher.arm(LEFT, flex=0.8 * guard, swing=-0.15 * guard, elbow=2.1 * guard)
-    puncher.rotate(TRUNK, rot_y(0.25 * strike * guard))  # the shoulder follows the fist
-    puncher.root_shift[..., 2] += 0.08 * guard
-    flinch = pulse(u, 0.42, 0.1) + pulse(u, 0.68, 0.1)
-    hit.lean(-0.25 * flinch * style.amplitude)
-    hit.rotate(HEAD, rot_x(-0.3 * flinch))
-    hit.root_shift[..., 2] -= 0.12 * smoothstep(0.4, 0.75, u)
-    for side in (LEFT, RIGHT):
-        hit.arm(side, flex=0.9 * flinch, elbow=1.5 * flinch)  # covering up
-
-
-def _handshake(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    reach = envelope(u, (0.08, 0.3), (0.75, 0.93))
-    shake = 0.12 * reach * style.wave(u, 3.0)
-    for rig in rigs:
-        rig.arm(
-            RIGHT,
-            flex=0.85 * reach * style.amplitude + shake,
-            swing=-0.3 * reach,
-            elbow=0.6 * reach,
-        )
-        rig.root_shift[..., 2] += 0.12 * reach
-
-
-def _push(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    pusher, pushed = rigs
-    ready = envelope(u, (0.1, 0.3), (0.7, 0.92))
-    thrust = smoothstep(0.35, 0.48, u) * (1.0 - smoothstep(0.6, 0.8, u)) * style.amplitude
-    for side in (LEFT, RIGHT):
-        pusher.arm(side, flex=ready * 1.0 + 0.45 * thrust, elbow=ready * 1.7 - 1.5 * thrust)
-    pusher.lean(0.25 * thrust)
-    pusher.root_shift[..., 2] += 0.15 * thrust
-    staggered = smoothstep(0.45, 0.72, u) * style.amplitude
-    pushed.root_shift[..., 2] -= 0.35 * staggered
-    pushed.lean(-0.3 * pulse(u, 0.55, 0.15))
-    for side in (LEFT, RIGHT):
-        pushed.arm(side, abduct=0.5 * pulse(u, 0.58, 0.18), flex=0.4 * pulse(u, 0.55, 0.15))
-
-
-def _hug(rigs: list[Rig], u: np.ndarray, style: Style) -> None:
-    hold = envelope(u, (0.1, 0.4), (0.7, 0.95))
-    for rig in rigs:
-        rig.root_shift[..., 2] += 0.22 * hold
-        rig.lean(0.15 * hold)
-        for side in (LEFT, RIGHT):
-            rig.arm(side, abduct=1.3 * hold * style.amplitude, swing=-0.9 * hold, elbow=1.0 * hold)
-
-
-BASE_ACTIONS: tuple[Action, ...] = (
-    Action("wave right hand", _wave(RIGHT)),
-    Action("raise right arm", _raise_arm(RIGHT)),
-    Action("punch other person", _punch, bodies=2, partner_distance=(0.7, 0.85)),
-    Action("push other person", _push, bodies=2, partner_distance=(0.7, 0.8)),
-    Action("squat down", _squat),
-    Action("jump up", _jump),
-    Action("clap", _clap),
-    Action("handshake", _handshake, bodies=2, partner_distance=(0.85, 1.0)),
-    Action("walk in place", _walk),
-    Action("kick", _kick),
-    Action("bow", _bow),
-    Action("raise both arms", _raise_both_arms),
-    Action("wave left hand", _wave(LEFT)),
-    Action("hug other person", _hug, bodies=2, partner_distance=(0.85, 0.95)),
-)
 FAST_SUFFIX = " (fast)"
 MAX_CLASSES = 2 * len(BASE_ACTIONS)
 
