@@ -41,7 +41,7 @@ from mksgn.targets.base import RunResult
 from mksgn.targets.emulator_products import ConvKernel, CsrMatrix, DenseMatrix
 from mksgn.targets.emulator_schedule import Block, Series, add_series, repeats, schedule
 from mksgn.targets.job import LavaJob, prepare_job
-from mksgn.targets.memory import check_fits, emulator_bytes
+from mksgn.targets.memory import check_fits, emulator_bytes, freed_memory_reused
 
 # Samples side by side: 8 ran 1.2-1.8x faster than 32 on the tiny and paper MK-SGNs (their
 # per-step arrays stay in cache; benchmarks/fast_execution.py).
@@ -75,7 +75,7 @@ class EmulatedPopulation:
     du: float | int
     dv: float | int
     vth: float | int  # fixed point: already shifted (vth << 6)
-    bias: torch.Tensor | None  # (size, 1), None if all zero; fixed point: bias_mant << bias_exp
+    bias: torch.Tensor | None  # (1, size), None if all zero; fixed point: bias_mant << bias_exp
     rests: bool  # no bias and a threshold above 0: without input it stays at u = v = 0
 
 
@@ -124,39 +124,40 @@ class EmulatorTarget:
     def run_plan(
         self, plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...] = ()
     ) -> RunResult:
-        """Run an already lowered plan (see `run`)."""
+        """Run an already lowered plan (see `run`), with freed memory kept for reuse."""
         from tqdm import tqdm
 
-        stored = self.artifact.fixed if self.artifact else None
-        job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max, stored)
-        blocks = schedule(plan, job.steps, tuple(job.populations))
-        widest = max((block.last - block.first + 1 for block in blocks), default=1)
-        check_fits(self.name, *emulator_bytes(plan, widest), min(self.batch_size, job.samples))
-        started = time.perf_counter()
-        network = Network(job, self.device, blocks)
-        built = time.perf_counter()
-        parts: list[dict[str, np.ndarray]] = []
-        batches = range(0, job.samples, self.batch_size)
-        with tqdm(
-            total=job.samples, unit="sample", disable=len(batches) <= 1, desc=self.name
-        ) as progress:
-            for start in batches:
-                stop = min(start + self.batch_size, job.samples)
-                parts.append(job.align(network.run(start, stop), stop - start))
-                progress.update(stop - start)
-        recorded = {
-            node: np.concatenate([part[node] for part in parts])
-            if parts
-            else np.zeros((0, job.steps, *plan.populations[plan.records[node][0]].nir_shape))
-            for node in job.nodes
-        }
-        finished = time.perf_counter()
-        extra = {
-            "batch_size": self.batch_size,
-            "build_s": built - started,
-            "run_s_per_sample": (finished - built) / max(job.samples, 1),
-        }
-        return job.result(self.name, recorded, finished - started, extra)
+        with freed_memory_reused():
+            stored = self.artifact.fixed if self.artifact else None
+            job = prepare_job(plan, inputs, record, self.fixed_point, self.input_abs_max, stored)
+            blocks = schedule(plan, job.steps, tuple(job.populations))
+            widest = max((block.last - block.first + 1 for block in blocks), default=1)
+            check_fits(self.name, *emulator_bytes(plan, widest), min(self.batch_size, job.samples))
+            started = time.perf_counter()
+            network = Network(job, self.device, blocks)
+            built = time.perf_counter()
+            parts: list[dict[str, np.ndarray]] = []
+            batches = range(0, job.samples, self.batch_size)
+            with tqdm(
+                total=job.samples, unit="sample", disable=len(batches) <= 1, desc=self.name
+            ) as progress:
+                for start in batches:
+                    stop = min(start + self.batch_size, job.samples)
+                    parts.append(job.align(network.run(start, stop), stop - start))
+                    progress.update(stop - start)
+            recorded = {
+                node: np.concatenate([part[node] for part in parts])
+                if parts
+                else np.zeros((0, job.steps, *plan.populations[plan.records[node][0]].nir_shape))
+                for node in job.nodes
+            }
+            finished = time.perf_counter()
+            extra = {
+                "batch_size": self.batch_size,
+                "build_s": built - started,
+                "run_s_per_sample": (finished - built) / max(job.samples, 1),
+            }
+            return job.result(self.name, recorded, finished - started, extra)
 
 
 class Network:
@@ -178,13 +179,13 @@ class Network:
             size = int(np.prod(pop.lava_shape))
             if fixed is None:
                 du, dv, vth = pop.du, pop.dv, pop.vth
-                bias = np.asarray(pop.bias, dtype=np.float64).reshape(size, 1)
+                bias = np.asarray(pop.bias, dtype=np.float64).reshape(1, size)
             else:
                 params = fixed.populations[name].lava_params()
                 du, dv = int(params["du"]), int(params["dv"])
                 vth = int(params["vth"]) << ACTIVATION_SHIFT
                 mant = np.broadcast_to(params["bias_mant"], pop.lava_shape).astype(np.int64)
-                bias = (mant << int(params["bias_exp"])).reshape(size, 1).astype(np.float64)
+                bias = (mant << int(params["bias_exp"])).reshape(1, size).astype(np.float64)
             rests = not bias.any() and vth >= 0
             bias = (
                 torch.as_tensor(np.ascontiguousarray(bias), device=device) if bias.any() else None
@@ -266,7 +267,7 @@ class Network:
         value depends on are left zero)."""
         job, plan = self.job, self.job.plan
         batch, period = stop - start, job.period
-        data = job.stream_data(start, stop).reshape(-1, batch, period).transpose(0, 2, 1)
+        data = job.stream_steps(start, stop).reshape(batch, period, -1).transpose(1, 0, 2)
         data = torch.as_tensor(np.ascontiguousarray(data, dtype=np.float64), device=self.device)
         outputs = {plan.input_name: Series(data, 1, repeats(data))}
         readers: dict[str, int] = {}
@@ -286,7 +287,7 @@ class Network:
                         del outputs[syn.source]  # no later block reads it
             outputs.update(spikes)
             for name, values in recorded.items():
-                raw[name][:, block.first - 1 : block.last] = values.permute(2, 1, 0).cpu().numpy()
+                raw[name][:, block.first - 1 : block.last] = values.transpose(0, 1).cpu().numpy()
         return {
             name: series.reshape((batch * period, *plan.populations[name].lava_shape))
             for name, series in raw.items()
@@ -296,7 +297,7 @@ class Network:
         self, block: Block, outputs: dict[str, Series], batch: int
     ) -> tuple[dict[str, Series], dict[str, torch.Tensor]]:
         """Run one block over its steps: the spikes of its populations, and the recorded values
-        (neurons, steps, batch) of those recorded."""
+        (steps, batch, neurons) of those recorded."""
         fixed = self.job.fixed is not None
         members = block.populations
         width = block.last - block.first + 1
@@ -326,12 +327,12 @@ class Network:
                     series = summed[name]
                     distinct = sorted({index for index in series.pattern if index >= 0})
                     if distinct:
-                        self.check_input(name, series.values[:, distinct])
+                        self.check_input(name, series.values[distinct])
         pops = {name: self.populations[name] for name in members}
         kinds = self.job.populations
         device, f64 = self.device, torch.float64
         u = {
-            name: torch.zeros((pops[name].size, batch), dtype=f64, device=device)
+            name: torch.zeros((batch, pops[name].size), dtype=f64, device=device)
             for name in members
         }
         v = {name: torch.zeros_like(u[name]) for name in members}
@@ -339,7 +340,7 @@ class Network:
         spikes: dict[str, torch.Tensor | None] = dict.fromkeys(members)
         fired_on = {name: [-1] * width for name in members}
         voltages = {
-            name: u[name].new_zeros((pops[name].size, width, batch))
+            name: u[name].new_zeros((width, batch, pops[name].size))
             for name in members
             if kinds.get(name) == "v"
         }
@@ -361,12 +362,12 @@ class Network:
                 if name in summed:
                     series = summed[name]
                     silent = series.pattern[offset] < 0
-                    a_in = series.values[:, offset]
+                    a_in = series.values[offset]
                 elif incoming[name]:
                     a_in = u[name].new_zeros(u[name].shape)
                     for index in incoming[name]:
                         if index in external:
-                            a_in = a_in + external[index].values[:, offset]
+                            a_in = a_in + external[index].values[offset]
                         else:
                             a_in = a_in + delivered[index]
                     if fixed:
@@ -384,22 +385,20 @@ class Network:
                 if fired is not None:
                     if spikes[name] is None:
                         spikes[name] = fired.new_zeros(
-                            (pop.size, width, batch), dtype=torch.float32
+                            (width, batch, pop.size), dtype=torch.float32
                         )
-                    spikes[name][:, offset] = fired
+                    spikes[name][offset] = fired
                     fired_on[name][offset] = offset
                 if name in voltages:
-                    voltages[name][:, offset] = v[name]
+                    voltages[name][offset] = v[name]
             for index in pending:
                 syn = self.synapses[index]
                 if spikes[syn.source] is None:  # silent so far: it delivers zeros
                     pending[index].append(u[syn.target].new_zeros(u[syn.target].shape))
                     continue
-                source = spikes[syn.source][:, offset : offset + 1]
+                source = spikes[syn.source][offset : offset + 1]
                 pattern = [0 if fired_on[syn.source][offset] >= 0 else -1]
-                pending[index].append(
-                    self.transmit(syn, Series(source, step, pattern)).values[:, 0]
-                )
+                pending[index].append(self.transmit(syn, Series(source, step, pattern)).values[0])
         series = {
             name: Series(spikes[name], block.first, fired_on[name])
             if spikes[name] is not None
@@ -428,32 +427,32 @@ class Network:
         return sent
 
     def transmit(self, syn: EmulatedSynapse, source: Series) -> Series:
-        """What the synapse buffers for its source's values: (N_out, steps, batch) float64.
+        """What the synapse buffers for its source's values: (steps, batch, N_out) float64.
         Silent steps cost nothing, and steps equal to an earlier one (a direct-coded input)
         are computed once."""
-        size_in, steps, batch = source.values.shape
+        steps, batch, size_in = source.values.shape
         size_out = self.populations[syn.target].size
         distinct = sorted({index for index in source.pattern if index >= 0})
         if not distinct:
             device = source.values.device
             return Series.silent(size_out, steps, batch, source.first, torch.float64, device)
         if len(distinct) == steps:
-            columns = source.values.reshape(size_in, steps * batch)
+            columns = source.values.reshape(steps * batch, size_in)
         else:
-            columns = source.values[:, distinct].reshape(size_in, len(distinct) * batch)
+            columns = source.values[distinct].reshape(len(distinct) * batch, size_in)
         summed = syn.matrix @ columns
         if self.job.fixed is not None:
             summed = self.fixed_sums(syn, summed)
-        summed = summed.reshape(size_out, len(distinct), batch)
+        summed = summed.reshape(len(distinct), batch, size_out)
         if len(distinct) == steps:
             return Series(summed, source.first, source.pattern)
         if len(distinct) == 1 and min(source.pattern) >= 0:
-            return Series(summed.expand(-1, steps, -1), source.first, source.pattern)
+            return Series(summed.expand(steps, -1, -1), source.first, source.pattern)
         column = {step: number for number, step in enumerate(distinct)}
-        result = summed.new_zeros((size_out, steps, batch))
+        result = summed.new_zeros((steps, batch, size_out))
         for step, index in enumerate(source.pattern):
             if index >= 0:
-                result[:, step] = summed[:, column[index]]
+                result[step] = summed[column[index]]
         return Series(result, source.first, source.pattern)
 
     def fixed_sums(self, syn: EmulatedSynapse, summed: torch.Tensor) -> torch.Tensor:
@@ -471,10 +470,11 @@ class Network:
         if syn.graded and largest > INT32_MAX:
             # Lava's graded int32 dot product wraps; a spike sum is int64 until the shift.
             self.overflow(syn.target, f"synapse '{syn.name}' overflows its int32 sum")
+        # In place: every product returns a tensor of its own.
         if exp > 0:
-            summed = summed * float(1 << exp)
+            summed.mul_(float(1 << exp))
         elif exp < 0:
-            summed = torch.floor(summed * (1.0 / (1 << -exp)))  # an arithmetic right shift
+            summed.mul_(1.0 / (1 << -exp)).floor_()  # an arithmetic right shift
         if bound * 2.0**exp > INT32_MAX and float(summed.abs().max()) > INT32_MAX:
             self.overflow(syn.target, f"synapse '{syn.name}' overflows int32 after its exponent")
         return summed

@@ -1,6 +1,8 @@
 """The synapse products of the emulator (targets/emulator.py): a synapse's weights held as a
 torch matrix, a scipy csr matrix or a convolution kernel, each mapping a source's values
-(N_in, columns) to the synapse's sums (N_out, columns) in float64."""
+(columns, N_in) to the synapse's sums (columns, N_out) in float64. Neurons are in Lava's flat
+order (W, H, C with C fastest), which is torch's channels-last layout of a (C, W, H) image: a
+convolution reads and writes the values in place, without a copy."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import torch
 
 class DenseMatrix:
     """A fixed-point dense synapse's integer weights as a torch matrix (float32 where its sums
-    stay exact); `matrix @ source` maps (N_in, columns) to (N_out, columns) float64."""
+    stay exact); `matrix @ source` maps (columns, N_in) to (columns, N_out) float64."""
 
     def __init__(self, matrix: np.ndarray, float32: bool, device: str) -> None:
         """Weights (N_out, N_in)."""
@@ -20,7 +22,7 @@ class DenseMatrix:
 
     def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
         """The synapse's sums for the source's values."""
-        return (self.weight @ source.to(self.dtype)).to(torch.float64)
+        return (source.to(self.dtype) @ self.weight.T).to(torch.float64)
 
     def nbytes(self) -> int:
         """Bytes the matrix takes."""
@@ -39,9 +41,11 @@ class CsrMatrix:
         self.matrix.sort_indices()
 
     def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
-        """The synapse's sums for the source's values (N_in, columns)."""
-        values = source.to(torch.float64).cpu().numpy()
-        return torch.from_numpy(np.asarray(self.matrix @ values)).to(source.device)
+        """The synapse's sums for the source's values (columns, N_in)."""
+        # scipy's csr product runs per column of a (N_in, columns) array: same sums as before.
+        values = np.ascontiguousarray(source.to(torch.float64).cpu().numpy().T)
+        sums = np.ascontiguousarray(np.asarray(self.matrix @ values).T)
+        return torch.from_numpy(sums).to(source.device)
 
     def nbytes(self) -> int:
         """Bytes the matrix takes."""
@@ -49,10 +53,10 @@ class CsrMatrix:
 
 
 class ConvKernel:
-    """A conv synapse run as a torch convolution (a batched matrix product for 1x1 kernels) on
-    the source's Lava-layout values, instead of an expanded (N_out, N_in) matrix: far fewer bytes
-    and vectorised, multithreaded kernels. `kernel @ source` maps (N_in, columns) to (N_out,
-    columns) float64 like the matrix it stands for."""
+    """A conv synapse run as a torch convolution (one matrix product for unstrided 1x1 kernels)
+    on the source's Lava-layout values, instead of an expanded (N_out, N_in) matrix: far fewer
+    bytes and vectorised, multithreaded kernels. `kernel @ source` maps (columns, N_in) to
+    (columns, N_out) float64 like the matrix it stands for."""
 
     def __init__(
         self, kernel: np.ndarray, conv: dict, out_shape: tuple, float32: bool, device: str
@@ -60,13 +64,19 @@ class ConvKernel:
         """A Lava-layout kernel (C_out, kw, kh, C_in/groups) with geometry `conv` (W, H order)
         into a population of Lava shape `out_shape`; float32 only where sums stay exact."""
         self.dtype = torch.float32 if float32 else torch.float64
-        # Lava's Conv is a true convolution over (W, H): back to torch's cross-correlation.
-        weight = np.asarray(kernel, dtype=np.float64).transpose(0, 3, 2, 1)[:, :, ::-1, ::-1]
-        self.weight = torch.as_tensor(weight.copy(), device=device).to(self.dtype)
         self.in_shape, self.out_shape = tuple(conv["input_shape"]), tuple(out_shape)
-        self.stride = tuple(conv["stride"])[::-1]
-        self.padding = tuple(conv["padding"])[::-1]
-        self.dilation = tuple(conv["dilation"])[::-1]
+        # torch convolves (C, A, B) images. Lava's (W, H, C) order is channels-last for A = W,
+        # B = H; a 1-D signal (H = 1 in and out) is the same bytes with A = H, B = W, which
+        # oneDNN runs 2x faster (it vectorises along B).
+        self.height_first = self.in_shape[1] == 1 and self.out_shape[1] == 1
+        order = slice(None, None, -1) if self.height_first else slice(None)
+        # Lava's Conv is a true convolution over (W, H): flipped, torch's cross-correlation.
+        weight = np.asarray(kernel, dtype=np.float64)[:, ::-1, ::-1, :]
+        weight = weight.transpose((0, 3, 2, 1) if self.height_first else (0, 3, 1, 2))
+        self.weight = torch.as_tensor(weight.copy(), device=device).to(self.dtype)
+        self.stride = tuple(conv["stride"])[order]
+        self.padding = tuple(conv["padding"])[order]
+        self.dilation = tuple(conv["dilation"])[order]
         self.groups = int(conv["groups"])
         self.pointwise = (
             weight.shape[2:] == (1, 1)
@@ -74,36 +84,34 @@ class ConvKernel:
             and self.stride == (1, 1)
             and self.padding == (0, 0)
         )
-        # oneDNN's float32 grouped convolutions ran 1.9x faster on channels-last tensors (the
-        # paper MK-SGN's temporal convs); float64 has no oneDNN path.
-        self.memory_format = torch.channels_last if float32 else torch.contiguous_format
         if self.pointwise:
             self.weight = self.weight[:, :, 0, 0].contiguous()
         else:
-            self.weight = self.weight.contiguous(memory_format=self.memory_format)
+            # oneDNN's float32 grouped convolutions ran 1.9x faster on channels-last tensors;
+            # float64 has no oneDNN path and takes torch's default layout.
+            layout = torch.channels_last if float32 else torch.contiguous_format
+            self.weight = self.weight.contiguous(memory_format=layout)
 
     def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
-        """The synapse's output (N_out, columns) for the source's values (N_in, columns)."""
-        columns = source.shape[1]
+        """The synapse's sums for the source's values."""
+        columns = source.shape[0]
         in_w, in_h, in_c = self.in_shape
         x = source.to(self.dtype)
         if self.pointwise:
-            # Lava's flat order puts channels last: (W·H, C, columns) -> (C, W·H·columns), one
-            # product (faster than one per position), and back.
-            x = x.reshape(in_w * in_h, in_c, columns).transpose(0, 1).reshape(in_c, -1)
-            y = (self.weight @ x).reshape(-1, in_w * in_h, columns).transpose(0, 1)
+            # Channels are fastest in Lava's order: one product over every position.
+            y = x.reshape(-1, in_c) @ self.weight.T
         else:
-            x = x.reshape(in_w, in_h, in_c, columns).permute(3, 2, 1, 0)  # (M, C, H, W)
-            x = x.contiguous(memory_format=self.memory_format)
+            spatial = (in_h, in_w) if self.height_first else (in_w, in_h)
+            image = x.reshape(columns, *spatial, in_c).permute(0, 3, 1, 2)  # (M, C, A, B)
             y = torch.nn.functional.conv2d(
-                x,
+                image,
                 self.weight,
                 stride=self.stride,
                 padding=self.padding,
                 dilation=self.dilation,
                 groups=self.groups,
-            ).permute(3, 2, 1, 0)  # (W', H', C_out, M)
-        return y.reshape(-1, columns).to(torch.float64)
+            ).permute(0, 2, 3, 1)  # (M, A', B', C_out): Lava's order
+        return y.reshape(columns, -1).to(torch.float64)
 
     def nbytes(self) -> int:
         """Bytes the kernel takes."""

@@ -26,8 +26,9 @@ class Block:
 @dataclasses.dataclass
 class Series:
     """Values of a population's output, a synapse's products or an input over consecutive
-    simulator steps: (neurons, steps, batch) from step `first`, with per step -1 where all
-    values are zero, else the index of the first step holding the same values."""
+    simulator steps: (steps, batch, neurons in Lava's flat order) from step `first`, with per
+    step -1 where all values are zero, else the index of the first step holding the same
+    values."""
 
     values: torch.Tensor
     first: int
@@ -38,8 +39,8 @@ class Series:
         cls, size: int, steps: int, batch: int, first: int, dtype: torch.dtype, device: object
     ) -> Series:
         """All-zero values over `steps` steps, one step of memory expanded over all."""
-        zeros = torch.zeros((size, 1, batch), dtype=dtype, device=device)
-        return cls(zeros.expand(-1, steps, -1), first, [-1] * steps)
+        zeros = torch.zeros((1, batch, size), dtype=dtype, device=device)
+        return cls(zeros.expand(steps, -1, -1), first, [-1] * steps)
 
     def steps(self, lo: int, hi: int) -> Series:
         """The part from simulator step lo to hi."""
@@ -49,13 +50,13 @@ class Series:
             -1 if index < 0 else first_seen.setdefault(index, step)
             for step, index in enumerate(self.pattern[start:stop])
         ]
-        return Series(self.values[:, start:stop], lo, pattern)
+        return Series(self.values[start:stop], lo, pattern)
 
     def padded(self, before: int, after: int) -> Series:
         """Zero steps added before and after."""
-        size, steps, batch = self.values.shape
-        values = self.values.new_zeros((size, before + steps + after, batch))
-        values[:, before : before + steps] = self.values
+        steps, batch, size = self.values.shape
+        values = self.values.new_zeros((before + steps + after, batch, size))
+        values[before : before + steps] = self.values
         pattern = (
             [-1] * before + [i + before if i >= 0 else -1 for i in self.pattern] + [-1] * after
         )
@@ -63,14 +64,14 @@ class Series:
 
 
 def repeats(values: torch.Tensor) -> list[int]:
-    """The pattern of (neurons, steps, batch) values: -1 for an all-zero step, else the index of
+    """The pattern of (steps, batch, neurons) values: -1 for an all-zero step, else the index of
     the first of a run of equal consecutive steps it belongs to."""
     pattern: list[int] = []
-    for step in range(values.shape[1]):
-        current = values[:, step]
+    for step in range(values.shape[0]):
+        current = values[step]
         if not bool(current.any()):
             pattern.append(-1)
-        elif step and pattern[-1] >= 0 and torch.equal(current, values[:, step - 1]):
+        elif step and pattern[-1] >= 0 and torch.equal(current, values[step - 1]):
             pattern.append(pattern[-1])
         else:
             pattern.append(step)
@@ -86,7 +87,7 @@ def add_series(parts: list[Series]) -> Series:
     for part in parts[2:]:
         total += part.values
     pattern = []
-    for step in range(total.shape[1]):
+    for step in range(total.shape[0]):
         indices = {part.pattern[step] for part in parts}
         if indices == {-1}:
             pattern.append(-1)

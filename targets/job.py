@@ -52,6 +52,10 @@ class LavaJob:
     def stream_data(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) as the source sends them: (*Lava input shape, time), sample s
         on steps [s·period, (s+1)·period) with zeros after its T steps; integers in fixed point."""
+        return np.ascontiguousarray(np.moveaxis(self.stream_steps(start, stop), 0, -1))
+
+    def stream_steps(self, start: int, stop: int) -> np.ndarray:
+        """stream_data with time first: (steps, *Lava input shape)."""
         plan, count = self.plan, stop - start
         values = np.asarray(self.inputs[start:stop], dtype=np.float64)
         if self.fixed is not None:
@@ -60,10 +64,9 @@ class LavaJob:
             values = quantize_input(values, self.fixed.input_shift)
         data = np.zeros((count, self.period, *plan.input_nir_shape), dtype=values.dtype)
         data[:, : self.steps] = values
-        data = to_lava(
+        return to_lava(
             data.reshape((count * self.period, *plan.input_nir_shape)), plan.input_nir_shape
         )
-        return np.ascontiguousarray(np.moveaxis(data, 0, -1))
 
     def align(self, raw: dict[str, np.ndarray], samples: int) -> dict[str, np.ndarray]:
         """Recorded node -> (samples, T, *NIR shape) from raw series (samples·period, *Lava shape)

@@ -4,6 +4,11 @@ after minutes (issue 16)."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+from collections.abc import Iterator
+
 import numpy as np
 
 from mksgn.convert.lava_plan import LavaPlan
@@ -73,3 +78,33 @@ def check_fits(backend: str, fixed: int, per_sample: int, batch: int) -> None:
         f"{backend} with --batch-size {batch} would need about {needed / gib:.1f} GiB, but "
         f"{available / gib:.1f} GiB are available; {advice}"
     )
+
+
+# glibc's mallopt parameters (malloc.h) and their defaults.
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+DEFAULT_TRIM_THRESHOLD = 128 * 1024
+DEFAULT_MMAP_MAX = 65536
+
+
+@contextlib.contextmanager
+def freed_memory_reused() -> Iterator[None]:
+    """While inside, glibc serves large arrays from its heap and keeps freed pages there, so the
+    emulator's per-batch arrays reuse memory instead of being mapped, zero-filled by the kernel
+    and unmapped on every batch (1.4x faster on the paper MK-SGN). On leaving, the defaults
+    return and the kept pages go back to the system. Where the C library is not glibc, nothing
+    changes."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(M_MMAP_MAX, 0)
+    mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        yield
+    finally:
+        mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+        mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+        malloc_trim(0)

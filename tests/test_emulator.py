@@ -362,18 +362,18 @@ def test_silent_and_repeated_steps_are_multiplied_once() -> None:
 
     class Counting:
         def __matmul__(self, columns):
-            columns_seen.append(columns.shape[1])
+            columns_seen.append(columns.shape[0])
             return matrix @ columns
 
     syn.matrix = Counting()
-    values = torch.as_tensor(np.random.default_rng(3).uniform(0, 1, (72, 1, 2)))
-    steps = torch.cat([values, values, torch.zeros_like(values), values * 2], dim=1)
+    values = torch.as_tensor(np.random.default_rng(3).uniform(0, 1, (1, 2, 72)))
+    steps = torch.cat([values, values, torch.zeros_like(values), values * 2], dim=0)
     pattern = repeats(steps)
     assert pattern == [0, 0, -1, 3]
     sent = network.transmit(syn, Series(steps, 1, pattern))
     assert columns_seen == [2 * 2]  # two distinct steps of two samples
     syn.matrix = matrix
-    every_step = matrix @ steps.reshape(72, -1)
+    every_step = matrix @ steps.reshape(-1, 72)
     torch.testing.assert_close(sent.values.reshape(every_step.shape), every_step, rtol=0, atol=0)
     assert sent.pattern == pattern
 
@@ -494,3 +494,19 @@ def test_batched_stream_round_trip(samples: int, batch: int) -> None:
     np.testing.assert_array_equal(
         one_after_another(batched.T, samples, period, batch, shape), stream
     )
+
+
+def test_freed_memory_is_kept_during_a_run_and_returned_after() -> None:
+    """Inside freed_memory_reused a freed 256 MiB array stays in the process for the next batch;
+    leaving gives it back to the system."""
+    from mksgn.benchmarks.support.process_probes import memory_status
+    from mksgn.targets.memory import freed_memory_reused
+
+    mib = 2**20
+    with freed_memory_reused():
+        before = memory_status("VmRSS")
+        array = np.ones(256 * mib // 8)
+        del array
+        kept = memory_status("VmRSS") - before
+    returned = memory_status("VmRSS") - before
+    assert kept > 200 * mib and returned < 64 * mib, (kept / mib, returned / mib)
