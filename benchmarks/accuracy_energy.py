@@ -93,7 +93,7 @@ def summarise(results: list[dict]) -> list[str]:
 
 def plot(results: list[dict], teacher: dict | None, path: Path) -> None:
     """Top-1 against energy per sample, one marker per run, a line per (model, support)."""
-    from mksgn.benchmarks.report import new_figure
+    from mksgn.benchmarks.report_plots import new_figure
 
     figure = new_figure(7, 4.5)
     axes = figure.add_subplot()

@@ -14,7 +14,7 @@ import pytest
 from cli_runner import run
 
 from mksgn.benchmarks.demo import DemoSize, run_demo
-from mksgn.benchmarks.report import PLOTS
+from mksgn.benchmarks.report_markdown import PLOTS
 from mksgn.processes import processes_where
 
 SMALLEST = DemoSize(
