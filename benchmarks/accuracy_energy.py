@@ -139,9 +139,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("accuracy-energy-benchmark"))
     args = parser.parse_args()
 
-    from mksgn.benchmarks.counting import teacher_macs
     from mksgn.benchmarks.experiments import append_result, read_results, synthetic_with_teacher
     from mksgn.benchmarks.prices import PJ_PER_MJ, PRESETS
+    from mksgn.benchmarks.teacher_macs import teacher_macs
     from mksgn.train.evaluate import evaluate_checkpoint
 
     data, teacher = synthetic_with_teacher(

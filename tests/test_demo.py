@@ -105,7 +105,7 @@ def test_demo_runs_lava_fixed_and_keeps_every_backends_spikes(demo) -> None:
 
 @pytest.mark.timeout(DEMO_TIMEOUT)
 def test_teacher_macs_per_layer_add_up_to_the_teacher(demo) -> None:
-    from mksgn.benchmarks.counting import onnx_macs_per_layer, teacher_macs
+    from mksgn.benchmarks.teacher_macs import onnx_macs_per_layer, teacher_macs
 
     out, summary, _, _ = demo
     layers = onnx_macs_per_layer(out / "gcn.onnx")
