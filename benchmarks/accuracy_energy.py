@@ -94,7 +94,7 @@ def summarise(results: list[dict]) -> list[str]:
 
 def plot(results: list[dict], teacher: dict | None, path: Path) -> None:
     """Top-1 against energy per sample, one marker per run, a line per (model, support)."""
-    from mksgn.benchmarks.report import new_figure
+    from mksgn.benchmarks.report_plots import new_figure
 
     figure = new_figure(7, 4.5)
     axes = figure.add_subplot()
@@ -140,9 +140,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("accuracy-energy-benchmark"))
     args = parser.parse_args()
 
-    from mksgn.benchmarks.counting import teacher_macs
     from mksgn.benchmarks.experiments import append_result, read_results, synthetic_with_teacher
     from mksgn.benchmarks.prices import PJ_PER_MJ, PRESETS
+    from mksgn.benchmarks.teacher_macs import teacher_macs
     from mksgn.train.evaluate import evaluate_checkpoint
 
     data, teacher = synthetic_with_teacher(

@@ -66,14 +66,11 @@ def agreement(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> di
 
 def run_demo(out: Path, size: DemoSize, echo: Callable[[str], None]) -> dict[str, object]:
     """Run every stage into `out`; return (and write to out/summary.json) the summary."""
-    from mksgn.benchmarks.counting import (
-        count_operations,
-        onnx_macs_per_layer,
-        required_records,
-    )
+    from mksgn.benchmarks.counting import count_operations, required_records
     from mksgn.benchmarks.energy import build_report
     from mksgn.benchmarks.prices import DEFAULT_PRESET, PRESETS
     from mksgn.benchmarks.report import write_report
+    from mksgn.benchmarks.teacher_macs import onnx_macs_per_layer
     from mksgn.convert.artifact import convert_nir
     from mksgn.convert.export import export_checkpoint
     from mksgn.convert.nir_io import read_nir

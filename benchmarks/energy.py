@@ -38,10 +38,8 @@ from mksgn.benchmarks.counting import (
     GraphCount,
     LayerCount,
     average_counts,
-    check_teacher_task,
     merge_counts,
     run_and_count,
-    teacher_macs,
 )
 from mksgn.benchmarks.prices import (
     DEFAULT_PRESET,
@@ -51,6 +49,7 @@ from mksgn.benchmarks.prices import (
     EnergyPreset,
     resolve_preset,
 )
+from mksgn.benchmarks.teacher_macs import check_teacher_task, teacher_macs
 from mksgn.diagnostics import silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.shard import Shard

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m mksgn.benchmarks.reliability [--long] [--json]
 
-- fuzz: mutated files per reader (benchmarks/support/fuzz.py) and how each ended (ok / Error / defect);
+- fuzz: mutated files per reader (benchmarks/support/fuzz/) and how each ended (ok / Error / defect);
 - faults: a Lava process SIGKILLed during start-up (3 times; 20 with --long) and mid-run, SIGTERM
   during simulate, SIGINT during data prepare, a full disk and a read-only folder (tmpfs mounts
   when run as root); each must end with the expected exit code and leave no output, temporary,
@@ -31,7 +31,8 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from mksgn.benchmarks.support import fuzz
+from mksgn.benchmarks.support.fuzz.runner import fuzz_all, summary_rows
+from mksgn.benchmarks.support.fuzz.seeds import nir_graphs
 from mksgn.benchmarks.support.process_probes import (
     descendants,
     first_lava_process_model,
@@ -76,7 +77,7 @@ def measure_memory(work: Path, sizes: dict) -> list[dict[str, object]]:
     """Peak RSS of a long simulate (snntorch) and of data prepare, at two sizes each."""
     rows = []
     graph, out = work / "conv.nir", work / "out.npz"
-    nir.write(graph, fuzz.nir_graphs()[1])
+    nir.write(graph, nir_graphs()[1])
     for samples in sizes["simulate"]:
         inputs = work / f"x{samples}.npy"
         rng = np.random.default_rng(0)
@@ -126,7 +127,7 @@ def fault_lava(work: Path, kind: str, delay_s: float = 0.0) -> dict[str, object]
     """SIGKILL a Lava process model mid-run, or the first one `delay_s` after it appears (during
     Lava's start-up), or SIGTERM the command mid-run, during `simulate --out`."""
     graph, inputs, out = work / "dense.nir", work / "long.npy", work / "out.npz"
-    nir.write(graph, fuzz.nir_graphs()[0])
+    nir.write(graph, nir_graphs()[0])
     np.save(inputs, np.ones((20_000, 4, 4), dtype=np.float32))
     before = shm_segments()
     args = ["simulate", str(graph), "--input", str(inputs), "--backend", "lava-float"]
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         if "fuzz" not in args.skip:
             started = time.perf_counter()
-            summary["fuzz"] = fuzz.summary_rows(fuzz.fuzz_all(sizes["cases"], work / "fuzz"))
+            summary["fuzz"] = summary_rows(fuzz_all(sizes["cases"], work / "fuzz"))
             summary["fuzz_seconds"] = round(time.perf_counter() - started)
         if "faults" not in args.skip:
             (work / "faults").mkdir()

@@ -19,14 +19,9 @@ import numpy as np
 
 from mksgn import run_files
 from mksgn.atomic import atomic_directory, current_umask
-from mksgn.benchmarks.report import (
-    loihi2_markdown,
-    new_figure,
-    percent,
-    read_json,
-    report_destination,
-    table,
-)
+from mksgn.benchmarks.report import read_json, report_destination
+from mksgn.benchmarks.report_markdown import loihi2_markdown, percent, table
+from mksgn.benchmarks.report_plots import new_figure
 from mksgn.errors import MksgnError
 from mksgn.targets.simulate import RUN_KEY
 from mksgn.train.history import read_history

@@ -16,12 +16,11 @@ from torch.nn import functional as F
 
 from mksgn.benchmarks.counting import (
     count_operations,
-    onnx_macs_per_sample,
     required_records,
     run_and_count,
     synapse_fanout,
-    teacher_macs,
 )
+from mksgn.benchmarks.teacher_macs import onnx_macs_per_sample, teacher_macs
 from mksgn.errors import MksgnError
 from mksgn.train.checkpoint import save_checkpoint
 from mksgn.train.models import build_model

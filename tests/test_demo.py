@@ -14,7 +14,7 @@ import pytest
 from cli_runner import run
 
 from mksgn.benchmarks.demo import DemoSize, run_demo
-from mksgn.benchmarks.report import PLOTS
+from mksgn.benchmarks.report_markdown import PLOTS
 from mksgn.processes import processes_where
 
 SMALLEST = DemoSize(
@@ -105,7 +105,7 @@ def test_demo_runs_lava_fixed_and_keeps_every_backends_spikes(demo) -> None:
 
 @pytest.mark.timeout(DEMO_TIMEOUT)
 def test_teacher_macs_per_layer_add_up_to_the_teacher(demo) -> None:
-    from mksgn.benchmarks.counting import onnx_macs_per_layer, teacher_macs
+    from mksgn.benchmarks.teacher_macs import onnx_macs_per_layer, teacher_macs
 
     out, summary, _, _ = demo
     layers = onnx_macs_per_layer(out / "gcn.onnx")

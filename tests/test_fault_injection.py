@@ -26,7 +26,7 @@ from process_helpers import (
     wait_until,
 )
 
-from mksgn.benchmarks.support import fuzz
+from mksgn.benchmarks.support.fuzz.seeds import nir_graphs
 from mksgn.benchmarks.support.process_probes import (
     descendants,
     first_lava_process_model,
@@ -44,7 +44,7 @@ KILL_TO_EXIT_S = 30  # a killed Lava process must end the command within this (w
 @pytest.fixture
 def dense_graph(tmp_path: Path) -> Path:
     """Input(4) -> Affine -> LIF -> Output, and a long input for it: minutes of Lava steps."""
-    nir.write(tmp_path / "g.nir", fuzz.nir_graphs()[0])
+    nir.write(tmp_path / "g.nir", nir_graphs()[0])
     np.save(tmp_path / "x.npy", np.ones((20_000, 4, 4), dtype=np.float32))
     return tmp_path / "g.nir"
 
@@ -233,7 +233,7 @@ def test_signal_while_convert_writes_leaves_no_artifact(
     from mksgn.convert import artifact
 
     graph = tmp_path / "g.nir"
-    nir.write(graph, fuzz.nir_graphs()[1])
+    nir.write(graph, nir_graphs()[1])
     real_dumps = json.dumps
 
     def dumps_then_signal(*args, **kwargs):
@@ -252,7 +252,7 @@ def test_signal_while_convert_writes_leaves_no_artifact(
 def output_commands(tmp_path: Path, folder: Path) -> dict[str, tuple[list[str], Path]]:
     """Commands writing into `folder`, with the output each one names in its error."""
     graph = tmp_path / "g.nir"
-    nir.write(graph, fuzz.nir_graphs()[1])
+    nir.write(graph, nir_graphs()[1])
     noise = np.random.default_rng(0).normal(0, 10, (600, 3, 2, 6))  # incompressible output
     np.save(tmp_path / "x.npy", noise.astype(np.float32))
     return {

@@ -1,5 +1,5 @@
 """Fuzzed readers of untrusted files: every mutated file ends in success or MksgnError, within a
-time limit and without memory sized by a number read from the file (benchmarks/support/fuzz.py).
+time limit and without memory sized by a number read from the file (benchmarks/support/fuzz/).
 
 The normal suite draws EXAMPLES mutations per reader; `python -m mksgn.benchmarks.reliability
 --long` runs thousands. Below the property tests, each hole fuzzing found has its own test.
@@ -23,7 +23,12 @@ from cli_runner import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mksgn.benchmarks.support import fuzz
+from mksgn.benchmarks.support.fuzz.cases import ERROR, MEMORY_LIMIT_BYTES, OK, run_case
+from mksgn.benchmarks.support.fuzz.encoding import npy_with_header, split_npy
+from mksgn.benchmarks.support.fuzz.mutators import flip
+from mksgn.benchmarks.support.fuzz.runner import mutate
+from mksgn.benchmarks.support.fuzz.seeds import INPUT_GRAPH_INDEX, lif, nir_graphs, pyskl_content
+from mksgn.benchmarks.support.fuzz.targets import CHECKPOINT, INPUT, NIR, NPZ, TARGETS, Target
 from mksgn.errors import MksgnError
 from mksgn.isolation import call_in_child
 from mksgn.train.data.safe_pickle import load_pickle
@@ -41,34 +46,34 @@ FUZZ_SETTINGS = settings(
 def seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[bytes]]:
     """Valid seed files of every target, written once."""
     root = tmp_path_factory.mktemp("seeds")
-    return {t.name: t.make_seeds(root / t.name.replace(" ", "_")) for t in fuzz.TARGETS}
+    return {t.name: t.make_seeds(root / t.name.replace(" ", "_")) for t in TARGETS}
 
 
-def steps_for(target: fuzz.Target) -> st.SearchStrategy:
+def steps_for(target: Target) -> st.SearchStrategy:
     """1-3 (mutation name, choice) pairs for a target."""
     step = st.tuples(st.sampled_from(sorted(target.mutations)), st.integers(0, 2**31 - 1))
     return st.lists(step, min_size=1, max_size=3)
 
 
-def check_target(target: fuzz.Target, seeds: list[bytes], data, work: Path) -> None:
+def check_target(target: Target, seeds: list[bytes], data, work: Path) -> None:
     """One drawn case: it ends ok or with MksgnError, in time, in bounded memory."""
     seed = seeds[data.draw(st.integers(0, len(seeds) - 1), label="seed")]
     steps = data.draw(steps_for(target), label="steps")
-    path = target.write_case(work / "case", fuzz.mutate(target, seed, steps))
-    outcome = fuzz.run_case(target.parse, path, timeout_s=30)
-    assert outcome.kind in (fuzz.OK, fuzz.ERROR), f"{steps}: {outcome}"
+    path = target.write_case(work / "case", mutate(target, seed, steps))
+    outcome = run_case(target.parse, path, timeout_s=30)
+    assert outcome.kind in (OK, ERROR), f"{steps}: {outcome}"
 
 
-@pytest.mark.parametrize("target", fuzz.TARGETS, ids=lambda t: t.name)
-def test_seeds_parse(target: fuzz.Target, seeds, tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
+def test_seeds_parse(target: Target, seeds, tmp_path: Path) -> None:
     """The unmutated seeds are valid files: fuzzing starts from inputs that get deep."""
     for seed in seeds[target.name]:
         path = target.write_case(tmp_path / "case", seed)
-        assert fuzz.run_case(target.parse, path).kind == fuzz.OK
+        assert run_case(target.parse, path).kind == OK
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("target", fuzz.TARGETS, ids=lambda t: t.name)
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
 @FUZZ_SETTINGS
 @given(data=st.data())
 def test_mutated_files_end_in_success_or_error(target, seeds, tmp_path: Path, data) -> None:
@@ -82,7 +87,7 @@ def test_a_defect_is_classified(tmp_path: Path) -> None:
         raise IndexError("boom")
 
     def allocate(_path: Path) -> np.ndarray:
-        return np.ones(fuzz.MEMORY_LIMIT_BYTES // 4, dtype=np.float64)
+        return np.ones(MEMORY_LIMIT_BYTES // 4, dtype=np.float64)
 
     def hang(_path: Path) -> None:
         while True:
@@ -91,10 +96,10 @@ def test_a_defect_is_classified(tmp_path: Path) -> None:
     def warn(_path: Path) -> None:
         np.float64(1.0) / np.float64(0.0)  # numpy's RuntimeWarning: printed ahead of any result
 
-    assert fuzz.run_case(crash, tmp_path).kind == "crash"
-    assert fuzz.run_case(allocate, tmp_path).kind == "memory"
-    assert fuzz.run_case(hang, tmp_path, timeout_s=0.2).kind == "hang"
-    assert fuzz.run_case(warn, tmp_path).kind == "warning"
+    assert run_case(crash, tmp_path).kind == "crash"
+    assert run_case(allocate, tmp_path).kind == "memory"
+    assert run_case(hang, tmp_path, timeout_s=0.2).kind == "hang"
+    assert run_case(warn, tmp_path).kind == "warning"
 
     # The same inside a child, where read_nir reads: the harness must still see them.
     def allocate_in_child(path: Path) -> int:
@@ -103,13 +108,13 @@ def test_a_defect_is_classified(tmp_path: Path) -> None:
     def warn_in_child(path: Path) -> None:
         call_in_child(warn, path, timeout_s=30)
 
-    assert fuzz.run_case(allocate_in_child, tmp_path).kind == "memory"
-    assert fuzz.run_case(warn_in_child, tmp_path).kind == "warning"
+    assert run_case(allocate_in_child, tmp_path).kind == "memory"
+    assert run_case(warn_in_child, tmp_path).kind == "warning"
 
     def allocate_with_torch(_path: Path) -> int:  # torch's allocator: invisible to tracemalloc
-        return int(torch.ones(fuzz.MEMORY_LIMIT_BYTES // 4 + 2**20).sum())
+        return int(torch.ones(MEMORY_LIMIT_BYTES // 4 + 2**20).sum())
 
-    assert fuzz.run_case(allocate_with_torch, tmp_path).kind == "memory"
+    assert run_case(allocate_with_torch, tmp_path).kind == "memory"
 
 
 # ------------------------------------------------------------------- holes fuzzing found
@@ -205,7 +210,7 @@ def test_absurd_label_in_npz_and_pyskl(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", x_train=x, y_train=labels, x_test=x, y_test=labels)
     with pytest.raises(MksgnError, match="classes"):
         open_dataset(tmp_path / "d.npz")
-    content = fuzz.pyskl_content(0)
+    content = pyskl_content(0)
     content["annotations"][0]["label"] = 10**12
     (tmp_path / "p.pkl").write_bytes(pickle.dumps(content))
     with pytest.raises(MksgnError, match="classes"):
@@ -215,9 +220,9 @@ def test_absurd_label_in_npz_and_pyskl(tmp_path: Path) -> None:
 def test_input_array_with_a_huge_declared_shape_is_not_allocated(tmp_path: Path) -> None:
     from mksgn.targets.inputs import array_inputs
 
-    graph = fuzz.nir_graphs()[fuzz.INPUT_GRAPH_INDEX]
+    graph = nir_graphs()[INPUT_GRAPH_INDEX]
     path = tmp_path / "x.npy"
-    path.write_bytes(fuzz.npy_with_header("<f4", (10**9, 3, 2, 6), False, b"\0" * 4096))
+    path.write_bytes(npy_with_header("<f4", (10**9, 3, 2, 6), False, b"\0" * 4096))
     assert peak_bytes_of(array_inputs, path, graph) < 1 << 20
     np.save(path, np.full((1, 3, 2, 6), 1e300))  # finite in float64, infinite in float32
     with pytest.raises(MksgnError, match="beyond float32"):
@@ -262,7 +267,7 @@ def replace(name: str, value: object):
 def test_nir_parameters_are_checked(tmp_path: Path, graph_index, change, message) -> None:
     from mksgn.convert.artifact import convert_nir
 
-    path = nir_file(tmp_path, fuzz.nir_graphs()[graph_index], change)
+    path = nir_file(tmp_path, nir_graphs()[graph_index], change)
     with pytest.raises(MksgnError, match=message):
         convert_nir(path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -282,7 +287,7 @@ def test_broadcast_neuron_parameters_do_not_size_a_dense_basis(tmp_path: Path) -
             "pool": nir.SumPool2d(
                 kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])
             ),
-            "lif": fuzz._lif((1,)),
+            "lif": lif((1,)),
             "output": nir.Output(output_type=np.array([1, size // 2, size // 2])),
         },
         edges=[("input", "pool"), ("pool", "lif"), ("lif", "output")],
@@ -310,7 +315,7 @@ def test_delay_of_a_billion_steps_is_refused(tmp_path: Path) -> None:
             "input": nir.Input(input_type=np.array([3])),
             "fc": nir.Affine(weight=np.eye(3), bias=np.zeros(3)),
             "delay": nir.Delay(delay=np.full(3, 1e5)),  # 10**9 steps of dt = 1e-4
-            "lif": fuzz._lif((3,)),
+            "lif": lif((3,)),
             "output": nir.Output(output_type=np.array([3])),
         },
         edges=[("input", "fc"), ("fc", "delay"), ("delay", "lif"), ("lif", "output")],
@@ -338,13 +343,11 @@ def test_cli_on_fuzzed_files_prints_one_error_line(seeds, tmp_path: Path, capsys
     """`data inspect`, `convert`, `simulate --input` and `export` on mutated files: exit 0, or
     exit 1 with one `Error:` line that is not the catch-all for unforeseen exceptions."""
     kind = data.draw(st.sampled_from(["inspect", "convert", "input", "export"]), label="command")
-    target = {"inspect": fuzz.NPZ, "convert": fuzz.NIR, "input": fuzz.INPUT,
-              "export": fuzz.CHECKPOINT}[kind]  # fmt: skip
+    target = {"inspect": NPZ, "convert": NIR, "input": INPUT,
+              "export": CHECKPOINT}[kind]  # fmt: skip
     seed_list = seeds[target.name]
     seed = seed_list[data.draw(st.integers(0, len(seed_list) - 1), label="seed")]
-    path = target.write_case(
-        tmp_path / "case", fuzz.mutate(target, seed, data.draw(steps_for(target)))
-    )
+    path = target.write_case(tmp_path / "case", mutate(target, seed, data.draw(steps_for(target))))
     if kind == "inspect":
         args = ["data", "inspect", str(path)]
     elif kind == "convert":
@@ -353,7 +356,7 @@ def test_cli_on_fuzzed_files_prints_one_error_line(seeds, tmp_path: Path, capsys
         args = ["export", str(path), "--nir", str(tmp_path / "case" / "student.nir")]
     else:
         graph = tmp_path / "case" / "g.nir"
-        nir.write(graph, fuzz.nir_graphs()[fuzz.INPUT_GRAPH_INDEX])
+        nir.write(graph, nir_graphs()[INPUT_GRAPH_INDEX])
         args = ["simulate", str(graph), "--input", str(path), "--backend", "snntorch"]
     capsys.readouterr()
     code = run(args)
@@ -369,7 +372,7 @@ def test_nir_conv_with_stride_zero_prints_only_the_error(tmp_path: Path, capsys,
     import h5py
 
     path = tmp_path / "g.nir"
-    nir.write(path, fuzz.nir_graphs()[fuzz.INPUT_GRAPH_INDEX])
+    nir.write(path, nir_graphs()[INPUT_GRAPH_INDEX])
     with h5py.File(path, "r+") as handle:
         conv = handle["node"]["nodes"]["conv"]
         stride = conv["stride"][()]
@@ -391,7 +394,7 @@ def test_nir_file_that_hangs_libhdf5_is_an_error(seeds, tmp_path: Path, monkeypa
     from mksgn.processes import alive, processes_where
 
     path = tmp_path / "flipped.nir"
-    path.write_bytes(fuzz.flip(seeds["nir"][1], 858043778))
+    path.write_bytes(flip(seeds["nir"][1], 858043778))
     monkeypatch.setattr(nir_io, "NIR_READ_TIMEOUT_S", 2.0)
     children_before = alive(set(processes_where("ppid", os.getpid())))
     capsys.readouterr()
@@ -408,15 +411,15 @@ def test_damaged_checkpoint_prints_no_torch_warning(seeds, tmp_path: Path) -> No
     """A flipped pickle byte led torch.load through TypedStorage, whose deprecation warning then
     printed ahead of the Error line (checkpoint fuzzing, case 377 of seed 0)."""
     steps = [("pickle_flip", 1916236790), ("record", 1334611013), ("drop", 844285401)]
-    data = fuzz.mutate(fuzz.CHECKPOINT, seeds["checkpoint"][1], steps)  # the GCN's
-    path = fuzz.CHECKPOINT.write_case(tmp_path / "case", data)
-    assert fuzz.run_case(fuzz.CHECKPOINT.parse, path).kind in (fuzz.OK, fuzz.ERROR)
+    data = mutate(CHECKPOINT, seeds["checkpoint"][1], steps)  # the GCN's
+    path = CHECKPOINT.write_case(tmp_path / "case", data)
+    assert run_case(CHECKPOINT.parse, path).kind in (OK, ERROR)
 
 
 def test_npy_helpers_round_trip() -> None:
     """npy_with_header writes what split_npy reads back."""
-    raw = fuzz.npy_with_header("<f4", (2, 3), False, np.arange(6, dtype="<f4").tobytes())
-    header, payload = fuzz.split_npy(raw)
+    raw = npy_with_header("<f4", (2, 3), False, np.arange(6, dtype="<f4").tobytes())
+    header, payload = split_npy(raw)
     assert header["shape"] == (2, 3) and len(payload) == 24
     np.testing.assert_array_equal(np.load(io.BytesIO(raw)), np.arange(6).reshape(2, 3))
 
@@ -434,7 +437,7 @@ def test_conv_geometry_counts_are_checked_in_one_line(tmp_path: Path, field, val
     broadcast error or int() of an array; an array value printed over many lines."""
     from mksgn.convert.nir_io import validate_graph
 
-    graph = fuzz.nir_graphs()[fuzz.INPUT_GRAPH_INDEX]
+    graph = nir_graphs()[INPUT_GRAPH_INDEX]
     setattr(graph.nodes["conv"], field, value)
     with pytest.raises(MksgnError, match=message) as raised:
         validate_graph(graph, where="g.nir")
@@ -453,7 +456,7 @@ def test_a_one_value_neuron_takes_the_shape_it_receives(tmp_path: Path) -> None:
     from mksgn.targets.emulator import EmulatorTarget
     from mksgn.targets.reference import ReferenceTarget
 
-    graph = fuzz.nir_graphs()[2]  # input -> conv -> cuba -> pool -> lif -> output
+    graph = nir_graphs()[2]  # input -> conv -> cuba -> pool -> lif -> output
     cuba = graph.nodes["cuba"]
     for field in ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"):
         setattr(cuba, field, np.asarray(getattr(cuba, field)).ravel()[:1])
