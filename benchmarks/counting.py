@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from mksgn.convert.nir_graph import FlatGraph, back_edges, flatten_graph
-from mksgn.convert.nir_io import BINARY_TYPES, NEURON_TYPES, SPIKING_TYPES, flatten_output_shape
+from mksgn.convert.nir_nodes import BINARY_TYPES, NEURON_TYPES, SPIKING_TYPES
+from mksgn.convert.nir_validation import flatten_output_shape
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 

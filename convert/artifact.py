@@ -90,7 +90,9 @@ def convert_nir(
     DEFAULT_INPUT_RANGE), measured on the data `calibration` names, and stored with the graph.
     An existing DIR is replaced only with `force`, and only if it is an artifact of this command
     (or empty): its whole tree is removed."""
-    from mksgn.convert.nir_io import DEFAULT_DT, read_nir, validate_graph
+    from mksgn.convert.nir_io import read_nir
+    from mksgn.convert.nir_nodes import DEFAULT_DT
+    from mksgn.convert.nir_validation import validate_graph
 
     dt = DEFAULT_DT if dt is None else dt
     model = Path(model)
@@ -167,7 +169,8 @@ def read_manifest(folder: Path) -> dict:
 
 def read_artifact(folder: str | os.PathLike[str]) -> Artifact:
     """The network a converted folder stores, after checking every file against its checksum."""
-    from mksgn.convert.nir_io import DEFAULT_DT, read_nir
+    from mksgn.convert.nir_io import read_nir
+    from mksgn.convert.nir_nodes import DEFAULT_DT
 
     folder = Path(folder)
     manifest = read_manifest(folder)

@@ -9,7 +9,7 @@ matrix with the same weights in Lava's flat order. Lava Dense/Conv/Sparse delive
 step later; every population gets a pipeline depth (the Lava step on which it handles
 NIR step 0) and identity Dense hops are inserted where paths of unequal depth meet.
 
-build_plan runs named steps: nir_io.validate_graph (every node's shape), Lowering.of (nested
+build_plan runs named steps: nir_validation.validate_graph (every node's shape), Lowering.of (nested
 graphs inlined, what Lava cannot run refused), Lowering.populations, Lowering.synapses, and
 assign_depths.
 """
@@ -45,14 +45,14 @@ from mksgn.convert.linear_nodes import (
     uniform,
 )
 from mksgn.convert.nir_graph import back_edges, flatten_graph
-from mksgn.convert.nir_io import (
+from mksgn.convert.nir_nodes import (
     DEFAULT_DT,
     LINEAR_TYPES,
     MAX_DELAY_STEPS,
     NEURON_TYPES,
     SPIKING_TYPES,
-    validate_graph,
 )
+from mksgn.convert.nir_validation import validate_graph
 from mksgn.errors import MksgnError
 
 # ---------------------------------------------------------------------------- lowering
@@ -181,7 +181,7 @@ def build_plan(
 @dataclasses.dataclass
 class Lowering:
     """A validated NIR graph as the lowering sees it: nested graphs inlined, every node's shape
-    (from nir_io.validate_graph), its predecessors, and the edges that close cycles."""
+    (from nir_validation.validate_graph), its predecessors, and the edges that close cycles."""
 
     nodes: dict[str, nir.NIRNode]
     edges: list[tuple[str, str]]

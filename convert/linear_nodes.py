@@ -7,7 +7,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 
-from mksgn.convert.nir_io import flatten_output_shape
+from mksgn.convert.nir_validation import flatten_output_shape
 from mksgn.errors import MksgnError
 
 

@@ -26,7 +26,9 @@ from mksgn.convert.folding import (
     fold_readout,
     fold_student,
 )
-from mksgn.convert.nir_io import DEFAULT_DT, read_nir, validate_graph
+from mksgn.convert.nir_io import read_nir
+from mksgn.convert.nir_nodes import DEFAULT_DT
+from mksgn.convert.nir_validation import validate_graph
 from mksgn.errors import MksgnError
 from mksgn.train.models.layers import GraphConv, SpikingLayer, TemporalConv
 from mksgn.train.models.sgn import BaseSGN, SpikingBlock

@@ -35,7 +35,7 @@ from mksgn.convert.artifact import Artifact
 from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan, conv_taps, max_row_sum
 from mksgn.convert.loihi2 import ACTIVATION_SHIFT, DECAY_SHIFT, GRADED_MAX, INT32_MAX, STATE_LIMIT
-from mksgn.convert.nir_io import DEFAULT_DT
+from mksgn.convert.nir_nodes import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 from mksgn.targets.emulator_products import ConvKernel, CsrMatrix, DenseMatrix

@@ -13,7 +13,8 @@ import nir
 import numpy as np
 
 from mksgn import run_files
-from mksgn.convert.nir_io import input_shape, read_nir
+from mksgn.convert.nir_io import read_nir
+from mksgn.convert.nir_validation import input_shape
 from mksgn.errors import MksgnError
 from mksgn.train.data.formats import map_npy
 from mksgn.train.data.layout import NTU_25, SkeletonLayout

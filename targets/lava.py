@@ -27,7 +27,7 @@ import numpy as np
 from mksgn.convert.artifact import Artifact
 from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan
-from mksgn.convert.nir_io import DEFAULT_DT
+from mksgn.convert.nir_nodes import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.lifetime import wait_until_orphaned
 from mksgn.processes import alive, mapped_shm, processes_where, shm_segments

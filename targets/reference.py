@@ -18,14 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from mksgn.convert.nir_graph import FlatGraph, back_edges, flatten_graph
-from mksgn.convert.nir_io import (
-    DEFAULT_DT,
-    MAX_DELAY_STEPS,
-    SUPPORTED_NAMES,
-    input_shape,
-    node_error,
-    validate_graph,
-)
+from mksgn.convert.nir_nodes import DEFAULT_DT, MAX_DELAY_STEPS, SUPPORTED_NAMES
+from mksgn.convert.nir_validation import input_shape, node_error, validate_graph
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 

@@ -12,7 +12,7 @@ import nir
 import numpy as np
 
 from mksgn.atomic import atomic_savez, check_writable
-from mksgn.convert.nir_io import BINARY_TYPES
+from mksgn.convert.nir_nodes import BINARY_TYPES
 from mksgn.diagnostics import output_warnings, silent_layer_warnings
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult, Target

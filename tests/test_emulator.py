@@ -20,7 +20,7 @@ from test_lava_graph import cuba, lif
 from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan
 from mksgn.convert.nir_export import student_to_nir
-from mksgn.convert.nir_io import SPIKING_TYPES
+from mksgn.convert.nir_nodes import SPIKING_TYPES
 from mksgn.errors import MksgnError
 from mksgn.targets.emulator import (
     DEFAULT_BATCH_SIZE,

@@ -435,7 +435,7 @@ def test_npy_helpers_round_trip() -> None:
 def test_conv_geometry_counts_are_checked_in_one_line(tmp_path: Path, field, value, message):
     """Found by the long fuzz run: two paddings or two groups on a Conv1d reached numpy's
     broadcast error or int() of an array; an array value printed over many lines."""
-    from mksgn.convert.nir_io import validate_graph
+    from mksgn.convert.nir_validation import validate_graph
 
     graph = nir_graphs()[INPUT_GRAPH_INDEX]
     setattr(graph.nodes["conv"], field, value)
@@ -452,7 +452,8 @@ def test_a_one_value_neuron_takes_the_shape_it_receives(tmp_path: Path) -> None:
     reference."""
     from mksgn.convert.artifact import PLAN_FILE, convert_nir
     from mksgn.convert.lava_plan import load_plan
-    from mksgn.convert.nir_io import input_shape, read_nir, validate_graph
+    from mksgn.convert.nir_io import read_nir
+    from mksgn.convert.nir_validation import input_shape, validate_graph
     from mksgn.targets.emulator import EmulatorTarget
     from mksgn.targets.reference import ReferenceTarget
 

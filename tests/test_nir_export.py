@@ -25,7 +25,8 @@ from model_fixtures import (
 )
 
 from mksgn.convert.nir_export import check_same_graph, student_to_nir, write_nir
-from mksgn.convert.nir_io import read_nir, validate_graph
+from mksgn.convert.nir_io import read_nir
+from mksgn.convert.nir_validation import validate_graph
 from mksgn.convert.onnx_export import teacher_to_onnx
 from mksgn.errors import MksgnError
 from mksgn.targets.reference import ReferenceTarget

@@ -8,7 +8,7 @@ import pytest
 from model_fixtures import joints, node_major_input, spiking_student
 
 from mksgn.convert.nir_export import student_to_nir
-from mksgn.convert.nir_io import SPIKING_TYPES
+from mksgn.convert.nir_nodes import SPIKING_TYPES
 from mksgn.targets.lava import LavaTarget
 from mksgn.targets.reference import ReferenceTarget
 
