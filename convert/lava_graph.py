@@ -405,16 +405,17 @@ def lower_path(
     conv_lowering: str = "auto",
 ) -> Synapse:
     """One Lava synapse for a linear path, with the target's input gain folded into it."""
-    source_shape = shapes[path.source]
-    arriving = shapes[path.nodes[-1]] if path.nodes else source_shape
-    if tuple(arriving) != tuple(target.nir_shape):
-        raise MksgnError(
-            f"node '{target.name}' has parameters shaped {target.nir_shape} but receives "
-            f"{arriving} from '{path.source}'; the Lava converter needs one value per neuron"
-        )
-    graded = path.source == input_name
+    source_shape = shapes[path.source]  # validate_graph made what arrives fit the target
     weighted = [n for n in path.nodes if not isinstance(nodes[n], (nir.Flatten, nir.Delay))]
     name = "+".join(path.nodes)
+    ends = dict(
+        name=name,
+        source=path.source,
+        target=target.name,
+        graded=path.source == input_name,
+        extra_hops=path.delay_steps,
+        back_edge=path.back_edge,
+    )
     convs = (nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
     if (
         len(weighted) == 1
@@ -435,12 +436,9 @@ def lower_path(
         # Lava's Conv is a true convolution over (W, H, C): flip the kernel, swap to (W, H).
         lava_weight = weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).copy()
         synapse = Synapse(
-            name=name,
-            source=path.source,
-            target=target.name,
+            **ends,
             kind="conv",
             weight=lava_weight,
-            graded=graded,
             conv=dict(
                 input_shape=lava_shape(source_shape),
                 stride=geo["stride"][::-1],
@@ -448,8 +446,6 @@ def lower_path(
                 dilation=geo["dilation"][::-1],
                 groups=groups,
             ),
-            extra_hops=path.delay_steps,
-            back_edge=path.back_edge,
         )
         synapse.nonzeros = conv_nonzeros(lava_weight, synapse.conv, target.lava_shape)
         as_sparse = synapse.nonzeros * SECONDS_PER_SPARSE_NONZERO
@@ -465,16 +461,7 @@ def lower_path(
     matrix = path_matrix(path, nodes, shapes, source_shape)
     matrix = matrix * gain.reshape(-1, 1)
     matrix = matrix[lava_order(target.nir_shape)][:, lava_order(source_shape)]
-    return Synapse(
-        name=name,
-        source=path.source,
-        target=target.name,
-        kind="dense",
-        weight=matrix,
-        graded=graded,
-        extra_hops=path.delay_steps,
-        back_edge=path.back_edge,
-    )
+    return Synapse(**ends, kind="dense", weight=matrix)
 
 
 def shapes_before(path: Path, nodes: dict, shapes: dict, node_name: str) -> tuple[int, ...]:
