@@ -12,12 +12,10 @@ not repeated; the plot OUT/accuracy_energy.png is redrawn from all of them.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import shutil
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from mksgn import run_files
@@ -140,7 +138,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("accuracy-energy-benchmark"))
     args = parser.parse_args()
 
-    from mksgn.benchmarks.experiments import append_result, read_results, synthetic_with_teacher
+    from mksgn.benchmarks.experiments import read_results, run_logged, synthetic_with_teacher
     from mksgn.benchmarks.prices import PJ_PER_MJ, PRESETS
     from mksgn.benchmarks.teacher_macs import teacher_macs
     from mksgn.train.evaluate import evaluate_checkpoint
@@ -170,23 +168,21 @@ def main() -> None:
         for seed in args.seeds
     ]
     todo = [job for job in jobs if job_key(job) not in finished]
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        futures = {
-            pool.submit(
-                run_one,
+    calls = [
+        (
+            job,
+            run_one,
+            (
                 str(data),
                 str(teacher),
                 job,
-                str(args.out / "-".join(str(v) for v in job_key(job))),
+                str(args.out / "-".join(map(str, job_key(job)))),
                 os.getpid(),
-            ): job
-            for job in todo
-        }
-        for future in as_completed(futures):
-            record = {**futures[future], **future.result()}
-            append_result(log, record)
-            done.append(record)
+            ),
+        )
+        for job in todo
+    ]
+    run_logged(log, done, calls, args.jobs)
     wanted = {job_key(job) for job in jobs}
     results = [r for r in done if job_key(r) in wanted]
     print(

@@ -13,16 +13,14 @@ OUT/demo_seeds.md (mean ± standard deviation over the seeds, and the gaps the R
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 from mksgn import run_files
-from mksgn.atomic import atomic_open
 from mksgn.benchmarks.demo import FULL, QUICK
-from mksgn.benchmarks.experiments import TRIO, TRIO_TITLES, spread, train_trio
+from mksgn.benchmarks.experiments import TRIO, TRIO_TITLES, spread, train_trio, write_summary
 
 
 def seed_energy(run: Path, data: Path, backend: str) -> dict[str, float]:
@@ -119,11 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "reused": args.reuse_runs,
         "seconds": time.perf_counter() - started,
     }
-    with atomic_open(out / "demo_seeds.json") as handle:
-        json.dump(summary, handle, indent=2, default=float)
-        handle.write("\n")
-    with atomic_open(out / "demo_seeds.md") as handle:
-        handle.write(markdown(summary))
+    write_summary(out, "demo_seeds", summary, markdown(summary))
     return summary
 
 

@@ -11,11 +11,9 @@ variant, and the difference of the means.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from mksgn import run_files
@@ -76,7 +74,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("distillation-benchmark"))
     args = parser.parse_args()
 
-    from mksgn.benchmarks.experiments import append_result, read_results, synthetic_with_teacher
+    from mksgn.benchmarks.experiments import read_results, run_logged, synthetic_with_teacher
 
     data, teacher = synthetic_with_teacher(args.out, teacher_epochs=args.teacher_epochs)
     log = args.out / "results.jsonl"
@@ -88,25 +86,22 @@ def main() -> None:
         for variant in VARIANTS
         if (variant, seed, args.epochs) not in finished
     ]
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        futures = {
-            pool.submit(
-                train_one,
+    calls = [
+        (
+            {"variant": variant, "seed": seed, "epochs": args.epochs},
+            train_one,
+            (
                 str(data),
                 str(teacher) if variant == "distilled" else None,
                 str(args.out / f"{variant}-seed{seed}-e{args.epochs}"),
                 seed,
                 args.epochs,
                 os.getpid(),
-            ): (variant, seed)
-            for variant, seed in todo
-        }
-        for future in as_completed(futures):
-            variant, seed = futures[future]
-            record = {"variant": variant, "seed": seed, "epochs": args.epochs, **future.result()}
-            append_result(log, record)
-            done.append(record)
+            ),
+        )
+        for variant, seed in todo
+    ]
+    run_logged(log, done, calls, args.jobs)
     results = [r for r in done if r["epochs"] == args.epochs and r["seed"] in args.seeds]
     print("\n".join(summarise(results)))
 

@@ -1,16 +1,20 @@
 """What the training benchmarks share: a synthetic set and its GCN teacher, made once per output
-folder, and a results log (one JSON object per line) that lets an interrupted benchmark continue
-where it stopped."""
+folder, a results log (one JSON object per line) that lets an interrupted benchmark continue
+where it stopped, and the summary each writes as JSON and Markdown."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from mksgn import run_files
+from mksgn.atomic import atomic_open
 
 TRIO = ("gcn", "base-sgn", "mk-sgn")
 TRIO_TITLES = {"gcn": "GCN teacher", "base-sgn": "Base-SGN", "mk-sgn": "MK-SGN (distilled)"}
@@ -50,6 +54,32 @@ def append_result(log: Path, record: dict) -> None:
     print(json.dumps(record), flush=True)
     with open(log, "a") as handle:
         handle.write(json.dumps(record) + "\n")
+
+
+def run_logged(
+    log: Path, done: list[dict], jobs: list[tuple[dict, Callable, tuple]], workers: int
+) -> None:
+    """Run each job (its fields, a function, its arguments) in a pool of `workers` processes
+    (forkserver: no torch state inherited); as each finishes, append {**fields, **result} to
+    the log and to `done`."""
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(function, *arguments): fields for fields, function, arguments in jobs
+        }
+        for future in as_completed(futures):
+            record = {**futures[future], **future.result()}
+            append_result(log, record)
+            done.append(record)
+
+
+def write_summary(out: Path, name: str, summary: dict, markdown: str) -> None:
+    """OUT/NAME.json (the summary) and OUT/NAME.md (its Markdown), each written atomically."""
+    with atomic_open(out / f"{name}.json") as handle:
+        json.dump(summary, handle, indent=2, default=float)
+        handle.write("\n")
+    with atomic_open(out / f"{name}.md") as handle:
+        handle.write(markdown)
 
 
 def train_trio(

@@ -16,7 +16,6 @@ spike for spike on a few test samples. Writes OUT/nw_ucla.json and OUT/nw_ucla.m
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mksgn import run_files
-from mksgn.atomic import atomic_open
-from mksgn.benchmarks.experiments import TRIO, TRIO_TITLES, spread, train_trio
+from mksgn.benchmarks.experiments import TRIO, TRIO_TITLES, spread, train_trio, write_summary
 
 # Published NW-UCLA cross-view top-1 (not measured here): the MK-SGN paper and CTR-GCN.
 PUBLISHED = {"MK-SGN (Zheng et al. 2024, spiking)": 92.3, "CTR-GCN (Chen et al. 2021)": 96.5}
@@ -162,11 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "seconds": time.perf_counter() - started,
         "reused": bool(args.reuse_runs),
     }
-    with atomic_open(out / "nw_ucla.json") as handle:
-        json.dump(summary, handle, indent=2, default=float)
-        handle.write("\n")
-    with atomic_open(out / "nw_ucla.md") as handle:
-        handle.write(markdown(summary))
+    write_summary(out, "nw_ucla", summary, markdown(summary))
     return summary
 
 
