@@ -26,22 +26,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
-import nir
 import numpy as np
 import torch
 
-from mksgn.convert.artifact import Artifact
-from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan, conv_taps, max_row_sum
 from mksgn.convert.loihi2 import ACTIVATION_SHIFT, DECAY_SHIFT, GRADED_MAX, INT32_MAX, STATE_LIMIT
-from mksgn.convert.nir_nodes import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 from mksgn.targets.emulator_products import ConvKernel, CsrMatrix, DenseMatrix
 from mksgn.targets.emulator_schedule import Block, Series, add_series, repeats, schedule
 from mksgn.targets.job import LavaJob, prepare_job
 from mksgn.targets.memory import check_fits, emulator_bytes, freed_memory_reused
+from mksgn.targets.plan_target import PlanTarget
 
 # Samples side by side: 8 ran 1.2-1.8x faster than 32 on the tiny and paper MK-SGNs (their
 # per-step arrays stay in cache; benchmarks/fast_execution.py).
@@ -88,38 +86,18 @@ def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
     return spikes
 
 
-class EmulatorTarget:
+class EmulatorTarget(PlanTarget):
     """Run a NIR graph through the LavaPlan emulator, `batch_size` samples at a time."""
 
-    def __init__(
-        self,
-        fixed_point: bool = True,
-        batch_size: int | None = None,
-        dt: float = DEFAULT_DT,
-        input_abs_max: float | None = None,
-        artifact: Artifact | None = None,
-        device: str = "cpu",
-    ) -> None:
-        """Fixed point (`loihi-emu`, equal to lava-fixed) or float (`loihi-emu-float`);
-        batch_size None takes DEFAULT_BATCH_SIZE; input_abs_max and artifact as for LavaTarget;
-        device a torch device ("cuda" where a GPU is present)."""
-        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-        if batch_size < 1:
-            raise MksgnError(f"batch size must be at least 1, got {batch_size}")
-        self.fixed_point = fixed_point
-        self.batch_size = int(batch_size)
-        self.dt = dt
-        self.input_abs_max = input_abs_max
-        self.artifact = artifact
-        self.device = device
-        self.name = "loihi-emu" if fixed_point else "loihi-emu-float"
+    names = ("loihi-emu-float", "loihi-emu")
+    default_batch_size = DEFAULT_BATCH_SIZE
 
-    def run(
-        self, graph: nir.NIRGraph, inputs: np.ndarray, record: tuple[str, ...] = ()
-    ) -> RunResult:
-        """Run `inputs` (samples, T, *input shape) in batches."""
-        plan = self.artifact.plan if self.artifact else build_plan(graph, self.dt)
-        return self.run_plan(plan, inputs, record)
+    def __init__(self, fixed_point: bool = True, device: str = "cpu", **options: Any) -> None:
+        """Fixed point (`loihi-emu`, equal to lava-fixed) or float (`loihi-emu-float`); device a
+        torch device ("cuda" where a GPU is present); the other options (batch_size, dt,
+        input_abs_max, artifact) as for PlanTarget."""
+        super().__init__(fixed_point, **options)
+        self.device = device
 
     def run_plan(
         self, plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...] = ()

@@ -20,20 +20,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-import nir
 import numpy as np
 
-from mksgn.convert.artifact import Artifact
-from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan
-from mksgn.convert.nir_nodes import DEFAULT_DT
 from mksgn.errors import MksgnError
 from mksgn.lifetime import wait_until_orphaned
 from mksgn.processes import alive, mapped_shm, processes_where, shm_segments
 from mksgn.targets.base import RunResult
 from mksgn.targets.job import LavaJob, one_after_another, prepare_job, side_by_side
 from mksgn.targets.memory import check_fits, lava_bytes
+from mksgn.targets.plan_target import PlanTarget
 
 PROGRESS_FILE = "progress.txt"  # "<steps done> <steps in all>", rewritten by the worker
 TIMING_FILE = "timing.json"  # the worker's build and run seconds
@@ -75,44 +73,23 @@ def watchdog_timeout(plan: LavaPlan, processes: int, steps: int, batch: int = 1)
     return BASE_TIMEOUT_S + WATCHDOG_MARGIN * (once + per_step * steps)
 
 
-class LavaTarget:
+class LavaTarget(PlanTarget):
     """Run a NIR graph on Lava's CPU simulator (Loihi2SimCfg), float or Loihi 2 fixed point."""
 
+    names = ("lava-float", "lava-fixed")
+    default_batch_size = DEFAULT_BATCH_SIZE
+
     def __init__(
-        self,
-        fixed_point: bool = False,
-        timeout_s: float | None = None,
-        dt: float = DEFAULT_DT,
-        input_abs_max: float | None = None,
-        batch_size: int | None = None,
-        artifact: Artifact | None = None,
+        self, fixed_point: bool = False, timeout_s: float | None = None, **options: Any
     ) -> None:
         """Choose fixed point or float; timeout_s None derives the watchdog from the work size;
-        input_abs_max fixes the input range quantisation assumes (None: that of the inputs run,
-        a shard passes the whole data's so that every shard quantises alike); batch_size is how
-        many samples one network runs side by side (None: DEFAULT_BATCH_SIZE); artifact, a
-        converted folder, supplies the plan and, in fixed point, its stored integers (the graph
-        passed to `run` is then the artifact's)."""
-        if batch_size is not None and batch_size < 1:
-            raise MksgnError(f"batch size must be at least 1, got {batch_size}")
-        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
-        self.fixed_point = fixed_point
+        the other options (batch_size, dt, input_abs_max, artifact) as for PlanTarget."""
+        super().__init__(fixed_point, **options)
         self.timeout_s = timeout_s
-        self.dt = dt
-        self.input_abs_max = input_abs_max
-        self.artifact = artifact
-        self.name = "lava-fixed" if fixed_point else "lava-float"
         self.timing = {
             "build_s": 0.0,
             "run_s": 0.0,
         }  # seconds of the last run, summed over networks
-
-    def run(
-        self, graph: nir.NIRGraph, inputs: np.ndarray, record: tuple[str, ...] = ()
-    ) -> RunResult:
-        """Stream `inputs` (samples, T, *input shape) through one built network."""
-        plan = self.artifact.plan if self.artifact else build_plan(graph, self.dt)
-        return self.run_plan(plan, inputs, record)
 
     def run_plan(
         self, plan: LavaPlan, inputs: np.ndarray, record: tuple[str, ...] = ()

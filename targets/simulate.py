@@ -54,25 +54,15 @@ def make_target(
         # sat within rounding of its threshold and 2 of 614,400 layer-1 spikes (and 400 after
         # them) differed from lava-float; in float64 every layer is identical.
         return ReferenceTarget(dtype=torch.float64)
+    options = {"batch_size": batch_size, "input_abs_max": input_abs_max, "artifact": artifact}
     if backend in ("lava-float", "lava-fixed"):
         from mksgn.targets.lava import LavaTarget
 
-        return LavaTarget(
-            fixed_point=backend == "lava-fixed",
-            timeout_s=timeout_s,
-            input_abs_max=input_abs_max,
-            batch_size=batch_size,
-            artifact=artifact,
-        )
+        return LavaTarget(backend == "lava-fixed", timeout_s, **options)
     if backend in ("loihi-emu", "loihi-emu-float"):
         from mksgn.targets.emulator import EmulatorTarget
 
-        return EmulatorTarget(
-            fixed_point=backend == "loihi-emu",
-            batch_size=batch_size,
-            input_abs_max=input_abs_max,
-            artifact=artifact,
-        )
+        return EmulatorTarget(backend == "loihi-emu", **options)
     raise MksgnError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -9,26 +9,18 @@ import nir
 import numpy as np
 import pytest
 from cli_runner import run as run_cli
+from lava.lib.dl import netx
 
 # At collection, before any test runs: importing Lava's runtime calls
 # multiprocessing.set_start_method('fork'), which raises once anything in the process has fixed
 # the start method (the first tqdm bar does, through its lock; training shows bars).
-from lava.lib.dl import netx
+from mksgn.benchmarks.support.graphs import lif
 
 
 def chain_graph() -> nir.NIRGraph:
     """Input(2, 8) -> Conv1d -> LIF -> Flatten -> Affine -> LIF -> Output."""
     rng = np.random.default_rng(0)
     shape1, shape2 = (3, 8), (4,)
-
-    def lif(shape):
-        return nir.LIF(
-            tau=np.full(shape, 2e-4),
-            r=np.full(shape, 2.0),
-            v_leak=np.zeros(shape),
-            v_threshold=np.ones(shape),
-            v_reset=np.zeros(shape),
-        )
 
     return nir.NIRGraph(
         nodes={
@@ -301,7 +293,7 @@ def test_a_folder_runs_without_lowering_the_nir_again(tmp_path: Path, monkeypatc
     def no_lowering(*_args, **_kwargs):
         raise AssertionError("the NIR graph was lowered again")
 
-    for module in ("mksgn.convert.artifact", "mksgn.targets.emulator"):
+    for module in ("mksgn.convert.artifact", "mksgn.targets.plan_target"):
         monkeypatch.setattr(f"{module}.build_plan", no_lowering)
     stored = simulate_output(folder, tmp_path / "x.npy", "loihi-emu", tmp_path / "stored.npz")
     assert stored.sum() > 0 and np.array_equal(stored, fresh)
