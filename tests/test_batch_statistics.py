@@ -31,7 +31,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def first_batch(data: Path, config, samples: int) -> torch.Tensor:
     """The first `samples` training samples with test-time sampling."""
-    split = open_split(data, "train", config, train=False)
+    split = open_split(data, "train", config)
     return next(iter(make_loader(split, samples, False, 0, 0)))
 
 

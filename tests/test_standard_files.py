@@ -54,11 +54,11 @@ def test_2d_keypoints_with_scores_are_not_rotated_in_3d(tmp_path: Path) -> None:
     from test_layouts_lava import pyskl_pickle
 
     from mksgn.train.data.dataset import SkeletonDataset
-    from mksgn.train.loading import SampledSplit
+    from mksgn.train.loading import Augmentation, SampledSplit
 
     data = pyskl_pickle(tmp_path / "coco.pkl", 17, two_d=True)
     base = SkeletonDataset(data, "train")
     assert base.planar and base.layout.name == "coco-17"
-    sampled = SampledSplit(base, frames=8, train=True)
+    sampled = SampledSplit(base, frames=8, augmentation=Augmentation())
     assert sampled.augment.rotation == 0.0
-    assert SampledSplit(SkeletonDataset(data, "train"), 8, train=False).augment is None
+    assert SampledSplit(SkeletonDataset(data, "train"), 8).augment is None

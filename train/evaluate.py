@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +45,10 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (keys as documented for `mksgn evaluate --json`)."""
+        # The JSON key is the documented "confusion_matrix"; the field keeps the short name.
         return {
-            "samples": self.samples,
-            "top1": self.top1,
-            "top5": self.top5,
-            "per_class_accuracy": self.per_class_accuracy,
-            "confusion_matrix": self.confusion,
-            "firing_rates": self.firing_rates,
-            "class_names": self.class_names,
-            "parameters": self.parameters,
-            "dense_macs_per_sample": self.dense_macs_per_sample,
-            "warnings": self.warnings,
-            "resampled_clips": self.resampled_clips,
+            "confusion_matrix" if name == "confusion" else name: value
+            for name, value in asdict(self).items()
         }
 
 
@@ -139,9 +131,7 @@ def evaluate_checkpoint(
     torch_device = resolve_device(device)
     model, config, _ = load_model(checkpoint_path)
     model_source = f"the model in {checkpoint_path}"
-    dataset = open_split(
-        data_path, split, config, False, benchmark=benchmark, model_source=model_source
-    )
+    dataset = open_split(data_path, split, config, benchmark=benchmark, model_source=model_source)
     check_data_fits(dataset, data_path, config, checkpoint_path)
     if len(dataset) == 0:
         raise MksgnError(f"{data_path}: the {split} split has no samples to evaluate")

@@ -3,6 +3,7 @@ depends only on (seed, epoch, sample index), the device, and checks that data fi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,16 @@ from mksgn.train.data.transforms import TestTransform, TrainTransform, valid_len
 from mksgn.train.models.config import ModelConfig
 
 
+@dataclass(frozen=True)
+class Augmentation:
+    """Training draws: rotation up to `rotation` radians about each axis, scaling by a factor in
+    [1 - scale, 1 + scale], from a generator seeded by (seed, epoch, sample index)."""
+
+    seed: int = 0
+    rotation: float = 0.3
+    scale: float = 0.0
+
+
 class SampledSplit(Dataset):
     """One split of a skeleton dataset with training or test sampling applied per item.
 
@@ -25,21 +36,18 @@ class SampledSplit(Dataset):
     """
 
     def __init__(
-        self,
-        base: SkeletonDataset,
-        frames: int,
-        train: bool,
-        seed: int = 0,
-        rotation: float = 0.3,
-        scale: float = 0.0,
+        self, base: SkeletonDataset, frames: int, augmentation: Augmentation | None = None
     ) -> None:
+        """Sample `base` to `frames` frames: augmented when `augmentation` is given (training),
+        else the test sampling."""
         self.base = base
-        self.train = train
-        self.seed = seed
+        self.seed = augmentation.seed if augmentation else 0
         self.epoch = 0
-        # A 3-D rotation would mix the score of 2-D keypoints into their coordinates.
-        rotation = 0.0 if base.planar else rotation
-        self.augment = TrainTransform(frames, rotation=rotation, scale=scale) if train else None
+        self.augment = None
+        if augmentation is not None:
+            # A 3-D rotation would mix the score of 2-D keypoints into their coordinates.
+            rotation = 0.0 if base.planar else augmentation.rotation
+            self.augment = TrainTransform(frames, rotation=rotation, scale=augmentation.scale)
         self.test_sampling = TestTransform(frames)
 
     @property
@@ -84,16 +92,12 @@ def open_split(
     data_path: str | Path,
     split: str,
     config: ModelConfig,
-    train: bool,
-    seed: int = 0,
-    rotation: float = 0.3,
-    scale: float = 0.0,
+    augmentation: Augmentation | None = None,
     benchmark: str | None = None,
     model_source: str = "the model",
 ) -> SampledSplit:
     """A split of the dataset at `data_path` (read with the model's skeleton layout), sampled to
-    the model's frame count (with `train`, augmented: rotation up to `rotation` radians per axis,
-    scaling by up to ±`scale`)."""
+    the model's frame count, with `augmentation`'s draws where given (training)."""
     base = SkeletonDataset(
         data_path,
         split=split,
@@ -102,7 +106,7 @@ def open_split(
         layout=config.skeleton_layout,
         layout_source=model_source,
     )
-    return SampledSplit(base, config.frames, train=train, seed=seed, rotation=rotation, scale=scale)
+    return SampledSplit(base, config.frames, augmentation)
 
 
 def count_short_clips(

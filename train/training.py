@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from mksgn.train.distributed import (
 )
 from mksgn.train.epoch import RunState, TrainingObjective, run_epoch
 from mksgn.train.history import read_history, write_history
-from mksgn.train.loading import check_data_fits, open_split, resolve_device
+from mksgn.train.loading import Augmentation, check_data_fits, open_split, resolve_device
 from mksgn.train.models import build_model
 from mksgn.train.models.config import ModelConfig
 from mksgn.train.models.cost import dense_macs_per_sample, parameter_count
@@ -61,6 +62,17 @@ def deterministic_algorithms() -> Iterator[None]:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What a run trains, on which data, distilled from which teacher, and where it writes."""
+
+    data_path: Path
+    config: ModelConfig
+    settings: TrainSettings
+    out_dir: Path
+    teacher_checkpoint: Path | None
+
+
 def train(
     data_path: str | Path,
     config: ModelConfig,
@@ -80,17 +92,9 @@ def train(
     try:
         device = resolve_device(settings.device, context.local_rank)
         with deterministic_algorithms():
-            metrics = run_training(
-                Path(data_path),
-                config,
-                settings,
-                Path(out_dir),
-                context,
-                device,
-                None if teacher_checkpoint is None else Path(teacher_checkpoint),
-                resume,
-                progress,
-            )
+            teacher = None if teacher_checkpoint is None else Path(teacher_checkpoint)
+            request = RunRequest(Path(data_path), config, settings, Path(out_dir), teacher)
+            metrics = run_training(request, context, device, resume, progress)
     except BaseException as error:
         stop_processes(context, finished=False)
         if context.distributed and peer_failure(error):
@@ -115,17 +119,14 @@ def peer_failure_error(error: BaseException, out_dir: Path) -> MksgnError:
 
 
 def run_training(
-    data_path: Path,
-    config: ModelConfig,
-    settings: TrainSettings,
-    out_dir: Path,
+    request: RunRequest,
     context: ProcessContext,
     device: torch.device,
-    teacher_checkpoint: Path | None,
     resume: bool,
     progress: bool,
 ) -> dict[str, Any]:
     """The body of `train` once the process group and device are known."""
+    settings, out_dir = request.settings, request.out_dir
     checkpoint_path = out_dir / run_files.CHECKPOINT
     checkpoint = prepare_out_dir(out_dir, resume)
     if settings.batch_size % context.world_size:
@@ -133,16 +134,18 @@ def run_training(
             f"batch size {settings.batch_size} does not split over {context.world_size} "
             "processes; use a multiple of the process count"
         )
-    state = build_run(data_path, config, settings, out_dir, context, device, teacher_checkpoint)
+    state = build_run(request, context, device)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if checkpoint is not None:
-        start_epoch = restore(state, checkpoint, teacher_checkpoint)
+        start_epoch = restore(state, checkpoint, request.teacher_checkpoint)
         history = read_history(out_dir / run_files.METRICS, start_epoch)
         if checkpoint.metrics and (not history or history[-1].get("epoch") != start_epoch):
             history.append(checkpoint.metrics)
     if context.is_main:
-        write_config_json(out_dir / run_files.CONFIG, state, data_path, teacher_checkpoint)
+        write_config_json(
+            out_dir / run_files.CONFIG, state, request.data_path, request.teacher_checkpoint
+        )
     for epoch in range(start_epoch, settings.epochs):
         metrics = run_epoch(state, epoch, progress and context.is_main)
         history.append(metrics)
@@ -174,27 +177,13 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> Checkpoint | None:
     return None
 
 
-def build_run(
-    data_path: Path,
-    config: ModelConfig,
-    settings: TrainSettings,
-    out_dir: Path,
-    context: ProcessContext,
-    device: torch.device,
-    teacher_checkpoint: Path | None,
-) -> RunState:
+def build_run(request: RunRequest, context: ProcessContext, device: torch.device) -> RunState:
     """Data, model (+ teacher and translation), optimiser and schedule of a fresh run."""
-    train_set = open_split(
-        data_path,
-        "train",
-        config,
-        train=True,
-        seed=settings.seed,
-        rotation=settings.rotation,
-        scale=settings.scale,
-        benchmark=settings.benchmark,
-    )
-    test_set = open_split(data_path, "test", config, False, benchmark=settings.benchmark)
+    data_path, config, settings = request.data_path, request.config, request.settings
+    teacher_checkpoint = request.teacher_checkpoint
+    augmentation = Augmentation(settings.seed, settings.rotation, settings.scale)
+    train_set = open_split(data_path, "train", config, augmentation, settings.benchmark)
+    test_set = open_split(data_path, "test", config, benchmark=settings.benchmark)
     check_data_fits(train_set, data_path, config)
     if len(train_set) == 0:
         raise MksgnError(f"{data_path}: the train split is empty; nothing to train on")
@@ -243,7 +232,7 @@ def build_run(
         train_set=train_set,
         train_sampler=sampler,
         test_set=test_set,
-        out_dir=out_dir,
+        out_dir=request.out_dir,
         extra=extra,
     )
 
