@@ -130,7 +130,7 @@ def test_truncated_inside_a_joint_line(written: tuple[Path, np.ndarray]) -> None
     lines = path.read_text().splitlines()
     path.write_text("\n".join([*lines[:19], lines[19][:8]]))  # line 20 is cut after 8 characters
     line = 20
-    expect_error(path, line, "12 numbers")
+    expect_error(path, line, "12 values")
 
 
 def test_truncated_before_a_frame(written: tuple[Path, np.ndarray]) -> None:
@@ -148,7 +148,7 @@ def test_truncated_before_a_frame(written: tuple[Path, np.ndarray]) -> None:
         (3, "72057594037931101 0 1 1 1 1 0 0.1 2", "body info line"),
         (3, "body 0 1 1 1 1 0 0.1 0.2 2", "integer bodyID"),
         (4, "24", "joint count 25"),
-        (10, "0.1 0.2 0.3 1 2 3 4 5 6 7 8", "12 numbers"),
+        (10, "0.1 0.2 0.3 1 2 3 4 5 6 7 8", "12 values, got 11"),
         (17, "0.1 0.2 abc 1 2 3 4 5 6 7 8 2", "'0.1 0.2 abc"),
         (29, "0.1 nan 0.3 1 2 3 4 5 6 7 8 2", "finite x y z"),
     ],

@@ -55,19 +55,28 @@ class SkeletonFrames:
     bodies: dict[int, BodyTrack] = field(default_factory=dict)  # in order of first appearance
 
 
-def _count(lines: list[bytes], index: int, path: str, what: str) -> int:
-    """Parse the non-negative integer alone on line `index` (0-based)."""
+def _line_values(lines: list[bytes], index: int, path: str, what: str, count: int) -> list[bytes]:
+    """The `count` whitespace-separated values of line `index` (0-based), which holds `what`."""
     if index >= len(lines):
         raise MalformedSkeletonFile(
             path, index + 1, f"unexpected end of file, expected {what} (the file is truncated)"
         )
     tokens = lines[index].split()
-    if len(tokens) != 1:
+    if len(tokens) != count:
         raise MalformedSkeletonFile(
-            path, index + 1, f"expected {what} (one integer), got {_show(lines[index])}"
+            path,
+            index + 1,
+            f"expected {what}: {count} value{'s' * (count > 1)}, got {len(tokens)} in "
+            f"{_show(lines[index])}",
         )
+    return tokens
+
+
+def _count(lines: list[bytes], index: int, path: str, what: str) -> int:
+    """Parse the non-negative integer alone on line `index` (0-based)."""
+    (token,) = _line_values(lines, index, path, what, 1)
     try:
-        value = int(tokens[0])
+        value = int(token)
     except ValueError:
         value = -1
     if value < 0:
@@ -84,21 +93,10 @@ def _show(line: bytes, limit: int = 60) -> str:
 
 def _body_id(lines: list[bytes], index: int, path: str, where: str) -> int:
     """Parse the 10-value body info line and return its bodyID."""
-    if index >= len(lines):
-        raise MalformedSkeletonFile(
-            path,
-            index + 1,
-            f"unexpected end of file, expected the body info line of {where} "
-            "(the file is truncated)",
-        )
-    tokens = lines[index].split()
-    if len(tokens) != BODY_INFO_VALUES:
-        raise MalformedSkeletonFile(
-            path,
-            index + 1,
-            f"expected the body info line of {where} ({BODY_INFO_VALUES} values: bodyID "
-            f"clippedEdges ... trackingState), got {len(tokens)} values",
-        )
+    fields = "bodyID clippedEdges ... trackingState"
+    tokens = _line_values(
+        lines, index, path, f"the body info line of {where} ({fields})", BODY_INFO_VALUES
+    )
     try:
         return int(tokens[0])
     except ValueError:
@@ -112,18 +110,7 @@ def _find_bad_joint_line(lines: list[bytes], starts: list[int], path: str) -> No
     for start in starts:
         for index in range(start, start + NUM_JOINTS):
             joint = f"joint {index - start + 1} of {NUM_JOINTS}"
-            if index >= len(lines):
-                raise MalformedSkeletonFile(
-                    path, index + 1, f"unexpected end of file, expected {joint} (truncated file)"
-                )
-            tokens = lines[index].split()
-            if len(tokens) != JOINT_VALUES:
-                raise MalformedSkeletonFile(
-                    path,
-                    index + 1,
-                    f"expected {joint} as {JOINT_VALUES} numbers ({JOINT_FIELDS}), "
-                    f"got {len(tokens)} values",
-                )
+            _line_values(lines, index, path, f"{joint} ({JOINT_FIELDS})", JOINT_VALUES)
             try:
                 # The same parser as the fast path, so both agree on what a number is.
                 values = np.loadtxt([lines[index]], dtype=np.float64, comments=None, ndmin=2)

@@ -156,6 +156,31 @@ class DatasetFile(abc.ABC):
     layout: SkeletonLayout
     class_names: tuple[str, ...] | None = None
     planar: bool = False  # 2-D keypoints with a score as the third channel (PYSKL 2-D pickles)
+    holds_benchmarks = False  # one file, several benchmarks' splits (PYSKL): `benchmark` chooses
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        layout: SkeletonLayout | None = None,
+        layout_source: str = "--layout",
+        benchmark: str | None = None,
+    ) -> None:
+        """Open and validate the file at `path` (its big arrays are read later). `layout` is the
+        skeleton expected, `layout_source` where it came from; `benchmark` chooses one of the
+        benchmarks a file holds (None: its default)."""
+        self.path = Path(path)
+        if benchmark is not None and not self.holds_benchmarks:
+            raise MksgnError(
+                f"{path}: a benchmark ('{benchmark}') can only be chosen in a PYSKL pickle; this "
+                f"file holds one benchmark ({FORMAT_DESCRIPTIONS[self.format]})"
+            )
+        self._open(layout, layout_source, benchmark)
+
+    @abc.abstractmethod
+    def _open(
+        self, layout: SkeletonLayout | None, layout_source: str, benchmark: str | None
+    ) -> None:
+        """Read what the file holds besides its big arrays, refusing what it cannot load."""
 
     @property
     @abc.abstractmethod

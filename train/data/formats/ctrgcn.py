@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,13 +110,9 @@ class CtrgcnNpz(DatasetFile):
 
     format = CTRGCN_NPZ
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        layout: SkeletonLayout | None = None,
-        layout_source: str = "--layout",
+    def _open(
+        self, layout: SkeletonLayout | None, layout_source: str, benchmark: str | None
     ) -> None:
-        self.path = Path(path)
         self._members = _npz_members(self.path)
         self._check_keys()
         small = self._load_small_arrays()

@@ -13,7 +13,6 @@ from mksgn.train.data.formats.base import (
     _STGCN_LABEL_NAME,
     _STGCN_PREFIX,
     CTRGCN_NPZ,
-    FORMAT_DESCRIPTIONS,
     PYSKL_PKL,
     STGCN_NPY,
     DatasetFile,
@@ -65,16 +64,8 @@ def open_dataset(
     an error naming both (`layout_source` says where the expected one came from); a file that
     records none is read with it, else with the default for its joint count.
     """
-    fmt = detect_format(path)
-    if fmt == PYSKL_PKL:
-        return PysklPickle(path, benchmark, layout, layout_source)
-    if benchmark is not None:
-        raise MksgnError(
-            f"{path}: a benchmark ('{benchmark}') can only be chosen in a PYSKL pickle; this file "
-            f"holds one benchmark ({FORMAT_DESCRIPTIONS[fmt]})"
-        )
-    reader = CtrgcnNpz if fmt == CTRGCN_NPZ else StgcnNpy
-    return reader(path, layout, layout_source)
+    readers = {CTRGCN_NPZ: CtrgcnNpz, STGCN_NPY: StgcnNpy, PYSKL_PKL: PysklPickle}
+    return readers[detect_format(path)](path, layout, layout_source, benchmark)
 
 
 def load_split(

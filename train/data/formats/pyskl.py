@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -44,15 +42,11 @@ class PysklPickle(DatasetFile):
     """PYSKL pickle: dict(split={'xsub_train': [names], ...}, annotations=[dict(frame_dir, ...)])."""
 
     format = PYSKL_PKL
+    holds_benchmarks = True
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        benchmark: str | None = None,
-        layout: SkeletonLayout | None = None,
-        layout_source: str = "--layout",
+    def _open(
+        self, layout: SkeletonLayout | None, layout_source: str, benchmark: str | None
     ) -> None:
-        self.path = Path(path)
         content = load_pickle(self.path)
         if not isinstance(content, dict) or "split" not in content or "annotations" not in content:
             raise MksgnError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,13 +94,9 @@ class StgcnNpy(DatasetFile):
 
     format = STGCN_NPY
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        layout: SkeletonLayout | None = None,
-        layout_source: str = "--layout",
+    def _open(
+        self, layout: SkeletonLayout | None, layout_source: str, benchmark: str | None
     ) -> None:
-        self.path = Path(path)
         folder, suffix = self._folder_and_suffix(self.path)
         # The file records no layout: the one given (--layout or the model's), else NTU's.
         self.layout = resolve_layout(
