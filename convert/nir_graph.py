@@ -32,18 +32,18 @@ class FlatGraph:
 
     def bypassed_sources(self, name: str) -> list[str]:
         """Real (non-identity) nodes that feed `name` through identities."""
-        found = []
-        for source, target in self.edges:
-            if target == name:
-                found += self.bypassed_sources(source) if source in self.passthrough else [source]
-        return found
+        return self._bypassed(name, upstream=True)
 
     def bypassed_targets(self, name: str) -> list[str]:
         """Real (non-identity) nodes that `name` feeds through identities."""
+        return self._bypassed(name, upstream=False)
+
+    def _bypassed(self, name: str, upstream: bool) -> list[str]:
         found = []
-        for source, target in self.edges:
-            if source == name:
-                found += self.bypassed_targets(target) if target in self.passthrough else [target]
+        for edge in self.edges:
+            near, far = (edge[1], edge[0]) if upstream else edge
+            if near == name:
+                found += self._bypassed(far, upstream) if far in self.passthrough else [far]
         return found
 
 

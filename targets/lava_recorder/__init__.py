@@ -42,51 +42,50 @@ class VoltageRecorder(AbstractProcess):
         self.ref = RefPort(shape=tuple(shape))
 
 
-def save_when_full(buffer: np.ndarray, time_step: int, path: str) -> None:
-    """Write `buffer` to `path` (atomically) once step `time_step` filled its last row."""
-    if time_step == len(buffer):
-        partial = f"{path}.partial.npy"
-        np.save(partial, buffer)
-        os.replace(partial, path)
+class BufferedRecorderModel(PyLoihiProcessModel):
+    """Keeps every step's values in its own buffer and saves it to `path` after the last step."""
+
+    buffer_dtype: type = np.float64
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        shape, steps = proc_params["shape"], proc_params["steps"]
+        self.buffer = np.zeros((steps, *shape), dtype=self.buffer_dtype)
+        self.path = proc_params["path"]
+
+    def store(self, values: np.ndarray) -> None:
+        """Keep this step's values; once the last step's are in, write the buffer atomically."""
+        self.buffer[self.time_step - 1] = values
+        if self.time_step == len(self.buffer):
+            partial = f"{self.path}.partial.npy"
+            np.save(partial, self.buffer)
+            os.replace(partial, self.path)
 
 
 @implements(proc=SpikeRecorder, protocol=LoihiProtocol)
 @requires(CPU)
-class PySpikeRecorderModel(PyLoihiProcessModel):
+class PySpikeRecorderModel(BufferedRecorderModel):
     """Float and fixed point alike: the channel carries the sender's dtype."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
-        shape, steps = proc_params["shape"], proc_params["steps"]
-        self.buffer = np.zeros((steps, *shape), dtype=np.float32)
-        self.path = proc_params["path"]
+    buffer_dtype = np.float32
 
     def run_spk(self) -> None:
-        """Store this step's input; save after the last step."""
-        self.buffer[self.time_step - 1] = self.a_in.recv()
-        save_when_full(self.buffer, self.time_step, self.path)
+        """Store this step's input."""
+        self.store(self.a_in.recv())
 
 
 @implements(proc=VoltageRecorder, protocol=LoihiProtocol)
 @requires(CPU)
-class PyVoltageRecorderModel(PyLoihiProcessModel):
+class PyVoltageRecorderModel(BufferedRecorderModel):
     """Reads the Var in the management phase, after the neurons updated it (as Monitor does)."""
 
     ref: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, float)
-
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
-        shape, steps = proc_params["shape"], proc_params["steps"]
-        self.buffer = np.zeros((steps, *shape), dtype=np.float64)
-        self.path = proc_params["path"]
 
     def post_guard(self) -> bool:
         """Read after every step."""
         return True
 
     def run_post_mgmt(self) -> None:
-        """Store the voltage after this step; save after the last step."""
-        self.buffer[self.time_step - 1] = self.ref.read()
-        save_when_full(self.buffer, self.time_step, self.path)
+        """Store the voltage after this step."""
+        self.store(self.ref.read())
