@@ -14,18 +14,8 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from mksgn.benchmarks.support.graphs import lif
 from mksgn.targets.lava import LavaTarget
-
-
-def lif(shape: tuple[int, ...], vth: float = 1.0) -> nir.LIF:
-    """snnTorch-convention LIF (beta 0.5) with array parameters."""
-    return nir.LIF(
-        tau=np.full(shape, 2e-4),
-        r=np.full(shape, 2.0),
-        v_leak=np.zeros(shape),
-        v_threshold=np.full(shape, vth),
-        v_reset=np.zeros(shape),
-    )
 
 
 def tiny_graph() -> nir.NIRGraph:

@@ -15,8 +15,9 @@ from cli_runner import run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from model_fixtures import joints, node_major_input, spiking_student
-from test_lava_graph import cuba, lif
+from test_lava_graph import cuba
 
+from mksgn.benchmarks.support.graphs import lif
 from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan
 from mksgn.convert.nir_export import student_to_nir

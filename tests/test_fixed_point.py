@@ -6,6 +6,7 @@ import nir
 import numpy as np
 import pytest
 
+from mksgn.benchmarks.support.graphs import lif
 from mksgn.convert.fixed_point import (
     BIAS_EXP_MAX,
     VTH_MAX,
@@ -177,15 +178,6 @@ def conv_graph() -> nir.NIRGraph:
     nodes, channels, frames = 3, 4, 8
     width = nodes * channels
 
-    def lif(shape: tuple[int, int], vth: float) -> nir.LIF:
-        return nir.LIF(
-            tau=np.full(shape, 3e-4),
-            r=np.full(shape, 3.0),
-            v_leak=np.zeros(shape),
-            v_threshold=np.full(shape, vth),
-            v_reset=np.zeros(shape),
-        )
-
     def conv(weight: np.ndarray, stride: int, padding: int, groups: int) -> nir.Conv1d:
         return nir.Conv1d(
             input_shape=frames,
@@ -202,9 +194,9 @@ def conv_graph() -> nir.NIRGraph:
         nodes={
             "input": nir.Input(input_type=np.array([nodes * 3, frames])),
             "spatial": conv(RNG.normal(0.2, 0.5, (width, nodes * 3, 1)), 1, 0, 1),
-            "lif1": lif((width, frames), 0.8),
+            "lif1": lif((width, frames), tau=3e-4, vth=0.8),
             "temporal": conv(temporal, 2, 1, nodes),
-            "lif2": lif((width, frames // 2), 1.0),
+            "lif2": lif((width, frames // 2), tau=3e-4),
             "output": nir.Output(output_type=np.array([width, frames // 2])),
         },
         edges=[

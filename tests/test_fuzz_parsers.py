@@ -27,8 +27,9 @@ from mksgn.benchmarks.support.fuzz.cases import ERROR, MEMORY_LIMIT_BYTES, OK, r
 from mksgn.benchmarks.support.fuzz.encoding import npy_with_header, split_npy
 from mksgn.benchmarks.support.fuzz.mutators import flip
 from mksgn.benchmarks.support.fuzz.runner import mutate
-from mksgn.benchmarks.support.fuzz.seeds import INPUT_GRAPH_INDEX, lif, nir_graphs, pyskl_content
+from mksgn.benchmarks.support.fuzz.seeds import INPUT_GRAPH_INDEX, nir_graphs, pyskl_content
 from mksgn.benchmarks.support.fuzz.targets import CHECKPOINT, INPUT, NIR, NPZ, TARGETS, Target
+from mksgn.benchmarks.support.graphs import lif
 from mksgn.errors import MksgnError
 from mksgn.isolation import call_in_child
 from mksgn.train.data.safe_pickle import load_pickle

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mksgn.benchmarks.support.graphs import lif
 from mksgn.convert.lava_graph import build_plan
 from mksgn.errors import MksgnError
 from mksgn.targets.lava import LavaTarget
@@ -119,18 +120,6 @@ def reference(graph: nir.NIRGraph, inputs: np.ndarray, dt: float = DT) -> dict[s
             history[name].append(np.asarray(current[name], dtype=np.float64))
         previous = dict(current)
     return {n: np.stack(v) for n, v in history.items()}
-
-
-def lif(shape, tau=2e-4, r=None, vth=1.0, leak=0.0) -> nir.LIF:
-    """A LIF population with array parameters (snnTorch convention by default: r = tau/dt)."""
-    r = tau / DT if r is None else r
-    return nir.LIF(
-        tau=np.full(shape, tau),
-        r=np.full(shape, float(r)),
-        v_leak=np.full(shape, leak),
-        v_threshold=np.full(shape, vth),
-        v_reset=np.zeros(shape),
-    )
 
 
 def no_children_left() -> None:

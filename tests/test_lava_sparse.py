@@ -8,8 +8,9 @@ import itertools
 import nir
 import numpy as np
 import pytest
-from test_lava_graph import DT, assert_same, lif, no_children_left, reference
+from test_lava_graph import DT, assert_same, no_children_left, reference
 
+from mksgn.benchmarks.support.graphs import lif
 from mksgn.convert.lava_graph import Path as LinearPath
 from mksgn.convert.lava_graph import build_plan, path_matrix
 from mksgn.convert.lava_plan import conv_sparse_matrix, from_lava, lava_order, lava_shape, to_lava

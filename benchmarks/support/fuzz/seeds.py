@@ -13,7 +13,7 @@ import numpy as np
 from mksgn.benchmarks.support.fuzz.encoding import bundle, npy_bytes
 
 if TYPE_CHECKING:
-    import nir
+    pass
 
 
 # --------------------------------------------------------------------------- .skeleton
@@ -117,22 +117,11 @@ def pyskl_seeds(folder: Path) -> list[bytes]:
 # ------------------------------------------------------------------------------ NIR graphs
 
 
-def lif(shape: tuple[int, ...]) -> nir.LIF:
-    """A LIF node of `shape` (tau 0.2 ms, r 2, threshold 1)."""
-    import nir
-
-    return nir.LIF(
-        tau=np.full(shape, 2e-4),
-        r=np.full(shape, 2.0),
-        v_leak=np.zeros(shape),
-        v_threshold=np.ones(shape),
-        v_reset=np.zeros(shape),
-    )
-
-
 def nir_graphs() -> list[object]:
     """Small graphs covering Affine, Conv1d, Conv2d, pooling, Flatten, CubaLIF and a subgraph."""
     import nir
+
+    from mksgn.benchmarks.support.graphs import lif
 
     rng = np.random.default_rng(0)
     dense = nir.NIRGraph(
