@@ -7,8 +7,9 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +18,7 @@ from mksgn.errors import Interrupted, MksgnError
 from mksgn.lifetime import end_process
 
 DEBUG_FLAG = "--debug"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def emit_json(obj: object) -> None:
@@ -38,6 +40,11 @@ def echo_warnings(warnings: list[str]) -> None:
 def cli() -> None:
     """Spiking graph convolutional networks for skeleton action recognition:
     train in snnTorch, export to NIR, simulate on Lava (Loihi 2), report energy."""
+
+
+def value_option(flag: str, default: Any, kind: Any, text: str) -> Callable[[F], F]:
+    """A `--flag VALUE` option whose default --help shows."""
+    return click.option(flag, default=default, show_default=True, type=kind, help=text)
 
 
 def layout_option(command):
@@ -85,28 +92,15 @@ def data() -> None:
     type=click.Path(path_type=Path),
     help="Output .npz (CTR-GCN format) or, with --format skeleton, a folder.",
 )
-@click.option(
-    "--classes",
-    default=8,
-    show_default=True,
-    type=click.IntRange(2, None),
-    help="Number of action classes.",
-)
-@click.option(
+@value_option("--classes", 8, click.IntRange(2, None), "Number of action classes.")
+@value_option(
     "--samples-per-class",
-    default=40,
-    show_default=True,
-    type=click.IntRange(2, None),
-    help="Samples per class (split between train and test by performer).",
+    40,
+    click.IntRange(2, None),
+    "Samples per class (split between train and test by performer).",
 )
-@click.option(
-    "--frames",
-    default=64,
-    show_default=True,
-    type=click.IntRange(8, 300),
-    help="Frames per sample.",
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@value_option("--frames", 64, click.IntRange(8, 300), "Frames per sample.")
+@value_option("--seed", 0, int, "Random seed.")
 @click.option(
     "--format",
     "fmt",
@@ -233,30 +227,27 @@ def data_inspect(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="GCN teacher checkpoint: distil it into the spiking student.",
 )
-@click.option(
+@value_option(
     "--preset",
-    default="tiny",
-    show_default=True,
-    type=click.Choice(["tiny", "paper"]),
-    help="Model size: tiny (channels 16-64, 32 frames; minutes on 2 cores) or paper (64-256, "
+    "tiny",
+    click.Choice(["tiny", "paper"]),
+    "Model size: tiny (channels 16-64, 32 frames; minutes on 2 cores) or paper (64-256, "
     "64 frames).",
 )
-@click.option(
+@value_option(
     "--time-steps",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1, None),
-    help="Spiking models: time steps T each sample is run for (direct coding).",
+    4,
+    click.IntRange(1, None),
+    "Spiking models: time steps T each sample is run for (direct coding).",
 )
 @click.option(
     "--frames", type=click.IntRange(8, None), help="Frames per sample [default: preset's]."
 )
-@click.option(
+@value_option(
     "--epochs",
-    default=30,
-    show_default=True,
-    type=click.IntRange(1, None),
-    help="Passes over the training split (the schedule spans them).",
+    30,
+    click.IntRange(1, None),
+    "Passes over the training split (the schedule spans them).",
 )
 @click.option(
     "--attention-hops",
@@ -269,93 +260,57 @@ def data_inspect(
     is_flag=True,
     help="MK-SGN: attention over every joint (deploys as dense V x V synapses).",
 )
-@click.option(
-    "--batch-size",
-    default=16,
-    show_default=True,
-    type=click.IntRange(1, None),
-    help="Global batch (split over torchrun processes).",
+@value_option(
+    "--batch-size", 16, click.IntRange(1, None), "Global batch (split over torchrun processes)."
 )
 @click.option(
     "--lr", type=click.FloatRange(0, None, min_open=True), help="[default: AdamW 2e-3, SGD 0.05]"
 )
-@click.option(
+@value_option(
     "--optimizer",
-    default="adamw",
-    show_default=True,
-    type=click.Choice(["adamw", "sgd"]),
-    help="AdamW, or SGD with Nesterov momentum 0.9.",
+    "adamw",
+    click.Choice(["adamw", "sgd"]),
+    "AdamW, or SGD with Nesterov momentum 0.9.",
 )
-@click.option(
+@value_option(
     "--schedule",
-    default="cosine",
-    show_default=True,
-    type=click.Choice(["cosine", "step"]),
-    help="Learning-rate decay after warm-up: cosine to 0, or x0.1 at 60 % and 80 % of the epochs.",
+    "cosine",
+    click.Choice(["cosine", "step"]),
+    "Learning-rate decay after warm-up: cosine to 0, or x0.1 at 60 % and 80 % of the epochs.",
 )
-@click.option(
-    "--warmup-epochs",
-    default=1,
-    show_default=True,
-    type=click.IntRange(0, None),
-    help="Epochs of linear learning-rate warm-up.",
+@value_option(
+    "--warmup-epochs", 1, click.IntRange(0, None), "Epochs of linear learning-rate warm-up."
 )
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Seed of the initial weights, shuffling and augmentation.",
-)
-@click.option(
+@value_option("--seed", 0, int, "Seed of the initial weights, shuffling and augmentation.")
+@value_option(
     "--rotation",
-    default=0.3,
-    show_default=True,
-    type=click.FloatRange(0, None),
-    help="Augmentation: random rotation up to this many radians about each axis.",
+    0.3,
+    click.FloatRange(0, None),
+    "Augmentation: random rotation up to this many radians about each axis.",
 )
-@click.option(
+@value_option(
     "--scale",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Augmentation: random scaling by a factor in [1 - SCALE, 1 + SCALE].",
+    0.0,
+    click.FloatRange(0, 1, max_open=True),
+    "Augmentation: random scaling by a factor in [1 - SCALE, 1 + SCALE].",
 )
-@click.option(
-    "--kd-weight",
-    default=0.5,
-    show_default=True,
-    type=click.FloatRange(0, None),
-    help="Soft-label (KL) weight.",
+@value_option("--kd-weight", 0.5, click.FloatRange(0, None), "Soft-label (KL) weight.")
+@value_option(
+    "--feature-weight", 0.1, click.FloatRange(0, None), "Feature-distillation (MSE) weight."
 )
-@click.option(
-    "--feature-weight",
-    default=0.1,
-    show_default=True,
-    type=click.FloatRange(0, None),
-    help="Feature-distillation (MSE) weight.",
-)
-@click.option(
+@value_option(
     "--kd-temperature",
-    default=2.0,
-    show_default=True,
-    type=click.FloatRange(0, None, min_open=True),
-    help="Temperature of the softened logits in the distillation loss.",
+    2.0,
+    click.FloatRange(0, None, min_open=True),
+    "Temperature of the softened logits in the distillation loss.",
 )
-@click.option(
+@value_option(
     "--device",
-    default="cpu",
-    show_default=True,
-    type=click.Choice(["cpu", "cuda"]),
-    help="Where torch computes (cuda: this process's GPU).",
+    "cpu",
+    click.Choice(["cpu", "cuda"]),
+    "Where torch computes (cuda: this process's GPU).",
 )
-@click.option(
-    "--workers",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, None),
-    help="Data loader processes.",
-)
+@value_option("--workers", 0, click.IntRange(0, None), "Data loader processes.")
 @click.option(
     "--resume",
     is_flag=True,
@@ -454,26 +409,18 @@ def resume_advice(checkpoint: Path, epochs: int) -> str:
     help="Dataset of the kind the model was trained on (read with the model's skeleton layout).",
 )
 @benchmark_option
-@click.option(
+@value_option(
     "--split",
-    default="test",
-    show_default=True,
-    type=click.Choice(["train", "test"]),
-    help="Split to evaluate (test-time sampling either way).",
+    "test",
+    click.Choice(["train", "test"]),
+    "Split to evaluate (test-time sampling either way).",
 )
-@click.option(
-    "--batch-size",
-    default=32,
-    show_default=True,
-    type=click.IntRange(1, None),
-    help="Samples per forward pass.",
-)
-@click.option(
+@value_option("--batch-size", 32, click.IntRange(1, None), "Samples per forward pass.")
+@value_option(
     "--device",
-    default="cpu",
-    show_default=True,
-    type=click.Choice(["cpu", "cuda"]),
-    help="Where torch computes (cuda: this process's GPU).",
+    "cpu",
+    click.Choice(["cpu", "cuda"]),
+    "Where torch computes (cuda: this process's GPU).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(
@@ -723,19 +670,17 @@ def convert_command(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The GCN teacher (checkpoint or ONNX) to compare with.",
 )
-@click.option(
+@value_option(
     "--backend",
-    default="snntorch",
-    show_default=True,
-    type=click.Choice(["snntorch", "lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float"]),
-    help="Backend whose spikes are counted.",
+    "snntorch",
+    click.Choice(["snntorch", "lava-float", "lava-fixed", "loihi-emu", "loihi-emu-float"]),
+    "Backend whose spikes are counted.",
 )
-@click.option(
+@value_option(
     "--preset",
-    default="45nm-fp32",
-    show_default=True,
-    type=click.Choice(["45nm-fp32", "45nm-int8", "loihi"]),
-    help="Energy per operation: Horowitz 45 nm FP32/INT8, or Loihi (Davies et al. 2018).",
+    "45nm-fp32",
+    click.Choice(["45nm-fp32", "45nm-int8", "loihi"]),
+    "Energy per operation: Horowitz 45 nm FP32/INT8, or Loihi (Davies et al. 2018).",
 )
 @click.option("--ac-pj", type=float, help="Override the preset's pJ per accumulate.")
 @click.option("--mac-pj", type=float, help="Override the preset's pJ per multiply-accumulate.")
