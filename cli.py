@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,18 @@ def emit_json(obj: object) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
-def echo_warnings(warnings: list[str]) -> None:
+def emit(
+    as_json: bool, data: object, text: Callable[[], str], warnings: Iterable[str] = ()
+) -> None:
+    """A command's result: `data` as JSON with --json, else `text()`; then its warnings."""
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(text())
+    echo_warnings(warnings)
+
+
+def echo_warnings(warnings: Iterable[str]) -> None:
     """Print each of a result's warnings (mksgn.diagnostics) on stderr, one line each."""
     for warning in warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -45,6 +56,24 @@ def cli() -> None:
 def value_option(flag: str, default: Any, kind: Any, text: str) -> Callable[[F], F]:
     """A `--flag VALUE` option whose default --help shows."""
     return click.option(flag, default=default, show_default=True, type=kind, help=text)
+
+
+def path_option(
+    flag: str, dest: str | None, text: str, required: bool = False, **path: Any
+) -> Callable[[F], F]:
+    """A `--flag PATH` option given to the command as a pathlib.Path (into `dest`, None: the
+    flag's name); `path` as for click.Path (exists, dir_okay, file_okay)."""
+    names = (flag,) if dest is None else (flag, dest)
+    kind = click.Path(path_type=Path, **path)
+    return click.option(*names, required=required, type=kind, help=text)
+
+
+device_option = value_option(
+    "--device",
+    "cpu",
+    click.Choice(["cpu", "cuda"]),
+    "Where torch computes (cuda: this process's GPU).",
+)
 
 
 def layout_option(command):
@@ -85,12 +114,11 @@ def data() -> None:
 
 
 @data.command("synth")
-@click.option(
+@path_option(
     "--out",
     "out",
+    "Output .npz (CTR-GCN format) or, with --format skeleton, a folder.",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Output .npz (CTR-GCN format) or, with --format skeleton, a folder.",
 )
 @value_option("--classes", 8, click.IntRange(2, None), "Number of action classes.")
 @value_option(
@@ -124,23 +152,25 @@ def data_synth(
     else:
         synthetic.write_skeleton_dir(dataset, out)
     summary = synthetic.summarize(dataset, out, fmt)
-    if as_json:
-        emit_json(summary)
-    else:
-        click.echo(
+    emit(
+        as_json,
+        summary,
+        lambda: (
             f"Wrote {summary['samples']} samples ({summary['classes']} classes, "
             f"{summary['train']} train / {summary['test']} test) to {out}"
-        )
+        ),
+    )
 
 
 @data.command("prepare")
-@click.option(
+@path_option(
     "--raw",
     "raw_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of NTU RGB+D .skeleton files, or NW-UCLA's all_sqe folder of .json clips "
+    "Folder of NTU RGB+D .skeleton files, or NW-UCLA's all_sqe folder of .json clips "
     "(searched recursively).",
+    required=True,
+    exists=True,
+    file_okay=False,
 )
 @click.option(
     "--benchmark",
@@ -149,13 +179,7 @@ def data_synth(
     help="Which benchmark's train/test split to write (nw-ucla-xview: views 1, 2 train, view 3 "
     "test; layout kinect-v1-20).",
 )
-@click.option(
-    "--out",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output .npz in the CTR-GCN format.",
-)
+@path_option("--out", "out", "Output .npz in the CTR-GCN format.", required=True, dir_okay=False)
 @click.option(
     "--strict",
     is_flag=True,
@@ -182,10 +206,7 @@ def data_prepare(
         summary = prepare_ntu(
             raw_dir, benchmark, out, strict=strict, workers=workers, progress=not as_json
         )
-    if as_json:
-        emit_json(summary.to_dict())
-    else:
-        click.echo(summary.format())
+    emit(as_json, summary.to_dict(), summary.format)
 
 
 @data.command("inspect")
@@ -201,18 +222,15 @@ def data_inspect(
     from mksgn.train.data.inspect import format_inspection, inspect_dataset
 
     info = inspect_dataset(path, resolve_layout_option(layout_name), data_benchmark)
-    if as_json:
-        emit_json(info)
-    else:
-        click.echo(format_inspection(info))
+    emit(as_json, info, lambda: format_inspection(info))
 
 
 @cli.command("train")
-@click.option(
+@path_option(
     "--data",
     "data_path",
-    type=click.Path(exists=True, path_type=Path),
-    help="Skeleton dataset (CTR-GCN npz, ST-GCN npy, PYSKL pickle) [--resume: the run's].",
+    "Skeleton dataset (CTR-GCN npz, ST-GCN npy, PYSKL pickle) [--resume: the run's].",
+    exists=True,
 )
 @layout_option
 @benchmark_option
@@ -222,10 +240,12 @@ def data_inspect(
     type=click.Choice(["gcn", "base-sgn", "mk-sgn"]),
     help="GCN teacher, Base-SGN or MK-SGN student [--resume: the run's].",
 )
-@click.option(
+@path_option(
     "--teacher",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="GCN teacher checkpoint: distil it into the spiking student.",
+    None,
+    "GCN teacher checkpoint: distil it into the spiking student.",
+    exists=True,
+    dir_okay=False,
 )
 @value_option(
     "--preset",
@@ -304,12 +324,7 @@ def data_inspect(
     click.FloatRange(0, None, min_open=True),
     "Temperature of the softened logits in the distillation loss.",
 )
-@value_option(
-    "--device",
-    "cpu",
-    click.Choice(["cpu", "cuda"]),
-    "Where torch computes (cuda: this process's GPU).",
-)
+@device_option
 @value_option("--workers", 0, click.IntRange(0, None), "Data loader processes.")
 @click.option(
     "--resume",
@@ -318,12 +333,12 @@ def data_inspect(
     "settings its config.json records (options given again change them, where the "
     "checkpoint allows; a larger --epochs extends the run).",
 )
-@click.option(
+@path_option(
     "--out",
     "out_dir",
+    "Run folder: checkpoint.pt, metrics.jsonl, config.json.",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run folder: checkpoint.pt, metrics.jsonl, config.json.",
+    file_okay=False,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON.")
 def train_command(**options: Any) -> None:
@@ -401,12 +416,12 @@ def resume_advice(checkpoint: Path, epochs: int) -> str:
 
 @cli.command("evaluate")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
+@path_option(
     "--data",
     "data_path",
+    "Dataset of the kind the model was trained on (read with the model's skeleton layout).",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Dataset of the kind the model was trained on (read with the model's skeleton layout).",
+    exists=True,
 )
 @benchmark_option
 @value_option(
@@ -416,12 +431,7 @@ def resume_advice(checkpoint: Path, epochs: int) -> str:
     "Split to evaluate (test-time sampling either way).",
 )
 @value_option("--batch-size", 32, click.IntRange(1, None), "Samples per forward pass.")
-@value_option(
-    "--device",
-    "cpu",
-    click.Choice(["cpu", "cuda"]),
-    "Where torch computes (cuda: this process's GPU).",
-)
+@device_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(
     checkpoint: Path,
@@ -438,26 +448,22 @@ def evaluate_command(
     result = evaluate_checkpoint(
         checkpoint, data_path, split, batch_size, device, not as_json, data_benchmark
     )
-    if as_json:
-        emit_json(result.to_dict())
-    else:
-        click.echo(format_evaluation(result))
-    echo_warnings(result.warnings)
+    emit(as_json, result.to_dict(), lambda: format_evaluation(result), result.warnings)
 
 
 @cli.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
+@path_option(
     "--nir",
     "nir_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a spiking student (Base-SGN, MK-SGN) as a NIR graph (HDF5).",
+    "Write a spiking student (Base-SGN, MK-SGN) as a NIR graph (HDF5).",
+    dir_okay=False,
 )
-@click.option(
+@path_option(
     "--onnx",
     "onnx_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the GCN teacher as ONNX (checked against onnxruntime).",
+    "Write the GCN teacher as ONNX (checked against onnxruntime).",
+    dir_okay=False,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def export_command(
@@ -469,10 +475,11 @@ def export_command(
     if nir_path is None and onnx_path is None:
         raise click.UsageError("give --nir OUT.nir (students) or --onnx OUT.onnx (teacher)")
     summary = export_checkpoint(checkpoint, nir_path, onnx_path)
-    if as_json:
-        emit_json(summary)
-    else:
-        click.echo(f"Wrote {summary['path']} ({summary['format']}, {summary['bytes']} bytes)")
+    emit(
+        as_json,
+        summary,
+        lambda: f"Wrote {summary['path']} ({summary['format']}, {summary['bytes']} bytes)",
+    )
 
 
 def parse_shard_option(_ctx: click.Context, _param: click.Parameter, value: str | None):
@@ -491,12 +498,12 @@ def graph_run_options(command):
     """The options of every command that runs a NIR graph on samples: what to feed it, how
     many samples, the Lava watchdog's limit, the emulator's batch size and the shard."""
     options = [
-        click.option(
+        path_option(
             "--data",
             "data_path",
-            type=click.Path(exists=True, path_type=Path),
-            help="Skeleton dataset: its test split is encoded as the graph's metadata says "
+            "Skeleton dataset: its test split is encoded as the graph's metadata says "
             "(frames, modalities, skeleton layout).",
+            exists=True,
         ),
         click.option(
             "--benchmark",
@@ -504,11 +511,12 @@ def graph_run_options(command):
             metavar="NAME",
             help="With --data: the split table of a PYSKL pickle that holds several.",
         ),
-        click.option(
+        path_option(
             "--input",
             "input_path",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="X.npy shaped (T, *input shape) or (samples, T, *input shape).",
+            "X.npy shaped (T, *input shape) or (samples, T, *input shape).",
+            exists=True,
+            dir_okay=False,
         ),
         click.option(
             "--samples", type=click.IntRange(1, None), help="Run only the first N samples."
@@ -538,6 +546,19 @@ def graph_run_options(command):
     return command
 
 
+def check_graph_run_options(options: dict[str, Any], part: str) -> None:
+    """--data/--input/--shard/--out of a graph_run_options command checked together (`part` names
+    the file --out takes with --shard); a misuse is a usage error."""
+    from mksgn.targets.inputs import check_input_options
+
+    try:
+        check_input_options(
+            options["data_path"], options["input_path"], options["shard"], options["out"], part
+        )
+    except MksgnError as error:
+        raise click.UsageError(str(error)) from None
+
+
 @cli.command("simulate")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @graph_run_options
@@ -554,44 +575,30 @@ def graph_run_options(command):
     metavar="NODE",
     help="Also record this node (repeatable; nested nodes as 'subgraph.node').",
 )
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the recorded arrays (samples, T, *shape) to an .npz.",
+@path_option(
+    "--out", "out", "Write the recorded arrays (samples, T, *shape) to an .npz.", dir_okay=False
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def simulate_command(
     model: Path, data_benchmark: str | None, as_json: bool, **options: Any
 ) -> None:
     """Run a NIR graph (or a converted folder) on a backend, step by step."""
-    from mksgn.targets.inputs import check_input_options
     from mksgn.targets.simulate import simulate
 
-    try:
-        check_input_options(
-            options["data_path"], options["input_path"], options["shard"], options["out"],
-            "PART.npz",
-        )  # fmt: skip
-    except MksgnError as error:
-        raise click.UsageError(str(error)) from None
+    check_graph_run_options(options, "PART.npz")
     # The options are simulate's keyword arguments, named alike.
     result = simulate(model, benchmark=data_benchmark, **options)
-    if as_json:
-        emit_json(result.to_dict())
-    else:
-        click.echo(result.format())
-    echo_warnings(result.warnings)
+    emit(as_json, result.to_dict(), result.format, result.warnings)
 
 
 @cli.command("convert")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
+@path_option(
     "--out",
     "out",
+    "Artifact folder: model.nir, manifest.json (and model.net with --netx).",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Artifact folder: model.nir, manifest.json (and model.net with --netx).",
+    file_okay=False,
 )
 @click.option(
     "--fixed-point", is_flag=True, help="Quantise to Loihi 2 fixed point (8-bit weights)."
@@ -605,13 +612,13 @@ def simulate_command(
 @click.option(
     "--netx", is_flag=True, help="Also write a lava-dl netx HDF5 (chains of layers only)."
 )
-@click.option(
+@path_option(
     "--calibrate",
     "calibrate",
-    type=click.Path(exists=True, path_type=Path),
-    help="Data whose input range fixed point is quantised for, once, here: a skeleton dataset "
+    "Data whose input range fixed point is quantised for, once, here: a skeleton dataset "
     "(its train split, encoded as the graph expects) or an .npy array like --input "
     "[default: inputs within ±1, e.g. spike trains].",
+    exists=True,
 )
 @click.option(
     "--force", is_flag=True, help="Replace an existing artifact folder --out (and only that)."
@@ -665,10 +672,12 @@ def convert_command(
 @cli.command("energy")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @graph_run_options
-@click.option(
+@path_option(
     "--teacher",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The GCN teacher (checkpoint or ONNX) to compare with.",
+    None,
+    "The GCN teacher (checkpoint or ONNX) to compare with.",
+    exists=True,
+    dir_okay=False,
 )
 @value_option(
     "--backend",
@@ -685,33 +694,22 @@ def convert_command(
 @click.option("--ac-pj", type=float, help="Override the preset's pJ per accumulate.")
 @click.option("--mac-pj", type=float, help="Override the preset's pJ per multiply-accumulate.")
 @click.option("--update-pj", type=float, help="Override the preset's pJ per neuron update.")
-@click.option(
+@path_option(
     "--out",
     "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the report as JSON (with --shard: the part 'mksgn merge' reads).",
+    "Also write the report as JSON (with --shard: the part 'mksgn merge' reads).",
+    dir_okay=False,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the energy report as JSON.")
 def energy_command(model: Path, data_benchmark: str | None, as_json: bool, **options: Any) -> None:
     """Synaptic operations and energy per sample of a student (MODEL.nir or checkpoint), counted
     from the spikes a backend produced, beside the GCN teacher."""
     from mksgn.benchmarks.energy import energy_report, format_energy
-    from mksgn.targets.inputs import check_input_options
 
-    try:
-        check_input_options(
-            options["data_path"], options["input_path"], options["shard"], options["out"],
-            "PART.json",
-        )  # fmt: skip
-    except MksgnError as error:
-        raise click.UsageError(str(error)) from None
+    check_graph_run_options(options, "PART.json")
     # The options are energy_report's keyword arguments, named alike.
     report = energy_report(model, benchmark=data_benchmark, **options)
-    if as_json:
-        emit_json(report)
-    else:
-        click.echo(format_energy(report))
-    echo_warnings(report["warnings"])
+    emit(as_json, report, lambda: format_energy(report), report["warnings"])
 
 
 @cli.command("merge")
@@ -749,10 +747,7 @@ def merge_command(out: Path, parts: tuple[Path, ...], as_json: bool) -> None:
     else:
         summary = merge_energy(out, paths)
         text = format_energy(summary)
-    if as_json:
-        emit_json(summary)
-    else:
-        click.echo(text)
+    emit(as_json, summary, lambda: text)
 
 
 @cli.command()
@@ -776,11 +771,11 @@ def demo(out: Path, quick: bool) -> None:
 
 @cli.command("report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
+@path_option(
     "--out",
     "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the report (default RUN_DIR/report); it is replaced as a whole.",
+    "Folder for the report (default RUN_DIR/report); it is replaced as a whole.",
+    file_okay=False,
 )
 def report_command(run_dir: Path, out: Path | None) -> None:
     """Gather a run directory into report.md, report.json and PNG plots.
