@@ -32,7 +32,14 @@ import numpy as np
 import torch
 
 from mksgn.convert.lava_plan import LavaPlan, conv_taps, max_row_sum
-from mksgn.convert.loihi2 import ACTIVATION_SHIFT, DECAY_SHIFT, GRADED_MAX, INT32_MAX, STATE_LIMIT
+from mksgn.convert.loihi2 import (
+    ACTIVATION_SHIFT,
+    DECAY_SHIFT,
+    DECAY_UNITY,
+    GRADED_MAX,
+    INT32_MAX,
+    STATE_LIMIT,
+)
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 from mksgn.targets.emulator_products import ConvKernel, CsrMatrix, DenseMatrix
@@ -75,6 +82,11 @@ class EmulatedPopulation:
     vth: float | int  # fixed point: already shifted (vth << 6)
     bias: torch.Tensor | None  # (1, size), None if all zero; fixed point: bias_mant << bias_exp
     rests: bool  # no bias and a threshold above 0: without input it stays at u = v = 0
+    # u keeps nothing from one step to the next (snnTorch's Leaky: du = 1, fixed point 4095):
+    # u is the step's input, so the update adds the input to v directly and never stores u.
+    forgets_current: bool = False
+    # Fixed point: the input bound cannot prove |u| below 24 bits, so every step checks it.
+    checks_current: bool = True
 
 
 def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
@@ -84,6 +96,14 @@ def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
     spikes = (v - vth).sign_().clamp_(min=0.0)
     v.addcmul_(v, spikes, value=-1.0)  # v - v·1 = 0, v - v·0 = v: both exact
     return spikes
+
+
+def current_bound(pop: EmulatedPopulation, input_bound: float) -> float:
+    """A bound on a fixed-point population's |u| from a bound on its |a_in|: each step adds at
+    most input_bound << 6 and the decay keeps at most (4095 - du) / 4096 of the rest."""
+    kept = ((1 << DECAY_SHIFT) - (pop.du + 1)) / (1 << DECAY_SHIFT)
+    added = input_bound * (1 << ACTIVATION_SHIFT)
+    return added / (1.0 - kept) if kept < 1.0 else float("inf")
 
 
 class EmulatorTarget(PlanTarget):
@@ -165,11 +185,12 @@ class Network:
                 mant = np.broadcast_to(params["bias_mant"], pop.lava_shape).astype(np.int64)
                 bias = (mant << int(params["bias_exp"])).reshape(1, size).astype(np.float64)
             rests = not bias.any() and vth >= 0
+            forgets = bool(np.all(np.asarray(du) == (1.0 if fixed is None else DECAY_UNITY - 1)))
             bias = (
                 torch.as_tensor(np.ascontiguousarray(bias), device=device) if bias.any() else None
             )
             self.populations[name] = EmulatedPopulation(
-                name, size, pop.depth, du, dv, vth, bias, rests
+                name, size, pop.depth, du, dv, vth, bias, rests, forgets
             )
         self.synapses = [self.synapse(index, syn) for index, syn in enumerate(plan.synapses)]
         # A fixed-point synapse's residual part is a second Lava synapse beside it.
@@ -186,6 +207,9 @@ class Network:
         self.input_bound = dict.fromkeys(self.populations, 0.0)
         for syn in self.synapses:
             self.input_bound[syn.target] += syn.largest_sum * 2.0**syn.weight_exp
+        for name, pop in self.populations.items():
+            if fixed is not None:
+                pop.checks_current = current_bound(pop, self.input_bound[name]) >= STATE_LIMIT
 
     def synapse(self, index: int, syn: object, residual: bool = False) -> EmulatedSynapse:
         """One plan synapse (or, with `residual`, its fixed-point residual part) to run."""
@@ -245,9 +269,12 @@ class Network:
         value depends on are left zero)."""
         job, plan = self.job, self.job.plan
         batch, period = stop - start, job.period
-        data = job.stream_steps(start, stop).reshape(batch, period, -1).transpose(1, 0, 2)
-        data = torch.as_tensor(np.ascontiguousarray(data, dtype=np.float64), device=self.device)
-        outputs = {plan.input_name: Series(data, 1, repeats(data))}
+        # The source sends a sample's T steps, then zeros while the pipeline drains.
+        sent = torch.as_tensor(job.sample_steps(start, stop), dtype=torch.float64)
+        data = sent.new_zeros((period, *sent.shape[1:]), device=self.device)
+        data[: job.steps] = sent
+        pattern = repeats(data[: job.steps]) + [-1] * (period - job.steps)
+        outputs = {plan.input_name: Series(data, 1, pattern)}
         readers: dict[str, int] = {}
         for block in self.blocks:
             for syn in self.synapses:
@@ -301,7 +328,9 @@ class Network:
                         parts.append(part)
             if parts:
                 summed[name] = add_series(parts)
-                if fixed and self.input_bound[name] > INT32_MAX >> ACTIVATION_SHIFT:
+                pop = self.populations[name]
+                wide = self.input_bound[name] > INT32_MAX >> ACTIVATION_SHIFT
+                if fixed and (wide or (pop.forgets_current and pop.checks_current)):
                     series = summed[name]
                     distinct = sorted({index for index in series.pattern if index >= 0})
                     if distinct:
@@ -458,10 +487,17 @@ class Network:
         return summed
 
     def check_input(self, name: str, a_in: torch.Tensor) -> None:
-        """MksgnError where a population's summed input overflows int32 once shifted by 6."""
+        """MksgnError where a population's summed input overflows int32 once shifted by 6, or,
+        where it is the population's whole current u, wraps u's 24 bits."""
         low, high = torch.aminmax(a_in) if a_in.numel() else (0.0, 0.0)
-        if max(float(high), -float(low)) > INT32_MAX >> ACTIVATION_SHIFT:
+        largest = max(float(high), -float(low))
+        if largest > INT32_MAX >> ACTIVATION_SHIFT:
             self.overflow(name, "its summed synaptic input overflows int32 after << 6")
+        if (
+            self.populations[name].forgets_current
+            and largest * (1 << ACTIVATION_SHIFT) >= STATE_LIMIT
+        ):
+            self.overflow(name, "its current u wrapped around 24 bits")
 
     @staticmethod
     def float_lif(
@@ -469,10 +505,15 @@ class Network:
     ) -> torch.Tensor | None:
         """PyLifResetModelFloat's step, in place, with its order of roundings; the spikes
         (None if none fired)."""
-        u.mul_(1 - pop.du)
-        if a_in is not None:
-            u.add_(a_in)
-        v.mul_(1 - pop.dv).add_(u)
+        if pop.forgets_current:  # u = 0·u + a_in = a_in exactly
+            v.mul_(1 - pop.dv)
+            if a_in is not None:
+                v.add_(a_in)
+        else:
+            u.mul_(1 - pop.du)
+            if a_in is not None:
+                u.add_(a_in)
+            v.mul_(1 - pop.dv).add_(u)
         if pop.bias is not None:
             v.add_(pop.bias)
         return fire(v, pop.vth) if float(v.max()) > pop.vth else None
@@ -487,15 +528,21 @@ class Network:
         """PyLifResetModelBitAcc's step, in place; the spikes (None if none fired). Every value
         is an integer below 2**37, so the float64 products are exact and dividing with
         rounding mode "trunc" is Lava's shift toward zero (torch's trunc_ is slower)."""
-        u.mul_(((1 << DECAY_SHIFT) - (pop.du + 1)) / (1 << DECAY_SHIFT))
-        u.div_(1.0, rounding_mode="trunc")
-        if a_in is not None:
-            u.add_(a_in, alpha=1 << ACTIVATION_SHIFT)
-        low, high = torch.aminmax(u)
-        if high >= STATE_LIMIT or low <= -STATE_LIMIT:
-            self.overflow(pop.name, "its current u wrapped around 24 bits")
+        if not pop.forgets_current:
+            u.mul_(((1 << DECAY_SHIFT) - (pop.du + 1)) / (1 << DECAY_SHIFT))
+            u.div_(1.0, rounding_mode="trunc")
+            if a_in is not None:
+                u.add_(a_in, alpha=1 << ACTIVATION_SHIFT)
+            if pop.checks_current:
+                low, high = torch.aminmax(u)
+                if high >= STATE_LIMIT or low <= -STATE_LIMIT:
+                    self.overflow(pop.name, "its current u wrapped around 24 bits")
         v.mul_(((1 << DECAY_SHIFT) - pop.dv) / (1 << DECAY_SHIFT))
-        v.div_(1.0, rounding_mode="trunc").add_(u)
+        v.div_(1.0, rounding_mode="trunc")
+        if not pop.forgets_current:
+            v.add_(u)
+        elif a_in is not None:  # u = a_in << 6 (its 24 bits checked with the input)
+            v.add_(a_in, alpha=1 << ACTIVATION_SHIFT)
         if pop.bias is not None:
             v.add_(pop.bias)
         low, high = torch.aminmax(v)

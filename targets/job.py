@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mksgn.convert.lava_plan import LavaPlan, from_lava, to_lava
+from mksgn.convert.lava_plan import LavaPlan, from_lava, lava_shape, to_lava
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
 
@@ -56,17 +56,27 @@ class LavaJob:
 
     def stream_steps(self, start: int, stop: int) -> np.ndarray:
         """stream_data with time first: (steps, *Lava input shape)."""
+        count, nir_shape = stop - start, self.plan.input_nir_shape
+        data = np.zeros((count, self.period, int(np.prod(nir_shape))), dtype=self.input_dtype)
+        data[:, : self.steps] = self.sample_steps(start, stop).transpose(1, 0, 2)
+        return data.reshape((count * self.period, *lava_shape(nir_shape)))
+
+    @property
+    def input_dtype(self) -> type:
+        """What the source sends: integers in fixed point, else float64."""
+        return np.int32 if self.fixed is not None else np.float64
+
+    def sample_steps(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop)'s T input steps, time first: (T, samples, input neurons in
+        Lava's flat order); integers in fixed point."""
         plan, count = self.plan, stop - start
         values = np.asarray(self.inputs[start:stop], dtype=np.float64)
         if self.fixed is not None:
             from mksgn.convert.fixed_point import quantize_input
 
             values = quantize_input(values, self.fixed.input_shift)
-        data = np.zeros((count, self.period, *plan.input_nir_shape), dtype=values.dtype)
-        data[:, : self.steps] = values
-        return to_lava(
-            data.reshape((count * self.period, *plan.input_nir_shape)), plan.input_nir_shape
-        )
+        steps_first = values.swapaxes(0, 1).reshape((self.steps * count, *plan.input_nir_shape))
+        return to_lava(steps_first, plan.input_nir_shape).reshape(self.steps, count, -1)
 
     def align(self, raw: dict[str, np.ndarray], samples: int) -> dict[str, np.ndarray]:
         """Recorded node -> (samples, T, *NIR shape) from raw series (samples·period, *Lava shape)
