@@ -421,6 +421,35 @@ def test_fixed_point_overflow_is_an_error(monkeypatch: pytest.MonkeyPatch) -> No
         EmulatorTarget().run_plan(mixed_plan(), inputs)
 
 
+def test_a_forgotten_current_is_checked_on_its_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An snnTorch Leaky population keeps no current (u = a_in << 6 every step, never stored):
+    its 24-bit limit is still checked, on the input, and a run within it is not refused."""
+    import mksgn.convert.fixed_point as fixed_point
+
+    rng = np.random.default_rng(0)
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([4])),
+            "fc": nir.Affine(weight=rng.uniform(0.5, 1, (3, 4)), bias=np.zeros(3)),
+            "lif": lif((3,)),
+            "output": nir.Output(output_type=np.array([3])),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )
+    plan, inputs = build_plan(graph, 1e-4), np.ones((2, 3, 4))
+    assert EmulatorTarget().run_plan(plan, inputs).recorded["output"].any()
+    quantize = fixed_point.quantize_plan
+
+    def raised_exponent(plan: LavaPlan, *args: object, **kwargs: object) -> object:
+        fixed = quantize(plan, *args, **kwargs)
+        fixed.synapses[0].weight_exp = 0  # the calibrated exponent is well below 0
+        return fixed
+
+    monkeypatch.setattr(fixed_point, "quantize_plan", raised_exponent)
+    with pytest.raises(MksgnError, match=r"layer 'lif'.*current u wrapped around 24 bits"):
+        EmulatorTarget().run_plan(plan, inputs)
+
+
 def test_backends_and_cli_default() -> None:
     """make_target knows both emulator backends; without --batch-size each backend takes its own
     default."""
