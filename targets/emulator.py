@@ -34,7 +34,6 @@ import torch
 from mksgn.convert.lava_plan import LavaPlan, conv_taps, max_row_sum
 from mksgn.convert.loihi2 import (
     ACTIVATION_SHIFT,
-    DECAY_SHIFT,
     DECAY_UNITY,
     GRADED_MAX,
     INT32_MAX,
@@ -98,10 +97,20 @@ def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
     return spikes
 
 
+def decay_(values: torch.Tensor, kept: int) -> None:
+    """Lava's integer decay in place: values * kept / 4096, shifted toward zero. The products are
+    exact in float64, and dividing with rounding mode "trunc" is the shift (torch's trunc_ is
+    slower); where kept divides 4096, one exact division by a power of two does both."""
+    if kept and DECAY_UNITY % kept == 0:
+        values.div_(DECAY_UNITY // kept, rounding_mode="trunc")
+    else:
+        values.mul_(kept / DECAY_UNITY).div_(1.0, rounding_mode="trunc")
+
+
 def current_bound(pop: EmulatedPopulation, input_bound: float) -> float:
     """A bound on a fixed-point population's |u| from a bound on its |a_in|: each step adds at
     most input_bound << 6 and the decay keeps at most (4095 - du) / 4096 of the rest."""
-    kept = ((1 << DECAY_SHIFT) - (pop.du + 1)) / (1 << DECAY_SHIFT)
+    kept = (DECAY_UNITY - (pop.du + 1)) / DECAY_UNITY
     added = input_bound * (1 << ACTIVATION_SHIFT)
     return added / (1.0 - kept) if kept < 1.0 else float("inf")
 
@@ -338,22 +347,25 @@ class Network:
         pops = {name: self.populations[name] for name in members}
         kinds = self.job.populations
         device, f64 = self.device, torch.float64
-        u = {
+        v = {
             name: torch.zeros((batch, pops[name].size), dtype=f64, device=device)
             for name in members
         }
-        v = {name: torch.zeros_like(u[name]) for name in members}
+        u = {
+            name: None if pops[name].forgets_current else torch.zeros_like(v[name])
+            for name in members
+        }
         # Allocated when a population first fires: most of an untrained network never does.
         spikes: dict[str, torch.Tensor | None] = dict.fromkeys(members)
         fired_on = {name: [-1] * width for name in members}
         voltages = {
-            name: u[name].new_zeros((width, batch, pops[name].size))
+            name: v[name].new_zeros((width, batch, pops[name].size))
             for name in members
             if kinds.get(name) == "v"
         }
         # Synapses inside a cycle: the values they deliver on coming steps (0: the next step).
         pending = {
-            index: [u[syn.target].new_zeros(u[syn.target].shape) for _ in range(syn.delay)]
+            index: [v[syn.target].new_zeros(v[syn.target].shape) for _ in range(syn.delay)]
             for index, syn in enumerate(self.synapses)
             if syn.target in members and syn.source in members
         }
@@ -363,7 +375,8 @@ class Network:
             for name in members:
                 pop = pops[name]
                 if step == pop.depth + 1:  # LIFReset: NIR step 0 arrives, state from zero
-                    u[name].zero_()
+                    if u[name] is not None:
+                        u[name].zero_()
                     v[name].zero_()
                     resting[name] = True
                 if name in summed:
@@ -371,7 +384,7 @@ class Network:
                     silent = series.pattern[offset] < 0
                     a_in = series.values[offset]
                 elif incoming[name]:
-                    a_in = u[name].new_zeros(u[name].shape)
+                    a_in = v[name].new_zeros(v[name].shape)
                     for index in incoming[name]:
                         if index in external:
                             a_in = a_in + external[index].values[offset]
@@ -401,7 +414,7 @@ class Network:
             for index in pending:
                 syn = self.synapses[index]
                 if spikes[syn.source] is None:  # silent so far: it delivers zeros
-                    pending[index].append(u[syn.target].new_zeros(u[syn.target].shape))
+                    pending[index].append(v[syn.target].new_zeros(v[syn.target].shape))
                     continue
                 source = spikes[syn.source][offset : offset + 1]
                 pattern = [0 if fired_on[syn.source][offset] >= 0 else -1]
@@ -501,7 +514,10 @@ class Network:
 
     @staticmethod
     def float_lif(
-        pop: EmulatedPopulation, u: torch.Tensor, v: torch.Tensor, a_in: torch.Tensor | None
+        pop: EmulatedPopulation,
+        u: torch.Tensor | None,
+        v: torch.Tensor,
+        a_in: torch.Tensor | None,
     ) -> torch.Tensor | None:
         """PyLifResetModelFloat's step, in place, with its order of roundings; the spikes
         (None if none fired)."""
@@ -521,24 +537,21 @@ class Network:
     def fixed_lif(
         self,
         pop: EmulatedPopulation,
-        u: torch.Tensor,
+        u: torch.Tensor | None,
         v: torch.Tensor,
         a_in: torch.Tensor | None,
     ) -> torch.Tensor | None:
         """PyLifResetModelBitAcc's step, in place; the spikes (None if none fired). Every value
-        is an integer below 2**37, so the float64 products are exact and dividing with
-        rounding mode "trunc" is Lava's shift toward zero (torch's trunc_ is slower)."""
+        is an integer below 2**37, so the float64 arithmetic is exact (see decay_)."""
         if not pop.forgets_current:
-            u.mul_(((1 << DECAY_SHIFT) - (pop.du + 1)) / (1 << DECAY_SHIFT))
-            u.div_(1.0, rounding_mode="trunc")
+            decay_(u, DECAY_UNITY - (pop.du + 1))
             if a_in is not None:
                 u.add_(a_in, alpha=1 << ACTIVATION_SHIFT)
             if pop.checks_current:
                 low, high = torch.aminmax(u)
                 if high >= STATE_LIMIT or low <= -STATE_LIMIT:
                     self.overflow(pop.name, "its current u wrapped around 24 bits")
-        v.mul_(((1 << DECAY_SHIFT) - pop.dv) / (1 << DECAY_SHIFT))
-        v.div_(1.0, rounding_mode="trunc")
+        decay_(v, DECAY_UNITY - pop.dv)
         if not pop.forgets_current:
             v.add_(u)
         elif a_in is not None:  # u = a_in << 6 (its 24 bits checked with the input)
