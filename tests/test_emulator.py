@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from model_fixtures import joints, node_major_input, spiking_student
 from test_lava_graph import cuba
 
-from mksgn.benchmarks.support.graphs import lif
+from mksgn.benchmarks.support.graphs import dense_lif_graph, lif
 from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan
 from mksgn.convert.nir_export import student_to_nir
@@ -426,16 +426,7 @@ def test_a_forgotten_current_is_checked_on_its_input(monkeypatch: pytest.MonkeyP
     its 24-bit limit is still checked, on the input, and a run within it is not refused."""
     import mksgn.convert.fixed_point as fixed_point
 
-    rng = np.random.default_rng(0)
-    graph = nir.NIRGraph(
-        nodes={
-            "input": nir.Input(input_type=np.array([4])),
-            "fc": nir.Affine(weight=rng.uniform(0.5, 1, (3, 4)), bias=np.zeros(3)),
-            "lif": lif((3,)),
-            "output": nir.Output(output_type=np.array([3])),
-        },
-        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
-    )
+    graph = dense_lif_graph(np.random.default_rng(0).uniform(0.5, 1, (3, 4)))
     plan, inputs = build_plan(graph, 1e-4), np.ones((2, 3, 4))
     assert EmulatorTarget().run_plan(plan, inputs).recorded["output"].any()
     quantize = fixed_point.quantize_plan

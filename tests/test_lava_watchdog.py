@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from process_helpers import lava_session, start_mksgn, stop, wait_until
 
+from mksgn.benchmarks.support.graphs import dense_lif_graph, lif
 from mksgn.convert.fixed_point import quantize_plan
 from mksgn.convert.lava_graph import build_plan
 from mksgn.errors import MksgnError
@@ -31,23 +32,8 @@ from mksgn.targets.lava import (
 
 
 def tiny_graph() -> nir.NIRGraph:
-    """Input -> Affine -> LIF -> Output."""
-    shape = (3,)
-    return nir.NIRGraph(
-        nodes={
-            "input": nir.Input(input_type=np.array(shape)),
-            "fc": nir.Affine(weight=np.eye(3), bias=np.zeros(3)),
-            "lif": nir.LIF(
-                tau=np.full(shape, 2e-4),
-                r=np.full(shape, 2.0),
-                v_leak=np.zeros(shape),
-                v_threshold=np.ones(shape),
-                v_reset=np.zeros(shape),
-            ),
-            "output": nir.Output(output_type=np.array(shape)),
-        },
-        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
-    )
+    """Input -> Affine (identity) -> LIF -> Output."""
+    return dense_lif_graph(np.eye(3))
 
 
 def lava_descendants() -> list[int]:
@@ -122,13 +108,7 @@ def conv_graph(out_channels: int, in_channels: int) -> nir.NIRGraph:
                 groups=1,
                 bias=np.zeros(out_channels),
             ),
-            "lif": nir.LIF(
-                tau=np.full(neurons, 2e-4),
-                r=np.full(neurons, 2.0),
-                v_leak=np.zeros(neurons),
-                v_threshold=np.ones(neurons),
-                v_reset=np.zeros(neurons),
-            ),
+            "lif": lif(neurons),
             "output": nir.Output(output_type=np.array(neurons)),
         },
         edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")],

@@ -25,3 +25,17 @@ def lif(
         v_threshold=np.full(shape, vth),
         v_reset=np.zeros(shape),
     )
+
+
+def dense_lif_graph(weight: np.ndarray) -> nir.NIRGraph:
+    """Input -> Affine(weight, no bias) -> LIF (snnTorch defaults) -> Output."""
+    outputs, inputs = weight.shape
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([inputs])),
+            "fc": nir.Affine(weight=np.asarray(weight, dtype=np.float64), bias=np.zeros(outputs)),
+            "lif": lif((outputs,)),
+            "output": nir.Output(output_type=np.array([outputs])),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )

@@ -121,18 +121,10 @@ def nir_graphs() -> list[object]:
     """Small graphs covering Affine, Conv1d, Conv2d, pooling, Flatten, CubaLIF and a subgraph."""
     import nir
 
-    from mksgn.benchmarks.support.graphs import lif
+    from mksgn.benchmarks.support.graphs import dense_lif_graph, lif
 
     rng = np.random.default_rng(0)
-    dense = nir.NIRGraph(
-        nodes={
-            "input": nir.Input(input_type=np.array([4])),
-            "fc": nir.Affine(weight=rng.normal(0, 1, (3, 4)), bias=np.zeros(3)),
-            "lif": lif((3,)),
-            "output": nir.Output(output_type=np.array([3])),
-        },
-        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
-    )
+    dense = dense_lif_graph(rng.normal(0, 1, (3, 4)))
     conv1d = nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type=np.array([2, 6])),
