@@ -278,12 +278,12 @@ class Network:
         value depends on are left zero)."""
         job, plan = self.job, self.job.plan
         batch, period = stop - start, job.period
-        # The source sends a sample's T steps, then zeros while the pipeline drains.
+        # The source sends a sample's T steps, then zeros while the pipeline drains (steps the
+        # series leaves out).
         sent = torch.as_tensor(job.sample_steps(start, stop), dtype=torch.float64)
-        data = sent.new_zeros((period, *sent.shape[1:]), device=self.device)
-        data[: job.steps] = sent
-        pattern = repeats(data[: job.steps]) + [-1] * (period - job.steps)
-        outputs = {plan.input_name: Series(data, 1, pattern)}
+        sent = sent.to(self.device)
+        pattern = repeats(sent) + [-1] * (period - job.steps)
+        outputs = {plan.input_name: Series(sent, 1, pattern)}
         readers: dict[str, int] = {}
         for block in self.blocks:
             for syn in self.synapses:
@@ -403,10 +403,9 @@ class Network:
                 else:
                     fired = self.float_lif(pop, u[name], v[name], a_in)
                 if fired is not None:
-                    if spikes[name] is None:
-                        spikes[name] = fired.new_zeros(
-                            (width, batch, pop.size), dtype=torch.float32
-                        )
+                    if spikes[name] is None:  # steps left unwritten are zeroed after the loop
+                        shape = (width, batch, pop.size)
+                        spikes[name] = fired.new_empty(shape, dtype=torch.float32)
                     spikes[name][offset] = fired
                     fired_on[name][offset] = offset
                 if name in voltages:
@@ -419,6 +418,10 @@ class Network:
                 source = spikes[syn.source][offset : offset + 1]
                 pattern = [0 if fired_on[syn.source][offset] >= 0 else -1]
                 pending[index].append(self.transmit(syn, Series(source, step, pattern)).values[0])
+        for name, held in spikes.items():
+            for offset in range(width) if held is not None else ():
+                if fired_on[name][offset] < 0:
+                    held[offset].zero_()
         series = {
             name: Series(spikes[name], block.first, fired_on[name])
             if spikes[name] is not None
@@ -450,16 +453,17 @@ class Network:
         """What the synapse buffers for its source's values: (steps, batch, N_out) float64.
         Silent steps cost nothing, and steps equal to an earlier one (a direct-coded input)
         are computed once."""
-        steps, batch, size_in = source.values.shape
+        steps, (_, batch, size_in) = len(source.pattern), source.values.shape
         size_out = self.populations[syn.target].size
         distinct = sorted({index for index in source.pattern if index >= 0})
         if not distinct:
             device = source.values.device
             return Series.silent(size_out, steps, batch, source.first, torch.float64, device)
-        if len(distinct) == steps:
-            columns = source.values.reshape(steps * batch, size_in)
+        if distinct == list(range(distinct[0], distinct[-1] + 1)):  # a slice: no copy
+            held = source.values[distinct[0] : distinct[-1] + 1]
         else:
-            columns = source.values[distinct].reshape(len(distinct) * batch, size_in)
+            held = source.values[distinct]
+        columns = held.reshape(len(distinct) * batch, size_in)
         summed = syn.matrix @ columns
         if self.job.fixed is not None:
             summed = self.fixed_sums(syn, summed)

