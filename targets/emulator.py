@@ -41,7 +41,7 @@ from mksgn.convert.loihi2 import (
 )
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
-from mksgn.targets.emulator_products import ConvKernel, CsrMatrix, DenseMatrix
+from mksgn.targets.emulator_products import INT8_EXACT_SUM, ConvKernel, CsrMatrix, DenseMatrix
 from mksgn.targets.emulator_schedule import Block, Series, add_series, repeats, schedule
 from mksgn.targets.job import LavaJob, prepare_job
 from mksgn.targets.memory import check_fits, emulator_bytes, freed_memory_reused
@@ -254,12 +254,19 @@ class Network:
                 )
         # float32 adds integers exactly while every partial sum stays below 2**24.
         exact32 = qsyn is not None and largest_sum < EXACT_FLOAT32
+        # Spikes times 8-bit weights: int8 products, exact while the sums stay small.
+        exact_int8 = (
+            qsyn is not None
+            and not syn.graded
+            and largest_sum < INT8_EXACT_SUM
+            and str(self.device) == "cpu"
+        )
         if syn.kind == "conv":
-            matrix = ConvKernel(matrix, syn.conv, out_shape, exact32, self.device)
+            matrix = ConvKernel(matrix, syn.conv, out_shape, exact32, self.device, exact_int8)
         elif qsyn is None:
             matrix = CsrMatrix(matrix)
         else:
-            matrix = DenseMatrix(matrix, exact32, self.device)
+            matrix = DenseMatrix(matrix, exact32, self.device, exact_int8)
         return EmulatedSynapse(
             name=f"{syn.name} (residual)" if residual else syn.name,
             source=syn.source,

@@ -494,6 +494,39 @@ def test_convolutions_run_as_kernels_float32_only_where_exact() -> None:
     assert len(kernels) >= sum(s.kind == "conv" for s in plan.synapses)
     dtypes = {(s.graded, s.matrix.dtype) for s in kernels}
     assert dtypes == {(True, torch.float64), (False, torch.float32)}
+    # The spike-driven pointwise products run in int8 (the parity tests above cover them).
+    pointwise = [s for s in kernels if s.matrix.pointwise and not s.graded]
+    assert pointwise and all(s.matrix.int8 is not None for s in pointwise)
+
+
+def test_int8_products_are_exact_up_to_their_bound() -> None:
+    """Spikes times 8-bit weights through the int8 product equal the exact integer sums, at the
+    extremes of the weights and near the sums' bound; weights no power of two brings into int8
+    are left to the float path."""
+    import torch
+
+    from mksgn.targets.emulator_products import INT8_EXACT_SUM, int8_weights
+
+    rng = np.random.default_rng(0)
+    fan_in = 8000
+    weight = np.stack(
+        [
+            np.full(fan_in, 254.0),  # 8000 * 254 = 2,032,000: just below 2**21
+            np.full(fan_in, -256.0),
+            rng.integers(-128, 128, fan_in) * 2.0,
+        ]
+    )
+    assert np.abs(weight).sum(axis=1).max() < INT8_EXACT_SUM
+    spikes = (rng.random((64, fan_in)) < 0.5).astype(np.float32)
+    spikes[0] = 1.0
+    product = int8_weights(weight, exact_int8=True)
+    assert product is not None
+    got = product(torch.as_tensor(spikes)).numpy().astype(np.float64)
+    assert np.array_equal(got, spikes.astype(np.float64) @ weight.T)
+    assert got[0, 1] == -256.0 * fan_in
+    assert int8_weights(np.array([[255.0, 1.0]]), exact_int8=True) is None
+    assert int8_weights(np.array([[300.0, 4.0]]), exact_int8=True) is not None
+    assert int8_weights(weight, exact_int8=False) is None
 
 
 @pytest.mark.parametrize(("samples", "batch"), [(5, 2), (4, 4), (3, 8), (1, 1)])
