@@ -16,7 +16,7 @@ its reset, unless a delay line or a cycle carries earlier ones).
 Fixed point is exact integer arithmetic carried in float64, which holds every integer below 2**53
 exactly: the decays are one exact product truncated toward zero, shifts are exact products by
 powers of two (floored for right shifts), and synapse sums run in float32 where a proven bound
-keeps every partial sum below 2**24. Where Lava's NumPy int32 arithmetic would wrap silently or a
+keeps every partial sum below 2**24 (spikes times 8-bit weights in int8, see Int8Weights). Where Lava's NumPy int32 arithmetic would wrap silently or a
 24-bit state saturates, the emulator raises MksgnError instead. Float sums of dense synapses go
 through scipy csr products, whose per-sample order of additions does not depend on the batch size;
 results equal Lava's to float rounding.
