@@ -34,7 +34,8 @@ class Int8Weights:
 def int8_weights(matrix: np.ndarray, exact_int8: bool) -> Int8Weights | None:
     """Int8Weights for integer weights a power of two times int8 values, where the caller found
     the product `exact_int8` (spikes in, sums below INT8_EXACT_SUM, on the CPU); else None."""
-    if not exact_int8:
+    # x86's engines (fbgemm, oneDNN) only: the exactness above was established for them.
+    if not exact_int8 or torch.backends.quantized.engine not in ("x86", "fbgemm", "onednn"):
         return None
     weight = np.asarray(matrix, dtype=np.float64)
     for shift in range(0, 9):
