@@ -16,8 +16,9 @@ its reset, unless a delay line or a cycle carries earlier ones).
 Fixed point is exact integer arithmetic carried in float64, which holds every integer below 2**53
 exactly: the decays are one exact product truncated toward zero, shifts are exact products by
 powers of two (floored for right shifts), and synapse sums run in float32 where a proven bound
-keeps every partial sum below 2**24 (spikes times 8-bit weights in int8, see Int8Weights). Where Lava's NumPy int32 arithmetic would wrap silently or a
-24-bit state saturates, the emulator raises MksgnError instead. Float sums of dense synapses go
+keeps every partial sum below 2**24 (spikes times 8-bit weights in int8, see Int8Weights). Where
+Lava's NumPy int32 arithmetic would wrap silently or a 24-bit state saturates, the emulator raises
+MksgnError instead. Float sums of dense synapses go
 through scipy csr products, whose per-sample order of additions does not depend on the batch size;
 results equal Lava's to float rounding.
 """
@@ -216,8 +217,8 @@ class Network:
         self.input_bound = dict.fromkeys(self.populations, 0.0)
         for syn in self.synapses:
             self.input_bound[syn.target] += syn.largest_sum * 2.0**syn.weight_exp
-        for name, pop in self.populations.items():
-            if fixed is not None:
+        if fixed is not None:
+            for name, pop in self.populations.items():
                 pop.checks_current = current_bound(pop, self.input_bound[name]) >= STATE_LIMIT
 
     def synapse(self, index: int, syn: object, residual: bool = False) -> EmulatedSynapse:
@@ -419,16 +420,15 @@ class Network:
                     voltages[name][offset] = v[name]
             for index in pending:
                 syn = self.synapses[index]
-                if spikes[syn.source] is None:  # silent so far: it delivers zeros
+                if fired_on[syn.source][offset] < 0:  # silent on this step: it delivers zeros
                     pending[index].append(v[syn.target].new_zeros(v[syn.target].shape))
                     continue
                 source = spikes[syn.source][offset : offset + 1]
-                pattern = [0 if fired_on[syn.source][offset] >= 0 else -1]
-                pending[index].append(self.transmit(syn, Series(source, step, pattern)).values[0])
+                pending[index].append(self.transmit(syn, Series(source, step, [0])).values[0])
         for name, held in spikes.items():
-            for offset in range(width) if held is not None else ():
-                if fired_on[name][offset] < 0:
-                    held[offset].zero_()
+            silent_steps = [offset for offset, fired in enumerate(fired_on[name]) if fired < 0]
+            if held is not None and silent_steps:
+                held[silent_steps] = 0.0
         series = {
             name: Series(spikes[name], block.first, fired_on[name])
             if spikes[name] is not None

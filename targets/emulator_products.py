@@ -47,29 +47,26 @@ def int8_weights(matrix: np.ndarray, exact_int8: bool) -> Int8Weights | None:
 
 
 class DenseMatrix:
-    """A fixed-point dense synapse's integer weights as a torch matrix (float32 where its sums
-    stay exact, int8 where Int8Weights applies); `matrix @ source` maps (columns, N_in) to
-    (columns, N_out) float64."""
+    """Weights as a torch matrix (a fixed-point dense synapse's, or a pointwise kernel's): in
+    float32 where its sums stay exact, int8 where Int8Weights applies, else float64;
+    `matrix @ source` maps (columns, N_in) to (columns, N_out) float64."""
 
     def __init__(
         self, matrix: np.ndarray, float32: bool, device: str, exact_int8: bool = False
     ) -> None:
-        """Weights (N_out, N_in)."""
+        """Weights (N_out, N_in); `exact_int8` as for int8_weights."""
         self.dtype = torch.float32 if float32 else torch.float64
         self.int8 = int8_weights(matrix, exact_int8)
-        weight = torch.as_tensor(np.asarray(matrix, dtype=np.float64), device=device)
-        # Held as (N_in, N_out): MKL multiplied 256-row blocks 1.4x faster than through W.T.
-        self.weight_t = weight.to(self.dtype).T.contiguous()
+        if self.int8 is None:
+            weight = torch.as_tensor(np.asarray(matrix, dtype=np.float64), device=device)
+            # Held as (N_in, N_out): MKL multiplied 256-row blocks 1.4x faster than through W.T.
+            self.weight_t = weight.to(self.dtype).T.contiguous()
 
     def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
         """The synapse's sums for the source's values."""
         if self.int8 is not None:
             return self.int8(source.to(torch.float32)).to(torch.float64)
         return (source.to(self.dtype) @ self.weight_t).to(torch.float64)
-
-    def nbytes(self) -> int:
-        """Bytes the matrix takes."""
-        return self.weight_t.element_size() * self.weight_t.nelement()
 
 
 class CsrMatrix:
@@ -90,10 +87,6 @@ class CsrMatrix:
         sums = np.ascontiguousarray(np.asarray(self.matrix @ values).T)
         return torch.from_numpy(sums).to(source.device)
 
-    def nbytes(self) -> int:
-        """Bytes the matrix takes."""
-        return self.matrix.data.nbytes + self.matrix.indices.nbytes + self.matrix.indptr.nbytes
-
 
 class ConvKernel:
     """A conv synapse run as a torch convolution (one matrix product for unstrided 1x1 kernels)
@@ -111,8 +104,8 @@ class ConvKernel:
         exact_int8: bool = False,
     ) -> None:
         """A Lava-layout kernel (C_out, kw, kh, C_in/groups) with geometry `conv` (W, H order)
-        into a population of Lava shape `out_shape`; float32 only where sums stay exact, and a
-        pointwise one int8 where Int8Weights applies (`exact_int8` as for int8_weights)."""
+        into a population of Lava shape `out_shape`; float32 only where sums stay exact; a
+        pointwise kernel is one DenseMatrix (`exact_int8` as there)."""
         self.dtype = torch.float32 if float32 else torch.float64
         self.in_shape, self.out_shape = tuple(conv["input_shape"]), tuple(out_shape)
         # torch convolves (C, A, B) images. Lava's (W, H, C) order is channels-last for A = W,
@@ -123,7 +116,6 @@ class ConvKernel:
         # Lava's Conv is a true convolution over (W, H): flipped, torch's cross-correlation.
         weight = np.asarray(kernel, dtype=np.float64)[:, ::-1, ::-1, :]
         weight = weight.transpose((0, 3, 2, 1) if self.height_first else (0, 3, 1, 2))
-        self.weight = torch.as_tensor(weight.copy(), device=device).to(self.dtype)
         self.stride = tuple(conv["stride"])[order]
         self.padding = tuple(conv["padding"])[order]
         self.dilation = tuple(conv["dilation"])[order]
@@ -134,28 +126,27 @@ class ConvKernel:
             and self.stride == (1, 1)
             and self.padding == (0, 0)
         )
-        self.int8 = None
+        # A pointwise kernel: its (C_out, C_in) matrix, applied to every position at once.
+        self.product = None
         if self.pointwise:
-            self.int8 = int8_weights(weight[:, :, 0, 0], exact_int8)
-            # Held as (C_in, C_out): MKL multiplied 256-row blocks 1.4x faster than through W.T.
-            self.weight = self.weight[:, :, 0, 0].T.contiguous()
+            self.product = DenseMatrix(weight[:, :, 0, 0], float32, device, exact_int8)
         else:
             # oneDNN's float32 grouped convolutions ran 1.9x faster on channels-last tensors;
             # float64 has no oneDNN path and takes torch's default layout.
             layout = torch.channels_last if float32 else torch.contiguous_format
+            self.weight = torch.as_tensor(weight.copy(), device=device).to(self.dtype)
             self.weight = self.weight.contiguous(memory_format=layout)
 
     def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
         """The synapse's sums for the source's values."""
         columns = source.shape[0]
         in_w, in_h, in_c = self.in_shape
-        x = source.to(self.dtype)
-        if self.pointwise:
+        if self.product is not None:
             # Channels are fastest in Lava's order: one product over every position.
-            x = x.reshape(-1, in_c)
-            y = x @ self.weight if self.int8 is None else self.int8(x)
+            y = self.product @ source.reshape(-1, in_c)
         else:
             spatial = (in_h, in_w) if self.height_first else (in_w, in_h)
+            x = source.to(self.dtype)
             image = x.reshape(columns, *spatial, in_c).permute(0, 3, 1, 2)  # (M, C, A, B)
             y = torch.nn.functional.conv2d(
                 image,
@@ -166,7 +157,3 @@ class ConvKernel:
                 groups=self.groups,
             ).permute(0, 2, 3, 1)  # (M, A', B', C_out): Lava's order
         return y.reshape(columns, -1).to(torch.float64)
-
-    def nbytes(self) -> int:
-        """Bytes the kernel takes."""
-        return self.weight.element_size() * self.weight.nelement()

@@ -52,19 +52,12 @@ class LavaJob:
     def stream_data(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) as the source sends them: (*Lava input shape, time), sample s
         on steps [s·period, (s+1)·period) with zeros after its T steps; integers in fixed point."""
-        return np.ascontiguousarray(np.moveaxis(self.stream_steps(start, stop), 0, -1))
-
-    def stream_steps(self, start: int, stop: int) -> np.ndarray:
-        """stream_data with time first: (steps, *Lava input shape)."""
         count, nir_shape = stop - start, self.plan.input_nir_shape
-        data = np.zeros((count, self.period, int(np.prod(nir_shape))), dtype=self.input_dtype)
-        data[:, : self.steps] = self.sample_steps(start, stop).transpose(1, 0, 2)
-        return data.reshape((count * self.period, *lava_shape(nir_shape)))
-
-    @property
-    def input_dtype(self) -> type:
-        """What the source sends: integers in fixed point, else float64."""
-        return np.int32 if self.fixed is not None else np.float64
+        sent = self.sample_steps(start, stop)
+        data = np.zeros((count, self.period, sent.shape[2]), dtype=sent.dtype)
+        data[:, : self.steps] = sent.transpose(1, 0, 2)
+        data = data.reshape((count * self.period, *lava_shape(nir_shape)))
+        return np.ascontiguousarray(np.moveaxis(data, 0, -1))
 
     def sample_steps(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop)'s T input steps, time first: (T, samples, input neurons in

@@ -496,7 +496,7 @@ def test_convolutions_run_as_kernels_float32_only_where_exact() -> None:
     assert dtypes == {(True, torch.float64), (False, torch.float32)}
     # The spike-driven pointwise products run in int8 (the parity tests above cover them).
     pointwise = [s for s in kernels if s.matrix.pointwise and not s.graded]
-    assert pointwise and all(s.matrix.int8 is not None for s in pointwise)
+    assert pointwise and all(s.matrix.product.int8 is not None for s in pointwise)
 
 
 def test_int8_products_are_exact_up_to_their_bound() -> None:
