@@ -72,16 +72,18 @@ def temporary_prefix(target: Path) -> str:
     return f".{target.name}.{owner_tag()}."
 
 
-def remove_stale_temporaries(target: Path) -> None:
+def remove_stale_temporaries(target: Path, own: bool = False) -> None:
     """Remove the temporaries for `target` left by processes of this host that have ended (another
-    host's cannot be checked, so they stay)."""
+    host's cannot be checked, so they stay), or with `own`, this process's."""
     host_prefix = f".{target.name}.{socket.gethostname()}-"
     with contextlib.suppress(OSError):  # no folder yet, or not readable: nothing to clean
         for entry in os.scandir(target.parent):
             if not entry.name.startswith(host_prefix):
                 continue
             pid, dot, _ = entry.name[len(host_prefix) :].partition(".")
-            if not (dot and pid.isdigit()) or alive({int(pid)}):
+            if not (dot and pid.isdigit()):
+                continue
+            if (int(pid) != os.getpid()) if own else alive({int(pid)}):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
@@ -113,27 +115,26 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     """Yield a temporary path next to `target`; rename it onto `target` only if the block succeeds."""
     target = Path(target)
     with created_parent(target):
+        # One try from before the temporary exists: an interrupt (SIGTERM, Ctrl-C) can land
+        # between mkstemp creating it and any later statement, when only its prefix is known.
         try:
-            # The temporary keeps the target's suffix so that writers which append one (np.savez)
-            # do not.
             remove_stale_temporaries(target)
+            # The temporary keeps the target's suffix so that writers which append one
+            # (np.savez) do not.
             fd, tmp_name = tempfile.mkstemp(
                 prefix=temporary_prefix(target), suffix=suffix or target.suffix, dir=target.parent
             )
-        except OSError as error:
-            raise write_error(target, error) from None
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+            os.close(fd)
+            tmp = Path(tmp_name)
             # mkstemp creates 0600; outputs get the permissions a plain open() would give them.
             tmp.chmod(0o666 & ~current_umask())
             yield tmp
             os.replace(tmp, target)
         except OSError as error:
-            tmp.unlink(missing_ok=True)
+            remove_stale_temporaries(target, own=True)
             raise write_error(target, error) from None
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            remove_stale_temporaries(target, own=True)
             raise
 
 
@@ -173,18 +174,16 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory that replaces `target` (file tree) when the block succeeds."""
     target = Path(target)
     with created_parent(target):
+        # One try from before the folder exists, as in atomic_path.
         try:
             tmp = temporary_directory(target)
-        except OSError as error:
-            raise write_error(target, error) from None
-        try:
             yield tmp
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
         except OSError as error:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_stale_temporaries(target, own=True)
             raise write_error(target, error) from None
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_stale_temporaries(target, own=True)
             raise

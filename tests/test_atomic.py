@@ -83,3 +83,31 @@ def test_temporaries_of_ended_owners_are_removed_by_the_next_write(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["data.npz", *(p.name for p in kept)]
     )
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_an_interrupt_right_after_the_temporary_is_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """SIGTERM becomes KeyboardInterrupt at any statement: one landing as mkstemp/mkdtemp returns
+    (the temporary exists, its name not yet known to the writer) leaves no temporary behind (a
+    training run's metrics.jsonl temporary was left once this way)."""
+    import tempfile
+
+    name = "mkstemp" if kind == "file" else "mkdtemp"
+    make = getattr(tempfile, name)
+
+    def made_then_interrupted(*args: object, **kwargs: object) -> object:
+        make(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tempfile, name, made_then_interrupted)
+    target = tmp_path / ("metrics.jsonl" if kind == "file" else "folder")
+    with pytest.raises(KeyboardInterrupt):
+        if kind == "file":
+            with atomic_open(target) as handle:
+                handle.write("never")
+        else:
+            with atomic_directory(target):
+                pass
+    assert list(tmp_path.iterdir()) == []
