@@ -42,7 +42,13 @@ from mksgn.convert.loihi2 import (
 )
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
-from mksgn.targets.emulator_products import INT8_EXACT_SUM, ConvKernel, CsrMatrix, DenseMatrix
+from mksgn.targets.emulator_products import (
+    EXACT_FLOAT32,
+    INT8_EXACT_SUM,
+    ConvKernel,
+    CsrMatrix,
+    DenseMatrix,
+)
 from mksgn.targets.emulator_schedule import Block, Series, add_series, repeats, schedule
 from mksgn.targets.job import LavaJob, prepare_job
 from mksgn.targets.memory import check_fits, emulator_bytes, freed_memory_reused
@@ -52,7 +58,6 @@ from mksgn.targets.plan_target import PlanTarget
 # per-step arrays stay in cache; benchmarks/fast_execution.py).
 DEFAULT_BATCH_SIZE = 8
 EXACT_FLOAT = 2**53  # integers up to this add exactly in float64
-EXACT_FLOAT32 = 2**24  # ... and in float32
 
 
 @dataclasses.dataclass
@@ -255,19 +260,20 @@ class Network:
                 )
         # float32 adds integers exactly while every partial sum stays below 2**24.
         exact32 = qsyn is not None and largest_sum < EXACT_FLOAT32
-        # Spikes times 8-bit weights: int8 products, exact while the sums stay small.
-        exact_int8 = (
-            qsyn is not None
-            and not syn.graded
-            and largest_sum < INT8_EXACT_SUM
-            and str(self.device) == "cpu"
-        )
+        # 8-bit weights times spikes (exact while their sums stay small) or times integers
+        # (digit by digit): int8 products.
+        int8_inputs = None
+        if qsyn is not None and str(self.device) == "cpu":
+            if syn.graded:
+                int8_inputs = "integers"
+            elif largest_sum < INT8_EXACT_SUM:
+                int8_inputs = "spikes"
         if syn.kind == "conv":
-            matrix = ConvKernel(matrix, syn.conv, out_shape, exact32, self.device, exact_int8)
+            matrix = ConvKernel(matrix, syn.conv, out_shape, exact32, self.device, int8_inputs)
         elif qsyn is None:
             matrix = CsrMatrix(matrix)
         else:
-            matrix = DenseMatrix(matrix, exact32, self.device, exact_int8)
+            matrix = DenseMatrix(matrix, exact32, self.device, int8_inputs)
         return EmulatedSynapse(
             name=f"{syn.name} (residual)" if residual else syn.name,
             source=syn.source,
@@ -480,10 +486,12 @@ class Network:
         if len(distinct) == 1 and min(source.pattern) >= 0:
             return Series(summed.expand(steps, -1, -1), source.first, source.pattern)
         column = {step: number for number, step in enumerate(distinct)}
-        result = summed.new_zeros((steps, batch, size_out))
+        result = summed.new_empty((steps, batch, size_out))
         for step, index in enumerate(source.pattern):
             if index >= 0:
                 result[step] = summed[column[index]]
+            else:
+                result[step] = 0.0
         return Series(result, source.first, source.pattern)
 
     def fixed_sums(self, syn: EmulatedSynapse, summed: torch.Tensor) -> torch.Tensor:

@@ -12,51 +12,100 @@ import torch
 # Below this, the float32 output of an int8 product is within far less than 0.5 of its integer
 # sum (a few float32 roundings of 2**-24 each), so rounding it recovers the sum exactly.
 INT8_EXACT_SUM = 2**21
+EXACT_FLOAT32 = 2**24  # integers up to this add exactly in float32
+# The activations' bits in an int8 product: 7 (reduce_range), so that x86 kernels without VNNI,
+# which add pairs of products in saturating int16, cannot saturate.
+DIGIT_BITS = 7
+DIGIT = 1 << DIGIT_BITS
 
 
 class Int8Weights:
-    """Integer weights times spikes through PyTorch's int8 dynamic linear product (VNNI on x86:
-    3-4x the float32 product's rate on this CPU), its output rounded to the integer sums."""
+    """Integer weights times spikes or integers through PyTorch's int8 dynamic linear product
+    (VNNI on x86: 3-4x the float32 product's rate on this CPU), its output rounded to the
+    integer sums."""
 
     def __init__(self, matrix: np.ndarray, scale: int) -> None:
-        """Weights (N_out, N_in), each `scale` times an int8 (see int8_scale)."""
-        weight = torch.as_tensor(np.asarray(matrix, dtype=np.float32))
-        quantized = torch.quantize_per_tensor(weight, float(scale), 0, torch.qint8)
+        """Weights (N_out, N_in), each `scale` times an int8 (see int8_weights)."""
+        weight = np.asarray(matrix, dtype=np.float64)
+        quantized = torch.quantize_per_tensor(
+            torch.as_tensor(weight, dtype=torch.float32), float(scale), 0, torch.qint8
+        )
         self.packed = torch.ops.quantized.linear_prepack(quantized, None)
+        # The largest sum of |weights| into one output, and that of one 7-bit digit times the
+        # weights in int8 units (the quantity INT8_EXACT_SUM bounds).
+        self.row_abs_max = float(np.abs(weight).sum(axis=1).max(initial=0))
+        self.digit_sum_bound = (DIGIT - 1) * self.row_abs_max / scale
+        self.row_sums = torch.as_tensor(weight.sum(axis=1))
 
     def __call__(self, spikes: torch.Tensor) -> torch.Tensor:
         """The sums (rows, N_out) float32 for spikes (rows, N_in) of 0 and 1."""
-        # reduce_range: spikes quantised to 7 bits, so that x86 kernels without VNNI, which add
-        # pairs of products in saturating int16, cannot saturate.
         return torch.ops.quantized.linear_dynamic(spikes.contiguous(), self.packed, True).round_()
 
+    def integers(self, values: torch.Tensor) -> torch.Tensor:
+        """The sums (rows, N_out) float64 for integer values (rows, N_in) float64 below 2**31 in
+        size: one int8 product of their 7-bit digits, combined exactly (valid where
+        digit_sum_bound is below INT8_EXACT_SUM)."""
+        rows, size_in = values.shape
+        low, high = (float(limit) for limit in torch.aminmax(values))
+        offset = min(low, 0.0)  # values - offset >= 0: unsigned digits
+        span = high - offset
+        count = max(1, -(-int(span).bit_length() // DIGIT_BITS))
+        rest = (values - offset).to(torch.int64 if span >= 2**31 else torch.int32)
+        digits = values.new_empty((count * rows + 1, size_in), dtype=torch.float32)
+        for k in range(count):
+            digits[k * rows : (k + 1) * rows] = rest & (DIGIT - 1)
+            rest.bitwise_right_shift_(DIGIT_BITS)
+        # Every digit in 0..127 and one row pinning the range to exactly that: the dynamic
+        # quantisation then picks scale 1 and zero point 0, and quantises every digit exactly.
+        digits[-1] = 0.0
+        digits[-1, 0] = DIGIT - 1
+        parts = torch.ops.quantized.linear_dynamic(digits, self.packed, True)[:-1]
+        # Horner's rule over the digits' sums: every partial result is the sums of the values'
+        # leading digits, at most span times the weights' row sum, so float32 adds it exactly
+        # below 2**24.
+        if span * self.row_abs_max >= EXACT_FLOAT32:
+            parts = parts.to(torch.float64)
+        parts = parts.reshape(count, rows, -1)
+        sums = parts[count - 1].clone()
+        for k in range(count - 2, -1, -1):
+            sums.mul_(DIGIT).add_(parts[k])
+        sums = sums.to(torch.float64)
+        if offset:
+            sums.add_(self.row_sums.to(sums.device), alpha=offset)
+        return sums
 
-def int8_weights(matrix: np.ndarray, exact_int8: bool) -> Int8Weights | None:
-    """Int8Weights for integer weights a power of two times int8 values, where the caller found
-    the product `exact_int8` (spikes in, sums below INT8_EXACT_SUM, on the CPU); else None."""
+
+def int8_weights(matrix: np.ndarray, inputs: str | None) -> Int8Weights | None:
+    """Int8Weights for integer weights a power of two times int8 values, for `inputs` "spikes"
+    (the caller found their sums below INT8_EXACT_SUM) or "integers" (fixed-point graded
+    values, whose digits' bound is checked here); None where int8 does not apply."""
     # x86's engines (fbgemm, oneDNN) only: the exactness above was established for them.
-    if not exact_int8 or torch.backends.quantized.engine not in ("x86", "fbgemm", "onednn"):
+    if inputs is None or torch.backends.quantized.engine not in ("x86", "fbgemm", "onednn"):
         return None
     weight = np.asarray(matrix, dtype=np.float64)
     for shift in range(0, 9):
         scaled = weight / (1 << shift)
         fits = scaled.min(initial=0) >= -128 and scaled.max(initial=0) <= 127
         if fits and np.array_equal(scaled, np.round(scaled)):
-            return Int8Weights(weight, 1 << shift)
+            product = Int8Weights(weight, 1 << shift)
+            if inputs == "integers" and product.digit_sum_bound >= INT8_EXACT_SUM:
+                return None
+            return product
     return None
 
 
 class DenseMatrix:
     """Weights as a torch matrix (a fixed-point dense synapse's, or a pointwise kernel's): in
-    float32 where its sums stay exact, int8 where Int8Weights applies, else float64;
+    int8 where Int8Weights applies, else in float32 where its sums stay exact, else float64;
     `matrix @ source` maps (columns, N_in) to (columns, N_out) float64."""
 
     def __init__(
-        self, matrix: np.ndarray, float32: bool, device: str, exact_int8: bool = False
+        self, matrix: np.ndarray, float32: bool, device: str, int8_inputs: str | None = None
     ) -> None:
-        """Weights (N_out, N_in); `exact_int8` as for int8_weights."""
+        """Weights (N_out, N_in); `int8_inputs` as `inputs` for int8_weights."""
         self.dtype = torch.float32 if float32 else torch.float64
-        self.int8 = int8_weights(matrix, exact_int8)
+        self.int8 = int8_weights(matrix, int8_inputs)
+        self.int8_integers = int8_inputs == "integers"
         if self.int8 is None:
             weight = torch.as_tensor(np.asarray(matrix, dtype=np.float64), device=device)
             # Held as (N_in, N_out): MKL multiplied 256-row blocks 1.4x faster than through W.T.
@@ -64,6 +113,8 @@ class DenseMatrix:
 
     def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
         """The synapse's sums for the source's values."""
+        if self.int8 is not None and self.int8_integers:
+            return self.int8.integers(source.to(torch.float64))
         if self.int8 is not None:
             return self.int8(source.to(torch.float32)).to(torch.float64)
         return (source.to(self.dtype) @ self.weight_t).to(torch.float64)
@@ -101,11 +152,11 @@ class ConvKernel:
         out_shape: tuple,
         float32: bool,
         device: str,
-        exact_int8: bool = False,
+        int8_inputs: str | None = None,
     ) -> None:
         """A Lava-layout kernel (C_out, kw, kh, C_in/groups) with geometry `conv` (W, H order)
         into a population of Lava shape `out_shape`; float32 only where sums stay exact; a
-        pointwise kernel is one DenseMatrix (`exact_int8` as there)."""
+        pointwise kernel is one DenseMatrix (`int8_inputs` as there)."""
         self.dtype = torch.float32 if float32 else torch.float64
         self.in_shape, self.out_shape = tuple(conv["input_shape"]), tuple(out_shape)
         # torch convolves (C, A, B) images. Lava's (W, H, C) order is channels-last for A = W,
@@ -129,7 +180,7 @@ class ConvKernel:
         # A pointwise kernel: its (C_out, C_in) matrix, applied to every position at once.
         self.product = None
         if self.pointwise:
-            self.product = DenseMatrix(weight[:, :, 0, 0], float32, device, exact_int8)
+            self.product = DenseMatrix(weight[:, :, 0, 0], float32, device, int8_inputs)
         else:
             # oneDNN's float32 grouped convolutions ran 1.9x faster on channels-last tensors;
             # float64 has no oneDNN path and takes torch's default layout.

@@ -56,8 +56,12 @@ class Series:
     def padded(self, before: int, after: int) -> Series:
         """Zero steps added before and after."""
         held, batch, size = self.values.shape
-        values = self.values.new_zeros((before + len(self.pattern) + after, batch, size))
+        # Only the added steps and those the values do not hold are zeroed: a whole-array fill
+        # cost as much as the copy.
+        values = self.values.new_empty((before + len(self.pattern) + after, batch, size))
+        values[:before] = 0.0
         values[before : before + held] = self.values
+        values[before + held :] = 0.0
         pattern = (
             [-1] * before + [i + before if i >= 0 else -1 for i in self.pattern] + [-1] * after
         )

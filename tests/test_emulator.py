@@ -494,9 +494,11 @@ def test_convolutions_run_as_kernels_float32_only_where_exact() -> None:
     assert len(kernels) >= sum(s.kind == "conv" for s in plan.synapses)
     dtypes = {(s.graded, s.matrix.dtype) for s in kernels}
     assert dtypes == {(True, torch.float64), (False, torch.float32)}
-    # The spike-driven pointwise products run in int8 (the parity tests above cover them).
-    pointwise = [s for s in kernels if s.matrix.pointwise and not s.graded]
-    assert pointwise and all(s.matrix.product.int8 is not None for s in pointwise)
+    # The pointwise products run in int8, spikes and graded input alike (the parity tests above
+    # cover them).
+    pointwise = [s for s in kernels if s.matrix.pointwise]
+    assert {s.graded for s in pointwise} == {False, True}
+    assert all(s.matrix.product.int8 is not None for s in pointwise)
 
 
 def test_int8_products_are_exact_up_to_their_bound() -> None:
@@ -519,14 +521,46 @@ def test_int8_products_are_exact_up_to_their_bound() -> None:
     assert np.abs(weight).sum(axis=1).max() < INT8_EXACT_SUM
     spikes = (rng.random((64, fan_in)) < 0.5).astype(np.float32)
     spikes[0] = 1.0
-    product = int8_weights(weight, exact_int8=True)
+    product = int8_weights(weight, "spikes")
     assert product is not None
     got = product(torch.as_tensor(spikes)).numpy().astype(np.float64)
     assert np.array_equal(got, spikes.astype(np.float64) @ weight.T)
     assert got[0, 1] == -256.0 * fan_in
-    assert int8_weights(np.array([[255.0, 1.0]]), exact_int8=True) is None
-    assert int8_weights(np.array([[300.0, 4.0]]), exact_int8=True) is not None
-    assert int8_weights(weight, exact_int8=False) is None
+    assert int8_weights(np.array([[255.0, 1.0]]), "spikes") is None
+    assert int8_weights(np.array([[300.0, 4.0]]), "spikes") is not None
+    assert int8_weights(weight, None) is None
+    # Integers digit by digit need 127 times the row sums (int8 units) below the bound.
+    assert int8_weights(weight, "integers") is None
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [(-(2**23), 2**23 - 1), (0, 1), (0, 127), (0, 128), (-5227, 5227), (3, 9), (0, 0), (-1, -1)],
+)
+def test_int8_integer_products_are_exact(low: int, high: int) -> None:
+    """Graded integers of any range times 8-bit weights through int8 products of their 7-bit
+    digits equal the exact float64 sums, at the extremes of the values and the weights, where
+    the sums exceed float32's 2**24 and where they stay below it."""
+    import torch
+
+    from mksgn.targets.emulator_products import INT8_EXACT_SUM, int8_weights
+
+    rng = np.random.default_rng([abs(low), abs(high)])
+    fan_in = 64
+    weight = np.stack(
+        [
+            np.full(fan_in, 254.0),  # 127 * 64 * 127 = 1,032,256 int8 units per digit
+            np.full(fan_in, -256.0),
+            rng.integers(-128, 128, fan_in) * 2.0,
+        ]
+    )
+    product = int8_weights(weight, "integers")
+    assert product is not None and product.digit_sum_bound < INT8_EXACT_SUM
+    values = rng.integers(low, high + 1, (40, fan_in)).astype(np.float64)
+    values[0], values[1] = high, low
+    got = product.integers(torch.as_tensor(values))
+    assert got.dtype == torch.float64
+    assert np.array_equal(got.numpy(), values @ weight.T)
 
 
 @pytest.mark.parametrize(("samples", "batch"), [(5, 2), (4, 4), (3, 8), (1, 1)])
