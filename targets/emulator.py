@@ -13,14 +13,15 @@ of the block's window are one matrix product, and only the neuron update steps t
 population is run only over the steps whose values reach a recorded population (its T steps after
 its reset, unless a delay line or a cycle carries earlier ones).
 
-Fixed point is exact integer arithmetic carried in float64, which holds every integer below 2**53
-exactly: the decays are one exact product truncated toward zero, shifts are exact products by
-powers of two (floored for right shifts), and synapse sums run in float32 where a proven bound
-keeps every partial sum below 2**24 (spikes times 8-bit weights in int8, see Int8Weights). Where
-Lava's NumPy int32 arithmetic would wrap silently or a 24-bit state saturates, the emulator raises
-MksgnError instead. Float sums of dense synapses go
-through scipy csr products, whose per-sample order of additions does not depend on the batch size;
-results equal Lava's to float rounding.
+Fixed point is exact integer arithmetic carried in floats: float64 holds every integer below
+2**53 exactly, float32 every one below 2**24. The decays are one exact product truncated toward
+zero, shifts are exact products by powers of two (floored for right shifts). Synapse sums run in
+int8 or float32 where a proven bound keeps every partial sum exact (see emulator_products), and a
+population's v in float32 where its input's bound keeps every value it takes below 2**24 (see
+float32_room), else in float64. Where Lava's NumPy int32 arithmetic would wrap silently or a
+24-bit state saturates, the emulator raises MksgnError instead. Float sums of dense synapses go
+through scipy csr products, whose per-sample order of additions does not depend on the batch
+size; results equal Lava's to float rounding.
 """
 
 from __future__ import annotations
@@ -42,8 +43,16 @@ from mksgn.convert.loihi2 import (
 )
 from mksgn.errors import MksgnError
 from mksgn.targets.base import RunResult
-from mksgn.targets.emulator_products import (
+from mksgn.targets.emulator_neurons import (
     EXACT_FLOAT32,
+    EmulatedPopulation,
+    current_bound,
+    fixed_lif,
+    float32_room,
+    float_lif,
+    overflow,
+)
+from mksgn.targets.emulator_products import (
     INT8_EXACT_SUM,
     ConvKernel,
     CsrMatrix,
@@ -73,52 +82,6 @@ class EmulatedSynapse:
     lava_conv: bool  # a Lava Conv: no weight exponent, 24-bit wrap of its output
     weight_exp: int
     largest_sum: float  # fixed point: bound on |sum| into one neuron before the exponent
-
-
-@dataclasses.dataclass
-class EmulatedPopulation:
-    """One LIFReset population's parameters (integers in fixed point)."""
-
-    name: str
-    size: int
-    depth: int
-    du: float | int
-    dv: float | int
-    vth: float | int  # fixed point: already shifted (vth << 6)
-    bias: torch.Tensor | None  # (1, size), None if all zero; fixed point: bias_mant << bias_exp
-    rests: bool  # no bias and a threshold above 0: without input it stays at u = v = 0
-    # u keeps nothing from one step to the next (snnTorch's Leaky: du = 1, fixed point 4095):
-    # u is the step's input, so the update adds the input to v directly and never stores u.
-    forgets_current: bool = False
-    # Fixed point: the input bound cannot prove |u| below 24 bits, so every step checks it.
-    checks_current: bool = True
-
-
-def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
-    """Spikes (1.0 where v > vth) and v reset to 0 there, in float arithmetic rather than a
-    boolean mask, which torch runs several times slower on the CPU. v - vth > 0 exactly where
-    v > vth (a difference of distinct floats is never 0)."""
-    spikes = (v - vth).sign_().clamp_(min=0.0)
-    v.addcmul_(v, spikes, value=-1.0)  # v - v·1 = 0, v - v·0 = v: both exact
-    return spikes
-
-
-def decay_(values: torch.Tensor, kept: int) -> None:
-    """Lava's integer decay in place: values * kept / 4096, shifted toward zero. The products are
-    exact in float64, and dividing with rounding mode "trunc" is the shift (torch's trunc_ is
-    slower); where kept divides 4096, one exact division by a power of two does both."""
-    if kept and DECAY_UNITY % kept == 0:
-        values.div_(DECAY_UNITY // kept, rounding_mode="trunc")
-    else:
-        values.mul_(kept / DECAY_UNITY).div_(1.0, rounding_mode="trunc")
-
-
-def current_bound(pop: EmulatedPopulation, input_bound: float) -> float:
-    """A bound on a fixed-point population's |u| from a bound on its |a_in|: each step adds at
-    most input_bound << 6 and the decay keeps at most (4095 - du) / 4096 of the rest."""
-    kept = (DECAY_UNITY - (pop.du + 1)) / DECAY_UNITY
-    added = input_bound * (1 << ACTIVATION_SHIFT)
-    return added / (1.0 - kept) if kept < 1.0 else float("inf")
 
 
 class EmulatorTarget(PlanTarget):
@@ -225,6 +188,9 @@ class Network:
         if fixed is not None:
             for name, pop in self.populations.items():
                 pop.checks_current = current_bound(pop, self.input_bound[name]) >= STATE_LIMIT
+                pop.float32_below = float32_room(pop)
+                if pop.bias is not None:
+                    pop.bias32 = pop.bias.to(torch.float32)
 
     def synapse(self, index: int, syn: object, residual: bool = False) -> EmulatedSynapse:
         """One plan synapse (or, with `residual`, its fixed-point residual part) to run."""
@@ -333,36 +299,12 @@ class Network:
         for index, syn in enumerate(self.synapses):
             if syn.target in members:
                 incoming[syn.target].append(index)
-        # Products of synapses from earlier blocks, over the whole window at once; summed in
-        # plan order (Lava's order of float roundings) unless a synapse inside the block
-        # interleaves with them.
-        external: dict[int, Series] = {}
-        summed: dict[str, Series] = {}
-        for name in members:
-            inside = any(self.synapses[i].source in members for i in incoming[name])
-            parts = []
-            for index in incoming[name]:
-                syn = self.synapses[index]
-                if syn.source not in members:
-                    part = self.delivered(syn, outputs[syn.source], block, batch)
-                    if inside:
-                        external[index] = part
-                    else:
-                        parts.append(part)
-            if parts:
-                summed[name] = add_series(parts)
-                pop = self.populations[name]
-                wide = self.input_bound[name] > INT32_MAX >> ACTIVATION_SHIFT
-                if fixed and (wide or (pop.forgets_current and pop.checks_current)):
-                    series = summed[name]
-                    distinct = sorted({index for index in series.pattern if index >= 0})
-                    if distinct:
-                        self.check_input(name, series.values[distinct])
+        external, summed, dtypes = self.block_inputs(block, incoming, outputs, batch)
         pops = {name: self.populations[name] for name in members}
         kinds = self.job.populations
-        device, f64 = self.device, torch.float64
+        device = self.device
         v = {
-            name: torch.zeros((batch, pops[name].size), dtype=f64, device=device)
+            name: torch.zeros((batch, pops[name].size), dtype=dtypes[name], device=device)
             for name in members
         }
         u = {
@@ -413,9 +355,9 @@ class Network:
                     continue  # nothing moves: no spikes, u and v stay zero
                 resting[name] = False
                 if fixed:
-                    fired = self.fixed_lif(pop, u[name], v[name], a_in)
+                    fired = fixed_lif(pop, u[name], v[name], a_in)
                 else:
-                    fired = self.float_lif(pop, u[name], v[name], a_in)
+                    fired = float_lif(pop, u[name], v[name], a_in)
                 if fired is not None:
                     if spikes[name] is None:  # steps left unwritten are zeroed after the loop
                         shape = (width, batch, pop.size)
@@ -448,6 +390,52 @@ class Network:
         }
         return series, recorded
 
+    def block_inputs(
+        self,
+        block: Block,
+        incoming: dict[str, list[int]],
+        outputs: dict[str, Series],
+        batch: int,
+    ) -> tuple[dict[int, Series], dict[str, Series], dict[str, torch.dtype]]:
+        """What synapses from earlier blocks deliver over the block's window, each product over
+        every step at once: per synapse into a population that a synapse inside the block also
+        feeds, else summed per population in plan order (Lava's order of float roundings); and
+        each population's state dtype, float32 in fixed point where float32_room allows."""
+        fixed, members = self.job.fixed is not None, block.populations
+        external: dict[int, Series] = {}
+        summed: dict[str, Series] = {}
+        dtypes = dict.fromkeys(members, torch.float64)
+        for name in members:
+            pop = self.populations[name]
+            inside = any(self.synapses[i].source in members for i in incoming[name])
+            parts = []
+            for index in incoming[name]:
+                syn = self.synapses[index]
+                if syn.source not in members:
+                    part = self.delivered(syn, outputs[syn.source], block, batch)
+                    if inside:
+                        external[index] = part
+                    else:
+                        parts.append(part)
+            if inside:
+                continue  # v in float64
+            # Fixed-point integer sums below 2**24 add exactly in float32.
+            largest = self.input_bound[name]
+            exact32 = fixed and largest < EXACT_FLOAT32
+            if parts:
+                series = add_series(parts, torch.float32 if exact32 else torch.float64)
+                wide = largest > INT32_MAX >> ACTIVATION_SHIFT
+                if fixed and (wide or (pop.forgets_current and pop.checks_current)):
+                    distinct = sorted({index for index in series.pattern if index >= 0})
+                    if distinct:
+                        largest = self.check_input(name, series.values[distinct])
+            if largest < pop.float32_below:  # never in float (float32_below 0)
+                dtypes[name] = torch.float32
+            if parts:
+                # In v's dtype: exact, float32 values being integers below 2**24.
+                summed[name] = Series(series.values.to(dtypes[name]), series.first, series.pattern)
+        return external, summed, dtypes
+
     def delivered(self, syn: EmulatedSynapse, source: Series, block: Block, batch: int) -> Series:
         """What a synapse from an earlier block delivers on each step of the block: its
         products of the source's values `delay` steps before."""
@@ -456,14 +444,16 @@ class Network:
         before, after = lo + syn.delay - block.first, block.last - hi - syn.delay
         if hi < lo:
             size = self.populations[syn.target].size
-            return Series.silent(size, width, batch, block.first, torch.float64, self.device)
+            dtype = torch.float32 if self.job.fixed is not None else torch.float64
+            return Series.silent(size, width, batch, block.first, dtype, self.device)
         sent = self.transmit(syn, source.steps(lo, hi))
         if before or after:
             sent = sent.padded(before, after)
         return sent
 
     def transmit(self, syn: EmulatedSynapse, source: Series) -> Series:
-        """What the synapse buffers for its source's values: (steps, batch, N_out) float64.
+        """What the synapse buffers for its source's values: (steps, batch, N_out) sums (in
+        float32 where exact, see emulator_products).
         Silent steps cost nothing, and steps equal to an earlier one (a direct-coded input)
         are computed once."""
         steps, (_, batch, size_in) = len(source.pattern), source.values.shape
@@ -471,7 +461,8 @@ class Network:
         distinct = sorted({index for index in source.pattern if index >= 0})
         if not distinct:
             device = source.values.device
-            return Series.silent(size_out, steps, batch, source.first, torch.float64, device)
+            dtype = torch.float32 if self.job.fixed is not None else torch.float64
+            return Series.silent(size_out, steps, batch, source.first, dtype, device)
         if distinct == list(range(distinct[0], distinct[-1] + 1)):  # a slice: no copy
             held = source.values[distinct[0] : distinct[-1] + 1]
         else:
@@ -504,88 +495,31 @@ class Network:
         if syn.lava_conv:
             # Lava's Conv wraps its output to 24 bits; reaching that is an overflow.
             if largest >= GRADED_MAX:
-                self.overflow(syn.target, f"Conv synapse '{syn.name}' overflows 24 bits")
+                overflow(syn.target, f"Conv synapse '{syn.name}' overflows 24 bits")
             return summed
         if syn.graded and largest > INT32_MAX:
             # Lava's graded int32 dot product wraps; a spike sum is int64 until the shift.
-            self.overflow(syn.target, f"synapse '{syn.name}' overflows its int32 sum")
+            overflow(syn.target, f"synapse '{syn.name}' overflows its int32 sum")
         # In place: every product returns a tensor of its own.
         if exp > 0:
             summed.mul_(float(1 << exp))
         elif exp < 0:
             summed.mul_(1.0 / (1 << -exp)).floor_()  # an arithmetic right shift
         if bound * 2.0**exp > INT32_MAX and float(summed.abs().max()) > INT32_MAX:
-            self.overflow(syn.target, f"synapse '{syn.name}' overflows int32 after its exponent")
+            overflow(syn.target, f"synapse '{syn.name}' overflows int32 after its exponent")
         return summed
 
-    def check_input(self, name: str, a_in: torch.Tensor) -> None:
-        """MksgnError where a population's summed input overflows int32 once shifted by 6, or,
-        where it is the population's whole current u, wraps u's 24 bits."""
+    def check_input(self, name: str, a_in: torch.Tensor) -> float:
+        """The largest |a_in| of a population's summed input; MksgnError where it overflows
+        int32 once shifted by 6, or, where it is the population's whole current u, wraps u's
+        24 bits."""
         low, high = torch.aminmax(a_in) if a_in.numel() else (0.0, 0.0)
         largest = max(float(high), -float(low))
         if largest > INT32_MAX >> ACTIVATION_SHIFT:
-            self.overflow(name, "its summed synaptic input overflows int32 after << 6")
+            overflow(name, "its summed synaptic input overflows int32 after << 6")
         if (
             self.populations[name].forgets_current
             and largest * (1 << ACTIVATION_SHIFT) >= STATE_LIMIT
         ):
-            self.overflow(name, "its current u wrapped around 24 bits")
-
-    @staticmethod
-    def float_lif(
-        pop: EmulatedPopulation,
-        u: torch.Tensor | None,
-        v: torch.Tensor,
-        a_in: torch.Tensor | None,
-    ) -> torch.Tensor | None:
-        """PyLifResetModelFloat's step, in place, with its order of roundings; the spikes
-        (None if none fired)."""
-        if pop.forgets_current:  # u = 0·u + a_in = a_in exactly
-            v.mul_(1 - pop.dv)
-            if a_in is not None:
-                v.add_(a_in)
-        else:
-            u.mul_(1 - pop.du)
-            if a_in is not None:
-                u.add_(a_in)
-            v.mul_(1 - pop.dv).add_(u)
-        if pop.bias is not None:
-            v.add_(pop.bias)
-        return fire(v, pop.vth) if float(v.max()) > pop.vth else None
-
-    def fixed_lif(
-        self,
-        pop: EmulatedPopulation,
-        u: torch.Tensor | None,
-        v: torch.Tensor,
-        a_in: torch.Tensor | None,
-    ) -> torch.Tensor | None:
-        """PyLifResetModelBitAcc's step, in place; the spikes (None if none fired). Every value
-        is an integer below 2**37, so the float64 arithmetic is exact (see decay_)."""
-        if not pop.forgets_current:
-            decay_(u, DECAY_UNITY - (pop.du + 1))
-            if a_in is not None:
-                u.add_(a_in, alpha=1 << ACTIVATION_SHIFT)
-            if pop.checks_current:
-                low, high = torch.aminmax(u)
-                if high >= STATE_LIMIT or low <= -STATE_LIMIT:
-                    self.overflow(pop.name, "its current u wrapped around 24 bits")
-        decay_(v, DECAY_UNITY - pop.dv)
-        if not pop.forgets_current:
-            v.add_(u)
-        elif a_in is not None:  # u = a_in << 6 (its 24 bits checked with the input)
-            v.add_(a_in, alpha=1 << ACTIVATION_SHIFT)
-        if pop.bias is not None:
-            v.add_(pop.bias)
-        low, high = torch.aminmax(v)
-        if high >= STATE_LIMIT - 1 or low <= -(STATE_LIMIT - 1):
-            self.overflow(pop.name, "its voltage v saturated at 24 bits")
-        return fire(v, pop.vth) if high > pop.vth else None
-
-    @staticmethod
-    def overflow(layer: str, what: str) -> None:
-        """Raise the fixed-point overflow error for a layer."""
-        raise MksgnError(
-            f"layer '{layer}': fixed-point overflow ({what}); Lava would wrap silently. Scale "
-            "the layer's weights down or lower its threshold"
-        )
+            overflow(name, "its current u wrapped around 24 bits")
+        return largest

@@ -1,6 +1,7 @@
 """The synapse products of the emulator (targets/emulator.py): a synapse's weights held as a
 torch matrix, a scipy csr matrix or a convolution kernel, each mapping a source's values
-(columns, N_in) to the synapse's sums (columns, N_out) in float64. Neurons are in Lava's flat
+(columns, N_in) to the synapse's sums (columns, N_out): in float32 where integer sums are
+exact in it (fixed point below 2**24), else float64. Neurons are in Lava's flat
 order (W, H, C with C fastest), which is torch's channels-last layout of a (C, W, H) image: a
 convolution reads and writes the values in place, without a copy."""
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mksgn.targets.emulator_neurons import EXACT_FLOAT32
+
 # Below this, the float32 output of an int8 product is within far less than 0.5 of its integer
 # sum (a few float32 roundings of 2**-24 each), so rounding it recovers the sum exactly.
 INT8_EXACT_SUM = 2**21
-EXACT_FLOAT32 = 2**24  # integers up to this add exactly in float32
 # The activations' bits in an int8 product: 7 (reduce_range), so that x86 kernels without VNNI,
 # which add pairs of products in saturating int16, cannot saturate.
 DIGIT_BITS = 7
@@ -35,16 +37,18 @@ class Int8Weights:
         # weights in int8 units (the quantity INT8_EXACT_SUM bounds).
         self.row_abs_max = float(np.abs(weight).sum(axis=1).max(initial=0))
         self.digit_sum_bound = (DIGIT - 1) * self.row_abs_max / scale
-        self.row_sums = torch.as_tensor(weight.sum(axis=1))
+        row_sums = torch.as_tensor(weight.sum(axis=1))
+        self.row_sums = {dtype: row_sums.to(dtype) for dtype in (torch.float32, torch.float64)}
 
     def __call__(self, spikes: torch.Tensor) -> torch.Tensor:
         """The sums (rows, N_out) float32 for spikes (rows, N_in) of 0 and 1."""
         return torch.ops.quantized.linear_dynamic(spikes.contiguous(), self.packed, True).round_()
 
     def integers(self, values: torch.Tensor) -> torch.Tensor:
-        """The sums (rows, N_out) float64 for integer values (rows, N_in) float64 below 2**31 in
-        size: one int8 product of their 7-bit digits, combined exactly (valid where
-        digit_sum_bound is below INT8_EXACT_SUM)."""
+        """The sums (rows, N_out) for integer values (rows, N_in) float64 below 2**31 in size:
+        one int8 product of their 7-bit digits, combined exactly (valid where digit_sum_bound is
+        below INT8_EXACT_SUM); float32 where the sums' bound keeps them exact in it, else
+        float64."""
         rows, size_in = values.shape
         low, high = (float(limit) for limit in torch.aminmax(values))
         offset = min(low, 0.0)  # values - offset >= 0: unsigned digits
@@ -60,18 +64,16 @@ class Int8Weights:
         digits[-1] = 0.0
         digits[-1, 0] = DIGIT - 1
         parts = torch.ops.quantized.linear_dynamic(digits, self.packed, True)[:-1]
-        # Horner's rule over the digits' sums: every partial result is the sums of the values'
-        # leading digits, at most span times the weights' row sum, so float32 adds it exactly
-        # below 2**24.
-        if span * self.row_abs_max >= EXACT_FLOAT32:
-            parts = parts.to(torch.float64)
-        parts = parts.reshape(count, rows, -1)
+        # Horner's rule over the digits' sums, then the offset times the weights' row sums:
+        # every partial result is at most span times the largest row sum of |weights|, so
+        # float32 adds them exactly below 2**24.
+        exact32 = span * self.row_abs_max < EXACT_FLOAT32
+        parts = parts.to(torch.float32 if exact32 else torch.float64).reshape(count, rows, -1)
         sums = parts[count - 1].clone()
         for k in range(count - 2, -1, -1):
             sums.mul_(DIGIT).add_(parts[k])
-        sums = sums.to(torch.float64)
         if offset:
-            sums.add_(self.row_sums.to(sums.device), alpha=offset)
+            sums.add_(self.row_sums[sums.dtype].to(sums.device), alpha=offset)
         return sums
 
 
@@ -97,7 +99,7 @@ def int8_weights(matrix: np.ndarray, inputs: str | None) -> Int8Weights | None:
 class DenseMatrix:
     """Weights as a torch matrix (a fixed-point dense synapse's, or a pointwise kernel's): in
     int8 where Int8Weights applies, else in float32 where its sums stay exact, else float64;
-    `matrix @ source` maps (columns, N_in) to (columns, N_out) float64."""
+    `matrix @ source` maps (columns, N_in) to (columns, N_out) sums."""
 
     def __init__(
         self, matrix: np.ndarray, float32: bool, device: str, int8_inputs: str | None = None
@@ -116,8 +118,8 @@ class DenseMatrix:
         if self.int8 is not None and self.int8_integers:
             return self.int8.integers(source.to(torch.float64))
         if self.int8 is not None:
-            return self.int8(source.to(torch.float32)).to(torch.float64)
-        return (source.to(self.dtype) @ self.weight_t).to(torch.float64)
+            return self.int8(source.to(torch.float32))
+        return source.to(self.dtype) @ self.weight_t
 
 
 class CsrMatrix:
@@ -143,7 +145,7 @@ class ConvKernel:
     """A conv synapse run as a torch convolution (one matrix product for unstrided 1x1 kernels)
     on the source's Lava-layout values, instead of an expanded (N_out, N_in) matrix: far fewer
     bytes and vectorised, multithreaded kernels. `kernel @ source` maps (columns, N_in) to
-    (columns, N_out) float64 like the matrix it stands for."""
+    (columns, N_out) sums like the matrix it stands for."""
 
     def __init__(
         self,
@@ -207,4 +209,4 @@ class ConvKernel:
                 dilation=self.dilation,
                 groups=self.groups,
             ).permute(0, 2, 3, 1)  # (M, A', B', C_out): Lava's order
-        return y.reshape(columns, -1).to(torch.float64)
+        return y.reshape(columns, -1)

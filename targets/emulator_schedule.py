@@ -83,14 +83,15 @@ def repeats(values: torch.Tensor) -> list[int]:
     return pattern
 
 
-def add_series(parts: list[Series]) -> Series:
-    """The sum of series over the same steps, added in list order; a step is silent where every
-    part is, and repeats an earlier step where every part repeats that same step."""
+def add_series(parts: list[Series], dtype: torch.dtype) -> Series:
+    """The sum of series over the same steps, added in list order in `dtype` (a single part is
+    returned as it is); a step is silent where every part is, and repeats an earlier step where
+    every part repeats that same step."""
     if len(parts) == 1:
         return parts[0]
-    total = parts[0].values + parts[1].values
+    total = parts[0].values.to(dtype) + parts[1].values.to(dtype)
     for part in parts[2:]:
-        total += part.values
+        total += part.values.to(dtype)
     pattern = []
     for step in range(total.shape[0]):
         indices = {part.pattern[step] for part in parts}

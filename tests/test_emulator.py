@@ -501,66 +501,31 @@ def test_convolutions_run_as_kernels_float32_only_where_exact() -> None:
     assert all(s.matrix.product.int8 is not None for s in pointwise)
 
 
-def test_int8_products_are_exact_up_to_their_bound() -> None:
-    """Spikes times 8-bit weights through the int8 product equal the exact integer sums, at the
-    extremes of the weights and near the sums' bound; weights no power of two brings into int8
-    are left to the float path."""
-    import torch
+def test_voltages_in_float32_equal_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In fixed point, populations whose decay float32 holds exactly run v in float32 (the
+    student's first layers: β = 0.5 keeps 2048/4096), the others in float64 (the Lava parity
+    test above runs both); spikes and voltages equal those of an all-float64 run."""
+    from mksgn.targets import emulator, emulator_neurons
 
-    from mksgn.targets.emulator_products import INT8_EXACT_SUM, int8_weights
+    model = spiking_student("mk-sgn")
+    graph = student_to_nir(model)
+    spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
+    inputs = node_major_input(model, joints(batch=3))
+    state_dtypes: dict[str, set[torch.dtype]] = {}
 
-    rng = np.random.default_rng(0)
-    fan_in = 8000
-    weight = np.stack(
-        [
-            np.full(fan_in, 254.0),  # 8000 * 254 = 2,032,000: just below 2**21
-            np.full(fan_in, -256.0),
-            rng.integers(-128, 128, fan_in) * 2.0,
-        ]
-    )
-    assert np.abs(weight).sum(axis=1).max() < INT8_EXACT_SUM
-    spikes = (rng.random((64, fan_in)) < 0.5).astype(np.float32)
-    spikes[0] = 1.0
-    product = int8_weights(weight, "spikes")
-    assert product is not None
-    got = product(torch.as_tensor(spikes)).numpy().astype(np.float64)
-    assert np.array_equal(got, spikes.astype(np.float64) @ weight.T)
-    assert got[0, 1] == -256.0 * fan_in
-    assert int8_weights(np.array([[255.0, 1.0]]), "spikes") is None
-    assert int8_weights(np.array([[300.0, 4.0]]), "spikes") is not None
-    assert int8_weights(weight, None) is None
-    # Integers digit by digit need 127 times the row sums (int8 units) below the bound.
-    assert int8_weights(weight, "integers") is None
+    def recording_lif(pop, u, v, a_in):  # fixed_lif, noting the dtype of v
+        state_dtypes.setdefault(pop.name, set()).add(v.dtype)
+        return emulator_neurons.fixed_lif(pop, u, v, a_in)
 
-
-@pytest.mark.parametrize(
-    ("low", "high"),
-    [(-(2**23), 2**23 - 1), (0, 1), (0, 127), (0, 128), (-5227, 5227), (3, 9), (0, 0), (-1, -1)],
-)
-def test_int8_integer_products_are_exact(low: int, high: int) -> None:
-    """Graded integers of any range times 8-bit weights through int8 products of their 7-bit
-    digits equal the exact float64 sums, at the extremes of the values and the weights, where
-    the sums exceed float32's 2**24 and where they stay below it."""
-    import torch
-
-    from mksgn.targets.emulator_products import INT8_EXACT_SUM, int8_weights
-
-    rng = np.random.default_rng([abs(low), abs(high)])
-    fan_in = 64
-    weight = np.stack(
-        [
-            np.full(fan_in, 254.0),  # 127 * 64 * 127 = 1,032,256 int8 units per digit
-            np.full(fan_in, -256.0),
-            rng.integers(-128, 128, fan_in) * 2.0,
-        ]
-    )
-    product = int8_weights(weight, "integers")
-    assert product is not None and product.digit_sum_bound < INT8_EXACT_SUM
-    values = rng.integers(low, high + 1, (40, fan_in)).astype(np.float64)
-    values[0], values[1] = high, low
-    got = product.integers(torch.as_tensor(values))
-    assert got.dtype == torch.float64
-    assert np.array_equal(got.numpy(), values @ weight.T)
+    monkeypatch.setattr(emulator, "fixed_lif", recording_lif)
+    mixed = EmulatorTarget().run(graph, inputs, spiking)
+    assert set().union(*state_dtypes.values()) == {torch.float32, torch.float64}
+    monkeypatch.setattr(emulator, "float32_room", lambda pop: 0.0)
+    state_dtypes.clear()
+    wide = EmulatorTarget().run(graph, inputs, spiking)
+    assert set().union(*state_dtypes.values()) == {torch.float64}
+    for node in [*spiking, *graph.outputs]:
+        np.testing.assert_array_equal(mixed.recorded[node], wide.recorded[node], node)
 
 
 @pytest.mark.parametrize(("samples", "batch"), [(5, 2), (4, 4), (3, 8), (1, 1)])
