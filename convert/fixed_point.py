@@ -397,8 +397,13 @@ def choose_input_shift(
 
 def quantize_input(data: np.ndarray, input_shift: int) -> np.ndarray:
     """Graded input values as the integers the fixed-point RingBuffer sends."""
-    scaled = np.round(np.asarray(data, dtype=np.float64) * 2.0**input_shift)
-    if np.abs(scaled).max(initial=0) > INPUT_MAX:
+    values = np.asarray(data)
+    # float32 data scaled by a power of two stays exact in float32 (results past INPUT_MAX are
+    # refused below), and rounds as in float64: 10x faster than converting first.
+    if values.dtype != np.float32:
+        values = values.astype(np.float64)
+    scaled = np.round(values * values.dtype.type(2.0**input_shift))
+    if max(-scaled.min(initial=0), scaled.max(initial=0)) > INPUT_MAX:
         raise MksgnError(
             f"input values up to {np.abs(data).max():.4g} overflow the 24-bit fixed-point input "
             f"at scale 2**{input_shift}"

@@ -47,6 +47,7 @@ from mksgn.targets.emulator_neurons import (
     EXACT_FLOAT32,
     EmulatedPopulation,
     current_bound,
+    fire,
     fixed_lif,
     float32_room,
     float_lif,
@@ -82,6 +83,14 @@ class EmulatedSynapse:
     lava_conv: bool  # a Lava Conv: no weight exponent, 24-bit wrap of its output
     weight_exp: int
     largest_sum: float  # fixed point: bound on |sum| into one neuron before the exponent
+
+
+def largest_magnitude(values: torch.Tensor) -> float:
+    """The largest |value| (0 for none), without the temporary array of abs()."""
+    if not values.numel():
+        return 0.0
+    low, high = torch.aminmax(values)
+    return max(float(high), -float(low))
 
 
 class EmulatorTarget(PlanTarget):
@@ -260,7 +269,9 @@ class Network:
         batch, period = stop - start, job.period
         # The source sends a sample's T steps, then zeros while the pipeline drains (steps the
         # series leaves out).
-        sent = torch.as_tensor(job.sample_steps(start, stop), dtype=torch.float64)
+        # Fixed point: 24-bit integers, exact in float32.
+        dtype = torch.float64 if job.fixed is None else torch.float32
+        sent = torch.as_tensor(job.sample_steps(start, stop), dtype=dtype)
         sent = sent.to(self.device)
         pattern = repeats(sent) + [-1] * (period - job.steps)
         outputs = {plan.input_name: Series(sent, 1, pattern)}
@@ -354,15 +365,12 @@ class Network:
                 if silent and resting[name] and pop.rests:
                     continue  # nothing moves: no spikes, u and v stay zero
                 resting[name] = False
-                if fixed:
-                    fired = fixed_lif(pop, u[name], v[name], a_in)
-                else:
-                    fired = float_lif(pop, u[name], v[name], a_in)
-                if fired is not None:
+                lif = fixed_lif if fixed else float_lif
+                if lif(pop, u[name], v[name], a_in):
                     if spikes[name] is None:  # steps left unwritten are zeroed after the loop
                         shape = (width, batch, pop.size)
-                        spikes[name] = fired.new_empty(shape, dtype=torch.float32)
-                    spikes[name][offset] = fired
+                        spikes[name] = v[name].new_empty(shape, dtype=torch.float32)
+                    fire(v[name], pop.vth, spikes[name][offset])
                     fired_on[name][offset] = offset
                 if name in voltages:
                     voltages[name][offset] = v[name]
@@ -426,9 +434,9 @@ class Network:
                 series = add_series(parts, torch.float32 if exact32 else torch.float64)
                 wide = largest > INT32_MAX >> ACTIVATION_SHIFT
                 if fixed and (wide or (pop.forgets_current and pop.checks_current)):
-                    distinct = sorted({index for index in series.pattern if index >= 0})
+                    distinct, values = series.distinct()
                     if distinct:
-                        largest = self.check_input(name, series.values[distinct])
+                        largest = self.check_input(name, values)
             if largest < pop.float32_below:  # never in float (float32_below 0)
                 dtypes[name] = torch.float32
             if parts:
@@ -458,15 +466,11 @@ class Network:
         are computed once."""
         steps, (_, batch, size_in) = len(source.pattern), source.values.shape
         size_out = self.populations[syn.target].size
-        distinct = sorted({index for index in source.pattern if index >= 0})
+        distinct, held = source.distinct()
         if not distinct:
             device = source.values.device
             dtype = torch.float32 if self.job.fixed is not None else torch.float64
             return Series.silent(size_out, steps, batch, source.first, dtype, device)
-        if distinct == list(range(distinct[0], distinct[-1] + 1)):  # a slice: no copy
-            held = source.values[distinct[0] : distinct[-1] + 1]
-        else:
-            held = source.values[distinct]
         columns = held.reshape(len(distinct) * batch, size_in)
         summed = syn.matrix @ columns
         if self.job.fixed is not None:
@@ -491,7 +495,7 @@ class Network:
         checks run only where the synapse's bound does not already rule that out)."""
         bound, exp = syn.largest_sum, syn.weight_exp
         # Only a bound of 2**23 or more leaves the 24-bit or int32 checks below to do.
-        largest = float(summed.abs().max()) if bound >= GRADED_MAX else 0.0
+        largest = largest_magnitude(summed) if bound >= GRADED_MAX else 0.0
         if syn.lava_conv:
             # Lava's Conv wraps its output to 24 bits; reaching that is an overflow.
             if largest >= GRADED_MAX:
@@ -505,7 +509,7 @@ class Network:
             summed.mul_(float(1 << exp))
         elif exp < 0:
             summed.mul_(1.0 / (1 << -exp)).floor_()  # an arithmetic right shift
-        if bound * 2.0**exp > INT32_MAX and float(summed.abs().max()) > INT32_MAX:
+        if bound * 2.0**exp > INT32_MAX and largest_magnitude(summed) > INT32_MAX:
             overflow(syn.target, f"synapse '{syn.name}' overflows int32 after its exponent")
         return summed
 
@@ -513,8 +517,7 @@ class Network:
         """The largest |a_in| of a population's summed input; MksgnError where it overflows
         int32 once shifted by 6, or, where it is the population's whole current u, wraps u's
         24 bits."""
-        low, high = torch.aminmax(a_in) if a_in.numel() else (0.0, 0.0)
-        largest = max(float(high), -float(low))
+        largest = largest_magnitude(a_in)
         if largest > INT32_MAX >> ACTIVATION_SHIFT:
             overflow(name, "its summed synaptic input overflows int32 after << 6")
         if (

@@ -38,13 +38,17 @@ class EmulatedPopulation:
     bias32: torch.Tensor | None = None  # the bias in float32, for v in float32
 
 
-def fire(v: torch.Tensor, vth: float) -> torch.Tensor:
-    """Spikes (1.0 where v > vth) and v reset to 0 there, in float arithmetic rather than a
-    boolean mask, which torch runs several times slower on the CPU. v - vth > 0 exactly where
-    v > vth (a difference of distinct floats is never 0)."""
-    spikes = (v - vth).sign_().clamp_(min=0.0)
-    v.addcmul_(v, spikes, value=-1.0)  # v - v·1 = 0, v - v·0 = v: both exact
-    return spikes
+def fire(v: torch.Tensor, vth: float, spikes: torch.Tensor) -> None:
+    """Spikes written to `spikes` (1.0 where v > vth) and v reset to 0 there, in float
+    arithmetic rather than a boolean mask, which torch runs several times slower on the CPU.
+    v - vth > 0 exactly where v > vth (a difference of distinct floats is never 0)."""
+    if spikes.dtype == v.dtype:  # straight into the caller's array
+        torch.sub(v, vth, out=spikes).sign_().clamp_(min=0.0)
+        v.addcmul_(v, spikes, value=-1.0)  # v - v·1 = 0, v - v·0 = v: both exact
+    else:
+        fired = (v - vth).sign_().clamp_(min=0.0)
+        v.addcmul_(v, fired, value=-1.0)
+        spikes.copy_(fired)
 
 
 def decay_(values: torch.Tensor, kept: int) -> None:
@@ -82,9 +86,9 @@ def float_lif(
     u: torch.Tensor | None,
     v: torch.Tensor,
     a_in: torch.Tensor | None,
-) -> torch.Tensor | None:
-    """PyLifResetModelFloat's step, in place, with its order of roundings; the spikes
-    (None if none fired)."""
+) -> bool:
+    """PyLifResetModelFloat's step, in place, with its order of roundings, up to the spikes:
+    whether any neuron crossed its threshold (then `fire`)."""
     if pop.forgets_current:  # u = 0·u + a_in = a_in exactly
         v.mul_(1 - pop.dv)
         if a_in is not None:
@@ -96,7 +100,7 @@ def float_lif(
         v.mul_(1 - pop.dv).add_(u)
     if pop.bias is not None:
         v.add_(pop.bias)
-    return fire(v, pop.vth) if float(v.max()) > pop.vth else None
+    return float(v.max()) > pop.vth
 
 
 def fixed_lif(
@@ -104,8 +108,9 @@ def fixed_lif(
     u: torch.Tensor | None,
     v: torch.Tensor,
     a_in: torch.Tensor | None,
-) -> torch.Tensor | None:
-    """PyLifResetModelBitAcc's step, in place; the spikes (None if none fired). Every value
+) -> bool:
+    """PyLifResetModelBitAcc's step, in place, up to the spikes: whether any neuron crossed
+    its threshold (then `fire`). Every value
     is an integer below 2**37, so float64 arithmetic is exact (see decay_), and float32 where
     float32_room admits v in it."""
     if not pop.forgets_current:
@@ -126,7 +131,7 @@ def fixed_lif(
     low, high = torch.aminmax(v)
     if high >= STATE_LIMIT - 1 or low <= -(STATE_LIMIT - 1):
         overflow(pop.name, "its voltage v saturated at 24 bits")
-    return fire(v, pop.vth) if high > pop.vth else None
+    return bool(high > pop.vth)
 
 
 def overflow(layer: str, what: str) -> None:

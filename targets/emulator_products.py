@@ -45,7 +45,7 @@ class Int8Weights:
         return torch.ops.quantized.linear_dynamic(spikes.contiguous(), self.packed, True).round_()
 
     def integers(self, values: torch.Tensor) -> torch.Tensor:
-        """The sums (rows, N_out) for integer values (rows, N_in) float64 below 2**31 in size:
+        """The sums (rows, N_out) for integer values (rows, N_in) below 2**31 in size:
         one int8 product of their 7-bit digits, combined exactly (valid where digit_sum_bound is
         below INT8_EXACT_SUM); float32 where the sums' bound keeps them exact in it, else
         float64."""
@@ -54,6 +54,8 @@ class Int8Weights:
         offset = min(low, 0.0)  # values - offset >= 0: unsigned digits
         span = high - offset
         count = max(1, -(-int(span).bit_length() // DIGIT_BITS))
+        if span >= EXACT_FLOAT32:  # values - offset is exact in float64
+            values = values.to(torch.float64)
         rest = (values - offset).to(torch.int64 if span >= 2**31 else torch.int32)
         digits = values.new_empty((count * rows + 1, size_in), dtype=torch.float32)
         for k in range(count):
@@ -116,7 +118,7 @@ class DenseMatrix:
     def __matmul__(self, source: torch.Tensor) -> torch.Tensor:
         """The synapse's sums for the source's values."""
         if self.int8 is not None and self.int8_integers:
-            return self.int8.integers(source.to(torch.float64))
+            return self.int8.integers(source)
         if self.int8 is not None:
             return self.int8(source.to(torch.float32))
         return source.to(self.dtype) @ self.weight_t

@@ -43,6 +43,14 @@ class Series:
         zeros = torch.zeros((1, batch, size), dtype=dtype, device=device)
         return cls(zeros.expand(steps, -1, -1), first, [-1] * steps)
 
+    def distinct(self) -> tuple[list[int], torch.Tensor]:
+        """The steps whose values no earlier step repeats (silent ones left out), and their
+        values (a view where they are consecutive)."""
+        steps = sorted({index for index in self.pattern if index >= 0})
+        if steps and steps == list(range(steps[0], steps[-1] + 1)):
+            return steps, self.values[steps[0] : steps[-1] + 1]
+        return steps, self.values[steps]
+
     def steps(self, lo: int, hi: int) -> Series:
         """The part from simulator step lo to hi."""
         start, stop = lo - self.first, hi - self.first + 1

@@ -63,11 +63,13 @@ class LavaJob:
         """Samples [start, stop)'s T input steps, time first: (T, samples, input neurons in
         Lava's flat order); integers in fixed point."""
         plan, count = self.plan, stop - start
-        values = np.asarray(self.inputs[start:stop], dtype=np.float64)
+        values = np.asarray(self.inputs[start:stop])
         if self.fixed is not None:
             from mksgn.convert.fixed_point import quantize_input
 
             values = quantize_input(values, self.fixed.input_shift)
+        else:
+            values = values.astype(np.float64, copy=False)
         steps_first = values.swapaxes(0, 1).reshape((self.steps * count, *plan.input_nir_shape))
         return to_lava(steps_first, plan.input_nir_shape).reshape(self.steps, count, -1)
 

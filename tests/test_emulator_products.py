@@ -40,7 +40,17 @@ def test_int8_products_are_exact_up_to_their_bound() -> None:
 
 @pytest.mark.parametrize(
     ("low", "high"),
-    [(-(2**23), 2**23 - 1), (0, 1), (0, 127), (0, 128), (-5227, 5227), (3, 9), (0, 0), (-1, -1)],
+    [
+        (-(2**24), 2**24),
+        (-(2**23), 2**23 - 1),
+        (0, 1),
+        (0, 127),
+        (0, 128),
+        (-5227, 5227),
+        (3, 9),
+        (0, 0),
+        (-1, -1),
+    ],
 )
 def test_int8_integer_products_are_exact(low: int, high: int) -> None:
     """Graded integers of any range times 8-bit weights through int8 products of their 7-bit
@@ -59,8 +69,9 @@ def test_int8_integer_products_are_exact(low: int, high: int) -> None:
     assert product is not None and product.digit_sum_bound < INT8_EXACT_SUM
     values = rng.integers(low, high + 1, (40, fan_in)).astype(np.float64)
     values[0], values[1] = high, low
-    got = product.integers(torch.as_tensor(values))
     # float32 exactly where every partial sum stays below 2**24.
     exact32 = (high - min(low, 0)) * np.abs(weight).sum(axis=1).max() < 2**24
-    assert got.dtype == (torch.float32 if exact32 else torch.float64)
-    assert np.array_equal(got.double().numpy(), values @ weight.T)
+    for dtype in (torch.float64, torch.float32):  # 24-bit values are exact in either
+        got = product.integers(torch.as_tensor(values, dtype=dtype))
+        assert got.dtype == (torch.float32 if exact32 else torch.float64)
+        assert np.array_equal(got.double().numpy(), values @ weight.T)

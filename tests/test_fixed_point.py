@@ -157,6 +157,21 @@ def test_input_overflow() -> None:
     assert quantize_input(np.array([1.5, -2.0]), 3).tolist() == [12, -16]
     with pytest.raises(MksgnError, match=r"24-bit"):
         quantize_input(np.array([1e9]), 4)
+    with pytest.raises(MksgnError, match=r"24-bit"):
+        quantize_input(np.array([-1e9], dtype=np.float32), 4)
+
+
+@pytest.mark.parametrize("shift", [-3, 0, 5, 12])
+def test_float32_input_quantises_as_float64(shift: int) -> None:
+    """float32 inputs (the datasets' dtype), scaled in float32, give the integers float64 gives,
+    ties rounding to even included."""
+    rng = np.random.default_rng(shift + 3)
+    data = (rng.standard_normal(5000) * 2.0 ** (10 - shift)).astype(np.float32)
+    data[:4] = np.array([0.5, 1.5, -2.5, 3.0], dtype=np.float32) * np.float32(2.0**-shift)
+    got = quantize_input(data, shift)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, quantize_input(data.astype(np.float64), shift))
+    assert got[:4].tolist() == [0, 2, -2, 3]
 
 
 @pytest.mark.timeout(120)
