@@ -52,13 +52,21 @@ def fire(v: torch.Tensor, vth: float, spikes: torch.Tensor) -> None:
 
 
 def decay_(values: torch.Tensor, kept: int) -> None:
-    """Lava's integer decay in place: values * kept / 4096, shifted toward zero. The products are
-    exact in float64, and dividing with rounding mode "trunc" is the shift (torch's trunc_ is
-    slower); where kept divides 4096, one exact division by a power of two does both."""
+    """Lava's integer decay in place: values * kept / 4096, shifted toward zero, for integer
+    values below 2**23 in size. The products are exact in float64, and dividing with rounding
+    mode "trunc" is the shift (torch's trunc_ is slower); where kept divides 4096, one exact
+    division by a power of two does both. float32 holds the products (up to 2**35) only in two
+    parts: values = 4096·high + low, whose decays high·kept + trunc(low·kept / 4096) (both below
+    2**24 and of the same sign) add up to the whole's."""
     if kept and DECAY_UNITY % kept == 0:
         values.div_(DECAY_UNITY // kept, rounding_mode="trunc")
-    else:
+    elif values.dtype == torch.float64:
         values.mul_(kept / DECAY_UNITY).div_(1.0, rounding_mode="trunc")
+    else:
+        high = values.div(DECAY_UNITY, rounding_mode="trunc")
+        values.sub_(high, alpha=DECAY_UNITY)  # the low part, |low| < 4096
+        values.mul_(kept / DECAY_UNITY).div_(1.0, rounding_mode="trunc")
+        values.add_(high, alpha=kept)
 
 
 def current_bound(pop: EmulatedPopulation, input_bound: float) -> float:
@@ -71,11 +79,10 @@ def current_bound(pop: EmulatedPopulation, input_bound: float) -> float:
 
 def float32_room(pop: EmulatedPopulation) -> float:
     """The bound on a fixed-point population's |a_in| below which its v can run in float32:
-    its current forgets itself (v is its only state) and its decay is one exact division by a
-    power of two, so v's values are decay(v) + (a_in << 6) + bias, integers below
-    2**23 + 64·|a_in| + |bias|, all exact in float32 while that stays below 2**24."""
-    kept = DECAY_UNITY - pop.dv
-    if not pop.forgets_current or (kept and DECAY_UNITY % kept):
+    its current forgets itself (v is its only state), so v's values are decay(v) (exact, see
+    decay_) + (a_in << 6) + bias, integers below 2**23 + 64·|a_in| + |bias|, all exact in
+    float32 while that stays below 2**24."""
+    if not pop.forgets_current:
         return 0.0
     bias = 0.0 if pop.bias is None else float(pop.bias.abs().max())
     return max(0.0, (EXACT_FLOAT32 - STATE_LIMIT - bias) / (1 << ACTIVATION_SHIFT))

@@ -502,9 +502,9 @@ def test_convolutions_run_as_kernels_float32_only_where_exact() -> None:
 
 
 def test_voltages_in_float32_equal_float64(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In fixed point, populations whose decay float32 holds exactly run v in float32 (the
-    student's first layers: β = 0.5 keeps 2048/4096), the others in float64 (the Lava parity
-    test above runs both); spikes and voltages equal those of an all-float64 run."""
+    """In fixed point, the student's populations (their currents forget themselves) run v in
+    float32, whatever their decays (β from 0.5 up: 2048/4096 kept and values no power of two
+    divides); spikes and voltages equal those of an all-float64 run."""
     from mksgn.targets import emulator, emulator_neurons
 
     model = spiking_student("mk-sgn")
@@ -518,14 +518,38 @@ def test_voltages_in_float32_equal_float64(monkeypatch: pytest.MonkeyPatch) -> N
         return emulator_neurons.fixed_lif(pop, u, v, a_in)
 
     monkeypatch.setattr(emulator, "fixed_lif", recording_lif)
-    mixed = EmulatorTarget().run(graph, inputs, spiking)
-    assert set().union(*state_dtypes.values()) == {torch.float32, torch.float64}
+    narrow = EmulatorTarget().run(graph, inputs, spiking)
+    assert set().union(*state_dtypes.values()) == {torch.float32}
+    kept = {
+        4096 - pop.dv
+        for pop in Network(
+            prepare_job(build_plan(graph, DT), inputs, (), True)
+        ).populations.values()
+    }
+    assert 2048 in kept and any(4096 % k for k in kept)
     monkeypatch.setattr(emulator, "float32_room", lambda pop: 0.0)
     state_dtypes.clear()
     wide = EmulatorTarget().run(graph, inputs, spiking)
     assert set().union(*state_dtypes.values()) == {torch.float64}
     for node in [*spiking, *graph.outputs]:
-        np.testing.assert_array_equal(mixed.recorded[node], wide.recorded[node], node)
+        np.testing.assert_array_equal(narrow.recorded[node], wide.recorded[node], node)
+
+
+@pytest.mark.parametrize("kept", [0, 1, 7, 1000, 2048, 2049, 3001, 4095, 4096])
+def test_float32_decay_equals_float64(kept: int) -> None:
+    """Lava's integer decay of 24-bit values in float32 (in two parts where kept is no divisor
+    of 4096) equals float64's, at the extremes and signs of the values."""
+    from mksgn.targets.emulator_neurons import decay_
+
+    rng = np.random.default_rng(kept)
+    values = rng.integers(-(2**23) + 1, 2**23, 20_000).astype(np.float64)
+    values[:6] = [2**23 - 1, -(2**23) + 1, 4095, -4095, 4096, -1]
+    wide, narrow = torch.tensor(values), torch.tensor(values, dtype=torch.float32)
+    decay_(wide, kept)
+    decay_(narrow, kept)
+    exact = np.sign(values) * ((np.abs(values).astype(np.int64) * kept) >> 12)
+    np.testing.assert_array_equal(wide.numpy(), exact)
+    np.testing.assert_array_equal(narrow.numpy().astype(np.float64), exact)
 
 
 @pytest.mark.parametrize(("samples", "batch"), [(5, 2), (4, 4), (3, 8), (1, 1)])
