@@ -50,6 +50,8 @@ class Int8Weights:
         below INT8_EXACT_SUM); float32 where the sums' bound keeps them exact in it, else
         float64."""
         rows, size_in = values.shape
+        if not values.numel():
+            return values.new_zeros((rows, len(self.row_sums[torch.float64])))
         low, high = (float(limit) for limit in torch.aminmax(values))
         offset = min(low, 0.0)  # values - offset >= 0: unsigned digits
         span = high - offset

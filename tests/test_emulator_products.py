@@ -75,3 +75,4 @@ def test_int8_integer_products_are_exact(low: int, high: int) -> None:
         got = product.integers(torch.as_tensor(values, dtype=dtype))
         assert got.dtype == (torch.float32 if exact32 else torch.float64)
         assert np.array_equal(got.double().numpy(), values @ weight.T)
+    assert product.integers(torch.zeros((0, fan_in))).shape == (0, 3)
