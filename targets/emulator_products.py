@@ -7,6 +7,8 @@ convolution reads and writes the values in place, without a copy."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -49,25 +51,12 @@ class Int8Weights:
         one int8 product of their 7-bit digits, combined exactly (valid where digit_sum_bound is
         below INT8_EXACT_SUM); float32 where the sums' bound keeps them exact in it, else
         float64."""
-        rows, size_in = values.shape
+        rows = values.shape[0]
         if not values.numel():
             return values.new_zeros((rows, len(self.row_sums[torch.float64])))
-        low, high = (float(limit) for limit in torch.aminmax(values))
-        offset = min(low, 0.0)  # values - offset >= 0: unsigned digits
-        span = high - offset
-        count = max(1, -(-int(span).bit_length() // DIGIT_BITS))
-        if span >= EXACT_FLOAT32:  # values - offset is exact in float64
-            values = values.to(torch.float64)
-        rest = (values - offset).to(torch.int64 if span >= 2**31 else torch.int32)
-        digits = values.new_empty((count * rows + 1, size_in), dtype=torch.float32)
-        for k in range(count):
-            digits[k * rows : (k + 1) * rows] = rest & (DIGIT - 1)
-            rest.bitwise_right_shift_(DIGIT_BITS)
-        # Every digit in 0..127 and one row pinning the range to exactly that: the dynamic
-        # quantisation then picks scale 1 and zero point 0, and quantises every digit exactly.
-        digits[-1] = 0.0
-        digits[-1, 0] = DIGIT - 1
-        parts = torch.ops.quantized.linear_dynamic(digits, self.packed, True)[:-1]
+        digits = seven_bit_digits(values)
+        count, offset, span = digits.count, digits.offset, digits.span
+        parts = torch.ops.quantized.linear_dynamic(digits.matrix, self.packed, True)[:-1]
         # Horner's rule over the digits' sums, then the offset times the weights' row sums:
         # every partial result is at most span times the largest row sum of |weights|, so
         # float32 adds them exactly below 2**24.
@@ -79,6 +68,56 @@ class Int8Weights:
         if offset:
             sums.add_(self.row_sums[sums.dtype].to(sums.device), alpha=offset)
         return sums
+
+
+@dataclasses.dataclass(frozen=True)
+class Digits:
+    """Integer values (rows, N_in) as unsigned 7-bit digits for one int8 product: rows
+    [k·rows, (k+1)·rows) of `matrix` hold digit k of values - offset (offset = min(values, 0)),
+    and its last row pins the dynamic quantisation to scale 1."""
+
+    matrix: torch.Tensor
+    count: int
+    offset: float
+    span: float  # max(values) - offset
+
+
+# The last values split into digits, with their version counter (their memory cannot be reused
+# while they are held here): the synapses reading one graded input split it once.
+_last_digits: list[tuple[torch.Tensor, int, Digits]] = []
+
+
+def seven_bit_digits(values: torch.Tensor) -> Digits:
+    """The Digits of integer values (rows, N_in) below 2**31 in size; those of the last call
+    again where `values` is the same view of the same, unchanged memory."""
+    for held, version, digits in _last_digits:
+        same_view = (held.device, held.data_ptr(), held.shape, held.stride(), held.dtype) == (
+            values.device,
+            values.data_ptr(),
+            values.shape,
+            values.stride(),
+            values.dtype,
+        )
+        if same_view and values._version == version:
+            return digits
+    rows, size_in = values.shape
+    low, high = (float(limit) for limit in torch.aminmax(values))
+    offset = min(low, 0.0)  # values - offset >= 0: unsigned digits
+    span = high - offset
+    count = max(1, -(-int(span).bit_length() // DIGIT_BITS))
+    wide = values.to(torch.float64) if span >= EXACT_FLOAT32 else values  # exact difference
+    rest = (wide - offset).to(torch.int64 if span >= 2**31 else torch.int32)
+    matrix = values.new_empty((count * rows + 1, size_in), dtype=torch.float32)
+    for k in range(count):
+        matrix[k * rows : (k + 1) * rows] = rest & (DIGIT - 1)
+        rest.bitwise_right_shift_(DIGIT_BITS)
+    # Every digit in 0..127 and one row pinning the range to exactly that: the dynamic
+    # quantisation then picks scale 1 and zero point 0, and quantises every digit exactly.
+    matrix[-1] = 0.0
+    matrix[-1, 0] = DIGIT - 1
+    digits = Digits(matrix, count, offset, span)
+    _last_digits[:] = [(values, values._version, digits)]
+    return digits
 
 
 def int8_weights(matrix: np.ndarray, inputs: str | None) -> Int8Weights | None:

@@ -76,3 +76,26 @@ def test_int8_integer_products_are_exact(low: int, high: int) -> None:
         assert got.dtype == (torch.float32 if exact32 else torch.float64)
         assert np.array_equal(got.double().numpy(), values @ weight.T)
     assert product.integers(torch.zeros((0, fan_in))).shape == (0, 3)
+
+
+def test_digits_are_reused_only_for_the_same_unchanged_values() -> None:
+    """Synapses reading one graded input split it into digits once; a view of the same memory
+    after an in-place change, or other values, are split again."""
+    from mksgn.targets.emulator_products import seven_bit_digits
+
+    rng = np.random.default_rng(1)
+    weights = [rng.integers(-128, 128, (5, 30)).astype(np.float64) for _ in range(2)]
+    products = [int8_weights(weight, "integers") for weight in weights]
+    base = torch.as_tensor(rng.integers(-3000, 3000, (4, 6, 30)).astype(np.float32))
+    values = base.reshape(-1, 30)
+    first = seven_bit_digits(values)
+    assert seven_bit_digits(base.reshape(-1, 30)) is first  # another view of the same memory
+    for product, weight in zip(products, weights, strict=True):
+        got = product.integers(base.reshape(-1, 30)).double().numpy()
+        assert np.array_equal(got, values.double().numpy() @ weight.T)
+    base[0, 0, 0] += 4000.0  # in place: the digits must follow
+    assert seven_bit_digits(values) is not first
+    for product, weight in zip(products, weights, strict=True):
+        got = product.integers(values).double().numpy()
+        assert np.array_equal(got, values.double().numpy() @ weight.T)
+    assert seven_bit_digits(values[1:]) is not seven_bit_digits(values)
