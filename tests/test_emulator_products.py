@@ -1,5 +1,6 @@
 """The emulator's int8 products (targets/emulator_products.py): exact integer sums for spikes
-and for graded integers of any range, digit by digit."""
+and for graded integers of any range, digit by digit, and the same run without them (a GPU's
+path)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,28 @@ import pytest
 import torch
 
 from mksgn.targets.emulator_products import INT8_EXACT_SUM, int8_weights
+
+
+def test_without_int8_products_the_run_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a GPU takes (no int8 products: float32 and float64 ones) gives the student the
+    same spikes and voltages as the CPU's int8 products, bit for bit."""
+    from model_fixtures import joints, node_major_input, spiking_student
+
+    from mksgn.convert.nir_export import student_to_nir
+    from mksgn.convert.nir_nodes import SPIKING_TYPES
+    from mksgn.targets import emulator_products
+    from mksgn.targets.emulator import EmulatorTarget
+
+    model = spiking_student("mk-sgn")
+    graph = student_to_nir(model)
+    spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
+    inputs = node_major_input(model, joints(batch=3))
+    with_int8 = EmulatorTarget().run(graph, inputs, spiking)
+    monkeypatch.setattr(emulator_products, "int8_weights", lambda matrix, inputs: None)
+    without = EmulatorTarget().run(graph, inputs, spiking)
+    for node in [*spiking, *graph.outputs]:
+        assert with_int8.recorded[node].any(), node
+        np.testing.assert_array_equal(with_int8.recorded[node], without.recorded[node], node)
 
 
 def test_int8_products_are_exact_up_to_their_bound() -> None:
