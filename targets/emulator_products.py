@@ -1,9 +1,10 @@
 """The synapse products of the emulator (targets/emulator.py): a synapse's weights held as a
-torch matrix, a scipy csr matrix or a convolution kernel, each mapping a source's values
-(columns, N_in) to the synapse's sums (columns, N_out): in float32 where integer sums are
-exact in it (fixed point below 2**24), else float64. Neurons are in Lava's flat
-order (W, H, C with C fastest), which is torch's channels-last layout of a (C, W, H) image: a
-convolution reads and writes the values in place, without a copy."""
+torch matrix (float, or int8 for fixed-point weights times spikes or graded integers), a scipy
+csr matrix or a convolution kernel, each mapping a source's values (columns, N_in) to the
+synapse's sums (columns, N_out): in float32 where integer sums are exact in it (fixed point
+below 2**24), else float64. Neurons are in Lava's flat order (W, H, C with C fastest), which is
+torch's channels-last layout of a (C, W, H) image: a convolution reads and writes the values in
+place, without a copy."""
 
 from __future__ import annotations
 
