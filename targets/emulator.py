@@ -154,6 +154,9 @@ class Network:
         """Build every synapse matrix (Lava's weight clipping and truncation in fixed point);
         `blocks` as `schedule` gives them for the job (None: scheduled here)."""
         self.job, self.device = job, device
+        # The input's and the synapse sums' dtype where nothing asks for float64: fixed point's
+        # 24-bit integers are exact in float32.
+        self.values_dtype = torch.float64 if job.fixed is None else torch.float32
         if str(device).startswith("cuda"):
             # TF32 would round the float32 products that fixed point relies on being exact.
             torch.backends.cuda.matmul.allow_tf32 = False
@@ -269,9 +272,7 @@ class Network:
         batch, period = stop - start, job.period
         # The source sends a sample's T steps, then zeros while the pipeline drains (steps the
         # series leaves out).
-        # Fixed point: 24-bit integers, exact in float32.
-        dtype = torch.float64 if job.fixed is None else torch.float32
-        sent = torch.as_tensor(job.sample_steps(start, stop), dtype=dtype)
+        sent = torch.as_tensor(job.sample_steps(start, stop), dtype=self.values_dtype)
         sent = sent.to(self.device)
         pattern = repeats(sent) + [-1] * (period - job.steps)
         outputs = {plan.input_name: Series(sent, 1, pattern)}
@@ -452,8 +453,7 @@ class Network:
         before, after = lo + syn.delay - block.first, block.last - hi - syn.delay
         if hi < lo:
             size = self.populations[syn.target].size
-            dtype = torch.float32 if self.job.fixed is not None else torch.float64
-            return Series.silent(size, width, batch, block.first, dtype, self.device)
+            return Series.silent(size, width, batch, block.first, self.values_dtype, self.device)
         sent = self.transmit(syn, source.steps(lo, hi))
         if before or after:
             sent = sent.padded(before, after)
@@ -469,8 +469,7 @@ class Network:
         distinct, held = source.distinct()
         if not distinct:
             device = source.values.device
-            dtype = torch.float32 if self.job.fixed is not None else torch.float64
-            return Series.silent(size_out, steps, batch, source.first, dtype, device)
+            return Series.silent(size_out, steps, batch, source.first, self.values_dtype, device)
         columns = held.reshape(len(distinct) * batch, size_in)
         summed = syn.matrix @ columns
         if self.job.fixed is not None:
