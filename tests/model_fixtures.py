@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import nir
 import numpy as np
 import torch
 
+from mksgn.convert.nir_nodes import SPIKING_TYPES
 from mksgn.train.checkpoint import save_checkpoint
 from mksgn.train.models import build_model, preset_config
 from mksgn.train.models.config import LayerSpec, ModelConfig
@@ -99,3 +101,8 @@ def node_major_spikes(spikes: torch.Tensor) -> torch.Tensor:
     """Model spikes (T, N, C, F, V) -> (N, T, V·C, F)."""
     t, n, c, f, v = spikes.shape
     return spikes.permute(1, 0, 4, 2, 3).reshape(n, t, v * c, f)
+
+
+def spiking_nodes(graph: nir.NIRGraph) -> tuple[str, ...]:
+    """The graph's spiking nodes, in its order: what the parity tests record."""
+    return tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))

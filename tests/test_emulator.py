@@ -14,14 +14,13 @@ import torch
 from cli_runner import run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from model_fixtures import joints, node_major_input, spiking_student
+from model_fixtures import joints, node_major_input, spiking_nodes, spiking_student
 from test_lava_graph import cuba
 
 from mksgn.benchmarks.support.graphs import dense_lif_graph, lif
 from mksgn.convert.lava_graph import build_plan
 from mksgn.convert.lava_plan import LavaPlan
 from mksgn.convert.nir_export import student_to_nir
-from mksgn.convert.nir_nodes import SPIKING_TYPES
 from mksgn.errors import MksgnError
 from mksgn.targets.emulator import (
     DEFAULT_BATCH_SIZE,
@@ -172,7 +171,7 @@ def test_student_equals_lava_on_every_layer(fixed: bool) -> None:
     every joint: its folded weights are what needs the residual synapse."""
     model = spiking_student("mk-sgn", attention_hops=None)
     graph = student_to_nir(model)
-    spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
+    spiking = spiking_nodes(graph)
     inputs = node_major_input(model, joints(batch=2))
     plan = build_plan(graph, DT)
     lava = LavaTarget(fixed_point=fixed, timeout_s=280).run_plan(plan, inputs, spiking)
@@ -509,7 +508,7 @@ def test_voltages_in_float32_equal_float64(monkeypatch: pytest.MonkeyPatch) -> N
 
     model = spiking_student("mk-sgn")
     graph = student_to_nir(model)
-    spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
+    spiking = spiking_nodes(graph)
     inputs = node_major_input(model, joints(batch=3))
     state_dtypes: dict[str, set[torch.dtype]] = {}
 

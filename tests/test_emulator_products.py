@@ -14,16 +14,15 @@ from mksgn.targets.emulator_products import INT8_EXACT_SUM, int8_weights
 def test_without_int8_products_the_run_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     """The path a GPU takes (no int8 products: float32 and float64 ones) gives the student the
     same spikes and voltages as the CPU's int8 products, bit for bit."""
-    from model_fixtures import joints, node_major_input, spiking_student
+    from model_fixtures import joints, node_major_input, spiking_nodes, spiking_student
 
     from mksgn.convert.nir_export import student_to_nir
-    from mksgn.convert.nir_nodes import SPIKING_TYPES
     from mksgn.targets import emulator_products
     from mksgn.targets.emulator import EmulatorTarget
 
     model = spiking_student("mk-sgn")
     graph = student_to_nir(model)
-    spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
+    spiking = spiking_nodes(graph)
     inputs = node_major_input(model, joints(batch=3))
     with_int8 = EmulatorTarget().run(graph, inputs, spiking)
     monkeypatch.setattr(emulator_products, "int8_weights", lambda matrix, inputs: None)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_fixtures import joints, node_major_input, spiking_student
+from model_fixtures import joints, node_major_input, spiking_nodes, spiking_student
 
 from mksgn.convert.nir_export import student_to_nir
-from mksgn.convert.nir_nodes import SPIKING_TYPES
 from mksgn.targets.lava import LavaTarget
 from mksgn.targets.reference import ReferenceTarget
 
@@ -18,7 +17,7 @@ from mksgn.targets.reference import ReferenceTarget
 def test_lava_float_equals_the_reference_on_every_layer(name: str) -> None:
     model = spiking_student(name)
     graph = student_to_nir(model)
-    spiking = tuple(n for n, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES))
+    spiking = spiking_nodes(graph)
     inputs = node_major_input(model, joints(batch=2))
     reference = ReferenceTarget().run(graph, inputs, spiking)
     lava = LavaTarget(timeout_s=240).run(graph, inputs, spiking)
