@@ -1,6 +1,6 @@
-"""The emulator's int8 products (targets/emulator_products.py): exact integer sums for spikes
-and for graded integers of any range, digit by digit, and the same run without them (a GPU's
-path)."""
+"""The emulator's products (targets/emulator_products.py): int8 products with exact integer sums
+for spikes and for graded integers of any range, digit by digit, the same run without them (a
+GPU's path), and sparse graph-convolution matrices multiplied group by group."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mksgn.targets.emulator_products import INT8_EXACT_SUM, int8_weights
+from mksgn.targets.emulator_products import (
+    INT8_EXACT_SUM,
+    DenseMatrix,
+    SupportBlocks,
+    int8_weights,
+)
 
 
 def test_without_int8_products_the_run_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,3 +126,51 @@ def test_digits_are_reused_only_for_the_same_unchanged_values() -> None:
         got = product.integers(values).double().numpy()
         assert np.array_equal(got, values.double().numpy() @ weight.T)
     assert seven_bit_digits(values[1:]) is not seven_bit_digits(values)
+
+
+def graph_convolution_matrix(rng: np.random.Generator, joints: int, width: int) -> np.ndarray:
+    """A (joints·width, joints·width) pointwise kernel of a graph convolution on a chain of
+    joints (each joint reads itself and its neighbours), integer weights so that every order of
+    additions gives the same float sums."""
+    matrix = np.zeros((joints * width, joints * width))
+    for joint in range(joints):
+        for neighbour in (joint - 1, joint, joint + 1):
+            if 0 <= neighbour < joints:
+                block = rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], size=(width, width))
+                rows, columns = slice(joint * width, (joint + 1) * width), neighbour * width
+                matrix[rows, columns : columns + width] = block
+    return matrix
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_support_blocks_equal_the_dense_product(dtype: torch.dtype) -> None:
+    """A graph convolution's kernel is multiplied joint by joint (the end joints reading fewer
+    columns), also with weights quantised to zero here and there and an output no input
+    reaches, and gives the dense product's sums."""
+    rng = np.random.default_rng(0)
+    matrix = graph_convolution_matrix(rng, joints=25, width=32)
+    sprinkled = np.where(rng.random(matrix.shape) < 0.2, 0.0, matrix)
+    sprinkled[5] = 0.0
+    values = torch.as_tensor(rng.integers(-50, 50, size=(33, matrix.shape[1])), dtype=dtype)
+    for weights in (matrix, sprinkled):
+        blocks = SupportBlocks.of(weights, dtype, "cpu")
+        assert blocks is not None
+        assert blocks.weights.numel() < weights.size / 3  # runs of outputs read few joints
+        expected = values.to(torch.float64) @ torch.as_tensor(weights).T
+        assert torch.equal((blocks @ values).to(torch.float64), expected)
+        product = DenseMatrix(weights, dtype == torch.float32, "cpu")
+        assert product.blocks is not None
+        assert torch.equal((product @ values).to(torch.float64), expected)
+
+
+def test_support_blocks_only_where_they_pay() -> None:
+    """A dense matrix, or a graph convolution's with its outputs shuffled (no run of outputs
+    reads few columns), stays one dense product; so does one int8 products take."""
+    rng = np.random.default_rng(1)
+    dense = rng.standard_normal((64, 48))
+    assert SupportBlocks.of(dense, torch.float64, "cpu") is None
+    assert DenseMatrix(dense, False, "cpu").blocks is None
+    matrix = graph_convolution_matrix(rng, joints=25, width=32)
+    shuffled = matrix[rng.permutation(len(matrix))]
+    assert SupportBlocks.of(shuffled, torch.float64, "cpu") is None
+    assert DenseMatrix(matrix, True, "cpu", "spikes").blocks is None
