@@ -170,8 +170,8 @@ class SupportBlocks:
         device: str,
         share: float = SUPPORT_BLOCKS_SHARE,
     ) -> SupportBlocks | None:
-        """The blocks of a (N_out, N_in) matrix in the run length that multiplies the fewest
-        entries, or None where that is more than `share` of them (or needs too many runs)."""
+        """The blocks of a (N_out, N_in) matrix in the run length of least cost (products and
+        gathered values), or None where that cost exceeds `share` of the dense product's."""
         size_out, size_in = matrix.shape
         if not matrix.size or share <= 0:
             return None
