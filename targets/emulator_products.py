@@ -163,17 +163,12 @@ class SupportBlocks:
     weights: torch.Tensor  # (runs, width, rows per run)
 
     @classmethod
-    def of(
-        cls,
-        matrix: np.ndarray,
-        dtype: torch.dtype,
-        device: str,
-        share: float = SUPPORT_BLOCKS_SHARE,
-    ) -> SupportBlocks | None:
+    def of(cls, matrix: np.ndarray, dtype: torch.dtype, device: str) -> SupportBlocks | None:
         """The blocks of a (N_out, N_in) matrix in the run length of least cost (products and
-        gathered values), or None where that cost exceeds `share` of the dense product's."""
+        gathered values), or None where that cost exceeds SUPPORT_BLOCKS_SHARE of the dense
+        product's."""
         size_out, size_in = matrix.shape
-        if not matrix.size or share <= 0:
+        if not matrix.size:
             return None
         reads = np.packbits(matrix != 0, axis=1)  # which columns each row reads, as bits
         best = None
@@ -187,7 +182,7 @@ class SupportBlocks:
             cost = runs * width * (size_out // runs + GATHER_COST)
             if best is None or cost < best[0]:
                 best = (cost, runs, width, union)
-        if best is None or best[0] > share * size_out * size_in:
+        if best is None or best[0] > SUPPORT_BLOCKS_SHARE * size_out * size_in:
             return None
         _, runs, width, union = best
         rows = size_out // runs
@@ -225,7 +220,7 @@ class DenseMatrix:
         """Weights (N_out, N_in); `int8_inputs` as `inputs` for int8_weights."""
         self.dtype = torch.float32 if float32 else torch.float64
         weight = np.asarray(matrix, dtype=np.float64)
-        self.int8 = int8_weights(matrix, int8_inputs)
+        self.int8 = int8_weights(weight, int8_inputs)
         self.int8_integers = int8_inputs == "integers"
         # Not in place of int8 products: on the MK-SGNs' graph convolutions, float32 blocks of
         # spikes took 0.8-1.4x their time, float64 blocks of graded integers far longer.
